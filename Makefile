@@ -1,0 +1,80 @@
+# cryo.docker: `make demo` runs the counter example, `make test` runs every test and gate.
+# Both prepare a fresh Debian 12 host (root) themselves, and skip what is already done.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+CACHE := $(CURDIR)/.cache
+COLLECTIONS := $(CURDIR)/build/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/cryo/docker
+CRIU_DEBIAN_VERSION ?= 4.2.1-1
+
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
+export ANSIBLE_LOCALHOST_WARNING := false
+export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
+export ANSIBLE_FORCE_COLOR := false
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help demo test venv collection host image unit integration molecule sanity lint docs-lint build-check clean
+
+help:
+	@echo "make demo   prepare this host (Docker Engine, CRIU) and run the counter example"
+	@echo "make test   prepare this host and run unit, integration and Molecule tests and the quality gates"
+
+# -- set-up -----------------------------------------------------------------
+
+$(BIN)/.ready: requirements/test.txt requirements/constraints.txt
+	@if ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-pip; fi
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -c requirements/constraints.txt -r requirements/test.txt
+	touch $@
+
+venv: $(BIN)/.ready
+
+collection:
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
+
+# The Docker Engine (experimental) and CRIU from source, through the collection's own playbook.
+host: venv collection
+	@set -e; read -r src sum < <(scripts/criu-source-from-debian.sh $(CRIU_DEBIAN_VERSION) $(CACHE)/criu); \
+	ansible-playbook playbooks/setup.yml -i tests/testbed/inventory.yml \
+	  -e criu_method=source -e criu_source_url=$$src -e criu_source_checksum=$$sum \
+	  -e engine_install=true
+
+image: host
+	$(BIN)/python tests/testbed/build_image.py
+
+# -- the main job -------------------------------------------------------------
+
+demo: image
+	ansible-playbook playbooks/demo.yml -i tests/testbed/inventory.yml
+
+# -- tests --------------------------------------------------------------------
+
+unit: venv collection
+	PYTHONPATH=$(COLLECTIONS) $(BIN)/python -m pytest -p no:cacheprovider tests/unit -q
+
+integration: image
+	PYTHONPATH=$(COLLECTIONS) $(BIN)/python -m pytest -p no:cacheprovider tests/integration -v -rs
+
+molecule: host
+	@set -e; for role in criu engine; do \
+	  echo "== molecule: role $$role"; \
+	  (cd roles/$$role && molecule test --all); \
+	done
+
+sanity lint docs-lint build-check: venv collection
+	scripts/quality.sh $@
+
+test: unit integration molecule sanity lint docs-lint build-check
+	@echo "make test: every suite and gate passed"
+
+clean:
+	rm -rf build .cache/criu-build

@@ -1,0 +1,216 @@
+# -*- coding: utf-8 -*-
+# Copyright: cryo.docker contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""A checkpoint on disk: where it lives, what we record beside CRIU's images, and how to
+tell that a container resumed it."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import struct
+import tempfile
+
+METADATA_FILE = 'cryo-checkpoint.json'
+METADATA_FORMAT = 1
+
+
+def engine_dir(data_root, container_id):
+    """The engine's own checkpoint place for a container (the only one it restores from)."""
+    return os.path.join(data_root, 'containers', container_id, 'checkpoints')
+
+
+def now_iso():
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def ensure_private_dir(path):
+    """Create path (and parents) as 0700 root-owned directories: checkpoints hold process memory."""
+    if not os.path.isdir(path):
+        os.makedirs(path, mode=0o700)
+        os.chmod(path, 0o700)
+        return True
+    return False
+
+
+def read_metadata(path):
+    try:
+        with open(os.path.join(path, METADATA_FILE)) as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_metadata(path, data):
+    """Write the metadata file atomically, readable by root only."""
+    data = dict(data, format=METADATA_FORMAT)
+    fd, tmp = tempfile.mkstemp(prefix='.cryo-', dir=path)
+    try:
+        with os.fdopen(fd, 'w') as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o600)
+        os.rename(tmp, os.path.join(path, METADATA_FILE))
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def dir_size(path):
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def describe(path, name, container_name=None, container_id=None):
+    """The facts every module reports about one checkpoint."""
+    meta = read_metadata(path)
+    local = os.path.isdir(path)
+    created = meta.get('created')
+    if not created and local:
+        created = datetime.datetime.fromtimestamp(
+            os.stat(path).st_mtime, datetime.timezone.utc).replace(microsecond=0).isoformat()
+    return dict(
+        name=name,
+        container=meta.get('container') or container_name,
+        container_id=meta.get('container_id') or container_id,
+        directory=path,
+        size=dir_size(path) if local else None,
+        created=created,
+        leave_running=meta.get('leave_running'),
+        restart_policy=meta.get('restart_policy'),
+    )
+
+
+def looks_like_checkpoint(path):
+    return os.path.isfile(os.path.join(path, 'inventory.img'))
+
+
+def list_dir(checkpoint_dir):
+    """Names of the checkpoints in a custom checkpoint directory."""
+    if not os.path.isdir(checkpoint_dir):
+        return []
+    return sorted(name for name in os.listdir(checkpoint_dir)
+                  if looks_like_checkpoint(os.path.join(checkpoint_dir, name)))
+
+
+def stage(source, dest):
+    """Copy a checkpoint into the engine's place for a container; the copy appears whole or not at all."""
+    parent = os.path.dirname(dest)
+    ensure_private_dir(parent)
+    tmp = tempfile.mkdtemp(prefix='.cryo-stage-', dir=parent)
+    try:
+        target = os.path.join(tmp, 'checkpoint')
+        shutil.copytree(source, target, symlinks=True)
+        os.chmod(target, 0o700)
+        os.rename(target, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def swap_in(new, old):
+    """Replace checkpoint old by new (both directories); old is removed only once new is in place."""
+    retired = old + '.cryo-old'
+    shutil.rmtree(retired, ignore_errors=True)
+    os.rename(old, retired)
+    os.rename(new, old)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+# -- did the container resume the checkpoint? ----------------------------------------------
+#
+# CRIU restores a process's memory layout exactly; a fresh start gets a new, randomised one
+# (ASLR). So PID 1's stack and heap start addresses, as recorded in the checkpoint's
+# mm-1.img, match the running PID 1 only when it is the restored process.
+
+def _varint(data, pos):
+    result = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return result, pos
+
+
+def parse_mm_image(data):
+    """(start_stack, start_brk) from a CRIU mm-<pid>.img (magics, then u32 size + MmEntry protobuf)."""
+    if len(data) < 12:
+        raise ValueError('mm image too short')
+    size = struct.unpack_from('<I', data, 8)[0]
+    entry = data[12:12 + size]
+    fields = {}
+    pos = 0
+    while pos < len(entry):
+        key, pos = _varint(entry, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            fields[number], pos = _varint(entry, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 2:
+            length, pos = _varint(entry, pos)
+            pos += length
+        elif wire == 5:
+            pos += 4
+        else:
+            raise ValueError('unexpected protobuf wire type %d' % wire)
+    if 5 not in fields or 6 not in fields:
+        raise ValueError('mm image has no stack/brk start')
+    return fields[5], fields[6]
+
+
+def parse_proc_stat(text):
+    """(start_stack, start_brk) from /proc/<pid>/stat (fields 28 and 47)."""
+    rest = text[text.rindex(')') + 2:].split()
+    return int(rest[25]), int(rest[44])
+
+
+def checkpoint_layout(path):
+    with open(os.path.join(path, 'mm-1.img'), 'rb') as handle:
+        return parse_mm_image(handle.read())
+
+
+def process_layout(pid, proc='/proc'):
+    with open(os.path.join(proc, str(pid), 'stat')) as handle:
+        return parse_proc_stat(handle.read())
+
+
+def aslr_enabled(proc='/proc'):
+    try:
+        with open(os.path.join(proc, 'sys/kernel/randomize_va_space')) as handle:
+            return handle.read().strip() != '0'
+    except OSError:
+        return True
+
+
+def verify_resumed(path, pid, proc='/proc'):
+    """{verified: True|False|None, method, detail}: None when it cannot be told here."""
+    method = 'memory-layout'
+    try:
+        want = checkpoint_layout(path)
+    except (OSError, ValueError) as exc:
+        return dict(verified=None, method=method, detail='cannot read the checkpoint image mm-1.img: %s' % exc)
+    if not pid:
+        return dict(verified=False, method=method, detail='the container has no running process')
+    try:
+        have = process_layout(pid, proc)
+    except (OSError, ValueError, IndexError) as exc:
+        return dict(verified=None, method=method,
+                    detail='cannot read /proc/%s/stat (is the module running on the engine host?): %s' % (pid, exc))
+    detail = ('PID 1 stack/heap start %#x/%#x, checkpoint %#x/%#x' % (have + want))
+    if not aslr_enabled(proc):
+        detail += '; address space randomisation is off on this host, so a fresh start looks the same'
+    return dict(verified=have == want, method=method, detail=detail)

@@ -1,0 +1,143 @@
+# -*- coding: utf-8 -*-
+# Copyright: cryo.docker contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Understanding CRIU: versions, `criu check`, logs, and runc's CRIU configuration."""
+
+from __future__ import annotations
+
+import re
+
+# Lowest CRIU known to work, by kernel release (newest rule first).
+KERNEL_MIN_CRIU = (
+    ((6, 16), (4, 2), 'CRIU before 4.2 cannot checkpoint TCP/UDP sockets on kernels >= 6.16 '
+                      '("sockets: Can\'t get 1:16 opt: Operation not supported")'),
+    ((6, 13), (4, 1), 'CRIU before 4.1 fails on kernels >= 6.13 ("vdso: Unexpected rt vDSO area bounds")'),
+)
+DOCKER_MIN_CRIU = (2, 0)
+
+RUNC_CONF = '/etc/criu/runc.conf'
+
+# Every CRIU log carries this line; it says nothing about why an operation failed.
+LOG_NOISE = ('RLIMIT_NOFILE',)
+
+
+def parse_release(text):
+    """(major, minor[, patch]) from '6.18.44-fc-v657', '4.2.1', 'Version: 3.17.1'; None if absent."""
+    match = re.search(r'(\d+)\.(\d+)(?:\.(\d+))?', text or '')
+    if not match:
+        return None
+    return tuple(int(part) for part in match.groups() if part is not None)
+
+
+def parse_version(text):
+    """The CRIU version from `criu --version` output ('Version: 4.2.1' / 'GitID: ...')."""
+    match = re.search(r'^Version:\s*(\S+)', text or '', re.MULTILINE)
+    return match.group(1) if match else None
+
+
+def version_tuple(version):
+    parsed = parse_release(version)
+    if parsed is None:
+        return None
+    return parsed + (0,) * (3 - len(parsed))
+
+
+def format_version(parts):
+    return '.'.join(str(p) for p in parts)
+
+
+def min_version_for_kernel(kernel_release):
+    """(version string, reason) of the lowest CRIU that works on this kernel."""
+    kernel = parse_release(kernel_release) or (0, 0)
+    for min_kernel, min_criu, reason in KERNEL_MIN_CRIU:
+        if kernel[:2] >= min_kernel:
+            return format_version(min_criu), reason
+    return format_version(DOCKER_MIN_CRIU), 'Docker needs CRIU 2.0 or later'
+
+
+def version_at_least(version, minimum):
+    have, want = version_tuple(version), version_tuple(minimum)
+    return have is not None and want is not None and have >= want
+
+
+def parse_check(rc, stdout, stderr):
+    """`criu check` understood: its exit code alone is not enough (warnings go to stderr)."""
+    text = '\n'.join(part for part in (stdout, stderr) if part)
+    errors = [line.strip() for line in text.splitlines() if line.strip().startswith('Error')]
+    warnings = [line.strip() for line in text.splitlines()
+                if line.strip().startswith('Warn') and 'kdat cache' not in line]
+    # 'Looks good but some kernel features are missing ...' exits non-zero: CRIU runs on this
+    # kernel, some features (named in the Warn lines) may not work for every process tree.
+    partial = 'Looks good but' in text and not errors
+    if partial:
+        sentence = re.search(r'Looks good but.*?(?:failure\.|$)', text, re.DOTALL)
+        warnings.append(' '.join(sentence.group(0).split()))
+    ok = not errors and ((rc == 0 and 'Looks good' in text) or partial)
+    if not ok and not errors:
+        errors = [line.strip() for line in text.splitlines() if line.strip()][-5:] or ['criu check exited %s' % rc]
+    return dict(ok=ok, rc=rc, warnings=warnings, errors=errors)
+
+
+def log_errors(text, limit=20):
+    """The lines of a CRIU log that say why it failed."""
+    out = []
+    for line in (text or '').splitlines():
+        if 'Error (' not in line or any(noise in line for noise in LOG_NOISE):
+            continue
+        out.append(line.strip())
+    return out[-limit:]
+
+
+def parse_runc_conf(text):
+    """Options of /etc/criu/runc.conf as a dict ({'log-file': '/var/log/criu.log', 'tcp-established': True})."""
+    options = {}
+    for raw in (text or '').splitlines():
+        line = raw.split('#', 1)[0].strip()
+        if not line:
+            continue
+        key, _sep, value = line.partition(' ')
+        key = key.lstrip('-')
+        options[key] = value.strip() if value.strip() else True
+    return options
+
+
+def runc_log_file(path=RUNC_CONF):
+    """The CRIU log file runc is told to use, or None."""
+    try:
+        with open(path) as handle:
+            value = parse_runc_conf(handle.read()).get('log-file')
+    except OSError:
+        return None
+    return value if isinstance(value, str) and value.startswith('/') else None
+
+
+def read_log_errors(paths, limit=20):
+    """(path, error lines) of the first readable log among paths that has error lines."""
+    for path in paths:
+        if not path:
+            continue
+        try:
+            with open(path, errors='replace') as handle:
+                lines = log_errors(handle.read(), limit)
+        except OSError:
+            continue
+        if lines:
+            return path, lines
+    return None, []
+
+
+def log_path_from_message(message):
+    """The log file an engine error names ('log file: /var/lib/docker/.../criu-dump.log')."""
+    match = re.search(r'(/[^\s"\\:]+\.log)', message or '')
+    return match.group(1) if match else None
+
+
+def failure_log(engine_message, extra_paths=()):
+    """(log path, Error lines) for a failed checkpoint or restore: the log the engine names,
+    else the persistent log runc was told to keep (/etc/criu/runc.conf log-file)."""
+    return read_log_errors([log_path_from_message(engine_message)] + list(extra_paths) + [runc_log_file()])
+
+
+def summarize(errors, limit=3):
+    return ' | '.join(errors[:limit])

@@ -1,0 +1,322 @@
+# -*- coding: utf-8 -*-
+# Copyright: cryo.docker contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Talking to the Docker Engine: connection, checkpoint endpoints, errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import traceback
+
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+try:
+    import docker
+    from docker.errors import APIError, DockerException, NotFound
+    from requests.exceptions import RequestException
+    HAS_DOCKER = True
+    DOCKER_IMPORT_ERROR = None
+except ImportError:
+    HAS_DOCKER = False
+    DOCKER_IMPORT_ERROR = traceback.format_exc()
+
+    class APIError(Exception):  # type: ignore[no-redef]
+        pass
+
+    class DockerException(Exception):  # type: ignore[no-redef]
+        pass
+
+    class NotFound(Exception):  # type: ignore[no-redef]
+        pass
+
+    class RequestException(Exception):  # type: ignore[no-redef]
+        pass
+
+
+CHECKPOINT_NAME_RE = re.compile(r'^[a-zA-Z0-9][a-zA-Z0-9_.-]+$')
+
+# containerd answers that show up right after a checkpoint and go away on a retry.
+TRANSIENT_ERRORS = ('failed to upload checkpoint', 'transport is closing', 'already exists')
+
+HELD_RESTART_POLICIES = ('always', 'unless-stopped', 'on-failure')
+
+ENGINE_FIX = ('Turn it on with the cryo.docker.engine role, or set "experimental": true in '
+              '/etc/docker/daemon.json and restart dockerd.')
+
+
+def docker_argument_spec():
+    return dict(
+        docker_host=dict(type='str', default='unix:///var/run/docker.sock', aliases=['docker_url'],
+                         fallback=(env_fallback, ['DOCKER_HOST'])),
+        tls=dict(type='bool', default=False, fallback=(env_fallback, ['DOCKER_TLS'])),
+        validate_certs=dict(type='bool', default=False, aliases=['tls_verify'],
+                            fallback=(env_fallback, ['DOCKER_TLS_VERIFY'])),
+        ca_path=dict(type='path', aliases=['ca_cert', 'tls_ca_cert']),
+        client_cert=dict(type='path', aliases=['tls_client_cert', 'cert_path']),
+        client_key=dict(type='path', aliases=['tls_client_key', 'key_path']),
+        api_version=dict(type='str', default='auto', aliases=['docker_api_version'],
+                         fallback=(env_fallback, ['DOCKER_API_VERSION'])),
+        timeout=dict(type='int', default=60, fallback=(env_fallback, ['DOCKER_TIMEOUT'])),
+    )
+
+
+class EngineError(Exception):
+    """A Docker Engine answer turned into a sentence an operator can act on."""
+
+    def __init__(self, msg, status=None, engine_message=None, **details):
+        super().__init__(msg)
+        self.msg = msg
+        self.status = status
+        self.engine_message = engine_message
+        self.details = details
+
+    def fail_kwargs(self):
+        out = dict(msg=self.msg)
+        if self.status is not None:
+            out['http_status'] = self.status
+        if self.engine_message:
+            out['engine_message'] = self.engine_message
+        out.update(self.details)
+        return out
+
+
+def is_transient(message):
+    text = (message or '').lower()
+    if 'checkpoint with name' in text:
+        return False
+    return any(marker in text for marker in TRANSIENT_ERRORS)
+
+
+class Engine:
+    """A thin layer over docker.APIClient with the calls this collection needs."""
+
+    def __init__(self, params, client=None):
+        self.params = params
+        self.host = params.get('docker_host')
+        self.timeout = params.get('timeout') or 60
+        self.client = client or self._connect()
+
+    def _connect(self):
+        tls_config = False
+        if self.params.get('tls') or self.params.get('validate_certs'):
+            cert = None
+            if self.params.get('client_cert') and self.params.get('client_key'):
+                cert = (self.params['client_cert'], self.params['client_key'])
+            tls_config = docker.tls.TLSConfig(
+                client_cert=cert, ca_cert=self.params.get('ca_path'),
+                verify=bool(self.params.get('validate_certs')))
+        try:
+            return docker.APIClient(base_url=self.host, version=self.params.get('api_version') or 'auto',
+                                    timeout=self.timeout, tls=tls_config)
+        except (DockerException, RequestException) as exc:
+            raise EngineError(
+                'Cannot reach the Docker Engine at %s: %s. Check that dockerd is running and that '
+                'docker_host points at its socket (the cryo.docker.engine role starts it).' % (self.host, exc))
+
+    # -- raw calls -------------------------------------------------------
+
+    def _request(self, method, path, *args, **kwargs):
+        params = kwargs.pop('params', None)
+        data = kwargs.pop('data', None)
+        url = self.client._url(path, *args)
+        try:
+            if method == 'GET':
+                resp = self.client._get(url, params=params)
+            elif method == 'DELETE':
+                resp = self.client._delete(url, params=params)
+            elif data is not None:
+                resp = self.client._post_json(url, data=data, params=params)
+            else:
+                resp = self.client._post(url, params=params)
+        except (DockerException, RequestException) as exc:
+            raise EngineError('Cannot reach the Docker Engine at %s: %s' % (self.host, exc))
+        if resp.status_code >= 400:
+            try:
+                message = resp.json().get('message', resp.text)
+            except ValueError:
+                message = resp.text
+            raise EngineError(message.strip(), status=resp.status_code, engine_message=message.strip())
+        return resp
+
+    def _sdk(self, func, *args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except APIError as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            message = exc.explanation or str(exc)
+            if isinstance(message, bytes):
+                message = message.decode('utf-8', 'replace')
+            raise EngineError(str(message), status=status, engine_message=str(message))
+        except (DockerException, RequestException) as exc:
+            raise EngineError('Cannot reach the Docker Engine at %s: %s. Check that dockerd is running '
+                              'and that docker_host points at its socket.' % (self.host, exc))
+
+    # -- engine ----------------------------------------------------------
+
+    def version(self):
+        return self._sdk(self.client.version)
+
+    def info(self):
+        return self._sdk(self.client.info)
+
+    def require_experimental(self):
+        version = self.version()
+        if not version.get('Experimental'):
+            raise EngineError(
+                'The Docker Engine at %s (version %s) is not in experimental mode, and checkpoint '
+                'and restore exist only there. %s' % (self.host, version.get('Version', '?'), ENGINE_FIX))
+        return version
+
+    def data_root(self):
+        return self.info().get('DockerRootDir') or '/var/lib/docker'
+
+    # -- containers ------------------------------------------------------
+
+    def inspect(self, container):
+        try:
+            return self._sdk(self.client.inspect_container, container)
+        except EngineError as exc:
+            if exc.status == 404:
+                raise EngineError(
+                    'Container %s does not exist on the Docker Engine at %s. Check the name or id '
+                    '(docker_checkpoint_info lists the containers that have checkpoints).'
+                    % (container, self.host), status=404, engine_message=exc.engine_message)
+            raise
+
+    def containers(self, all=True):  # pylint: disable=redefined-builtin
+        return self._sdk(self.client.containers, all=all)
+
+    def wait_stopped(self, container, timeout=None):
+        """Poll until the engine no longer reports the container running (it can show Paused briefly)."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            state = self.inspect(container)['State']
+            if not state.get('Running') and not state.get('Paused'):
+                return state
+            if time.monotonic() > deadline:
+                raise EngineError('Container %s is still running %s seconds after the checkpoint.'
+                                  % (container, timeout or self.timeout))
+            time.sleep(0.1)
+
+    def wait_running(self, container, timeout=None):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            info = self.inspect(container)
+            if info['State'].get('Running'):
+                return info
+            if time.monotonic() > deadline:
+                return info
+            time.sleep(0.1)
+
+    def set_restart_policy(self, container, policy):
+        policy = dict(Name=policy.get('Name') or 'no', MaximumRetryCount=policy.get('MaximumRetryCount') or 0)
+        if policy['Name'] != 'on-failure':
+            policy['MaximumRetryCount'] = 0
+        self._sdk(self.client.update_container, container, restart_policy=policy)
+
+    def start(self, container):
+        self._sdk(self.client.start, container)
+
+    def stop(self, container, timeout=10):
+        self._sdk(self.client.stop, container, timeout=timeout)
+
+    # -- checkpoints -----------------------------------------------------
+
+    def list_checkpoints(self, container, checkpoint_dir=None):
+        params = {'dir': checkpoint_dir} if checkpoint_dir else None
+        try:
+            resp = self._request('GET', '/containers/{0}/checkpoints', container, params=params)
+        except EngineError as exc:
+            raise self._explain(exc, container)
+        return sorted(entry['Name'] for entry in (resp.json() or []))
+
+    def create_checkpoint(self, container, checkpoint, leave_running=False, checkpoint_dir=None,
+                          retries=3, delay=1.0):
+        data = {'CheckpointID': checkpoint, 'Exit': not leave_running}
+        if checkpoint_dir:
+            data['CheckpointDir'] = checkpoint_dir
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self._request('POST', '/containers/{0}/checkpoints', container, data=data)
+                return attempt
+            except EngineError as exc:
+                if attempt >= retries or not is_transient(exc.engine_message):
+                    raise self._explain(exc, container, checkpoint)
+                if not self.inspect(container)['State'].get('Running'):
+                    raise self._explain(exc, container, checkpoint)
+                time.sleep(delay)
+                # The name was free before the first attempt: what a failed attempt left is ours.
+                try:
+                    self.delete_checkpoint(container, checkpoint, checkpoint_dir)
+                except EngineError:
+                    pass
+
+    def delete_checkpoint(self, container, checkpoint, checkpoint_dir=None):
+        params = {'dir': checkpoint_dir} if checkpoint_dir else None
+        try:
+            self._request('DELETE', '/containers/{0}/checkpoints/{1}', container, checkpoint, params=params)
+        except EngineError as exc:
+            raise self._explain(exc, container, checkpoint)
+
+    def start_from_checkpoint(self, container, checkpoint):
+        try:
+            resp = self._request('POST', '/containers/{0}/start', container, params={'checkpoint': checkpoint})
+        except EngineError as exc:
+            raise self._explain(exc, container, checkpoint)
+        return resp.status_code
+
+    def _explain(self, exc, container, checkpoint=None):
+        """Turn the engine's terse answers into what happened and what to do."""
+        text = exc.engine_message or exc.msg
+        low = text.lower()
+        if exc.status == 501 or (exc.status == 404 and 'page not found' in low):
+            exc.msg = ('The Docker Engine at %s does not offer checkpoints (HTTP %s): it is not in experimental '
+                       'mode. %s' % (self.host, exc.status, ENGINE_FIX))
+        elif exc.status == 404:
+            exc.msg = 'Container %s does not exist on the Docker Engine at %s.' % (container, self.host)
+        elif 'not running' in low:
+            exc.msg = ('Container %s is not running, and only a running container can be checkpointed. '
+                       'Start it first, or restore it from one of its checkpoints.' % container)
+        elif 'does not exist for container' in low:
+            exc.msg = ('Checkpoint %s does not exist for container %s. docker_checkpoint_info lists the '
+                       'checkpoints it has.' % (checkpoint, container))
+        elif 'invalid checkpoint id' in low:
+            exc.msg = invalid_name_msg(checkpoint)
+        elif 'custom checkpointdir is not supported' in low:
+            exc.msg = ('The Docker Engine refuses to restore from a custom checkpoint directory; stage the '
+                       'checkpoint into the container first (docker_restore does this).')
+        return exc
+
+
+def invalid_name_msg(checkpoint):
+    return ('Checkpoint name %r is not valid: the engine accepts only names that start with a letter or '
+            'digit, followed by at least one letter, digit, "_", "." or "-". Choose another name.'
+            % (checkpoint,))
+
+
+def check_name(module, checkpoint):
+    if not CHECKPOINT_NAME_RE.match(checkpoint or ''):
+        module.fail_json(msg=invalid_name_msg(checkpoint))
+
+
+def check_checkpoint_dir(module, checkpoint_dir):
+    if checkpoint_dir and not os.path.isabs(checkpoint_dir):
+        module.fail_json(msg='checkpoint_dir must be an absolute path, got %r. Give the full path of the '
+                             'directory that holds (or will hold) the checkpoint directories.' % checkpoint_dir)
+
+
+def connect(module):
+    """An Engine for the module's connection options, or a clear failure."""
+    if not HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib('docker (the Docker SDK for Python)') +
+                         ' The cryo.docker.engine role installs it on the host.',
+                         exception=DOCKER_IMPORT_ERROR)
+    try:
+        return Engine(module.params)
+    except EngineError as exc:
+        module.fail_json(**exc.fail_kwargs())

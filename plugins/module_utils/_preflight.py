@@ -1,0 +1,650 @@
+# -*- coding: utf-8 -*-
+# Copyright: cryo.docker contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Can this host checkpoint and restore? Rules as pure functions over facts, and the readers of those facts.
+
+Every rule returns one check: {name, status: pass|warn|fail, detail, remedy}.
+The readers at the end touch /proc, /sys and the file system; the rules never do.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gzip
+import os
+import re
+import stat
+
+from ansible_collections.cryo.docker.plugins.module_utils._criu import (
+    min_version_for_kernel,
+    version_at_least,
+    version_tuple,
+)
+
+PASS, WARN, FAIL = 'pass', 'warn', 'fail'
+
+# Where runc looks for `criu`: the PATH it inherits from dockerd or containerd, which for a systemd
+# service (and for root's login shell on Debian) is this one.
+RUNC_PATH = ('/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin')
+
+# Kernel options CRIU cannot work without (y or m both do).
+KERNEL_REQUIRED = (
+    ('CONFIG_CHECKPOINT_RESTORE', 'checkpoint/restore support (kcmp, /proc/PID/map_files, prctl)'),
+    ('CONFIG_NAMESPACES', 'namespaces'),
+    ('CONFIG_UTS_NS', 'UTS namespaces'),
+    ('CONFIG_IPC_NS', 'IPC namespaces'),
+    ('CONFIG_PID_NS', 'PID namespaces'),
+    ('CONFIG_NET_NS', 'network namespaces'),
+    ('CONFIG_UNIX_DIAG', 'dumping unix sockets'),
+    ('CONFIG_INET_DIAG', 'dumping TCP/UDP sockets'),
+    ('CONFIG_PACKET_DIAG', 'dumping packet sockets'),
+    ('CONFIG_NETLINK_DIAG', 'dumping netlink sockets'),
+    ('CONFIG_INOTIFY_USER', 'dumping inotify watches'),
+    ('CONFIG_FHANDLE', 'open_by_handle_at, used for inotify and fanotify'),
+    ('CONFIG_EVENTFD', 'dumping eventfd'),
+    ('CONFIG_EPOLL', 'dumping epoll'),
+)
+# Kernel options whose absence limits what can be done, without stopping a plain checkpoint.
+KERNEL_OPTIONAL = (
+    ('CONFIG_USER_NS', 'user namespaces: only containers of an engine with userns-remap need them'),
+    ('CONFIG_MEM_SOFT_DIRTY', 'dirty-memory tracking: without it CRIU cannot pre-dump (incremental '
+                              'checkpoints); a full checkpoint still works'),
+)
+
+# Engine releases whose restore is known to be broken.
+BROKEN_ENGINES = (
+    dict(first=(25, 0, 0), last=(25, 0, 3), own_netns_only=False,
+         reason='restoring a checkpoint fails ("failed to create task for container: content digest ...: '
+                'not found"): a regression of 25.0 in how libcontainerd looks the checkpoint up in '
+                'containerd\'s content store, fixed in 25.0.4',
+         reference='moby/moby#47456 (fix), moby/moby#47466 (25.0.4 backport), moby/moby#42900 (report)',
+         remedy='Upgrade the Docker Engine to 25.0.4 or later.'),
+    dict(first=(28, 0, 0), last=(29, 999, 999), own_netns_only=True,
+         reason='restoring a container that has its own network namespace (bridge, none or a user '
+                'network) fails ("bind-mount /proc/0/ns/net -> /var/run/docker/netns/...: no such file '
+                'or directory"); only containers on the host network restore',
+         reference='checkpoint-restore/criu#2834 (CRIU CI excludes Docker 28 and 29), '
+                   'containerd/containerd#12141, moby/moby#50750',
+         remedy='Run an engine older than 28 (27.x, 26.x, 25.0.4+, 24.x, 20.10 with containerd >= 1.5) '
+                'on hosts that checkpoint containers, or run the containers with --network host.'),
+)
+MIN_CONTAINERD = '1.5.0'
+
+# How much free space a checkpoint needs, as a multiple of the memory it dumps (measured: 2 to 3 times:
+# the engine passes CRIU's images through containerd's content store as a tarball).
+SPACE_FACTOR_FAIL = 2
+SPACE_FACTOR_WARN = 3
+
+ENGINE_ROLE = 'the cryo.docker.engine role'
+CRIU_ROLE = 'the cryo.docker.criu role'
+
+
+def check(name, status, detail, remedy=''):
+    return dict(name=name, status=status, detail=detail, remedy=remedy if status != PASS else '')
+
+
+def summarize(checks):
+    """(ready, counts): ready is true when no check failed."""
+    counts = {PASS: 0, WARN: 0, FAIL: 0}
+    for item in checks:
+        counts[item['status']] += 1
+    return counts[FAIL] == 0, counts
+
+
+def human_bytes(value):
+    value = float(value or 0)
+    if value < 1024:
+        return '%d B' % value
+    for unit in ('KiB', 'MiB', 'GiB'):
+        value /= 1024.0
+        if value < 1024:
+            return '%.1f %s' % (value, unit)
+    return '%.1f TiB' % (value / 1024.0)
+
+
+# -- kernel -------------------------------------------------------------------
+
+def parse_kernel_config(text):
+    """{'CONFIG_X': 'y'|'m'|'n'|value} from a kernel .config ('# CONFIG_X is not set' gives 'n')."""
+    options = {}
+    for line in (text or '').splitlines():
+        line = line.strip()
+        match = re.match(r'^# (CONFIG_\w+) is not set$', line)
+        if match:
+            options[match.group(1)] = 'n'
+            continue
+        match = re.match(r'^(CONFIG_\w+)=(.*)$', line)
+        if match:
+            options[match.group(1)] = match.group(2).strip('"')
+    return options
+
+
+def check_kernel_config(options, source, kernel_release):
+    """Required options missing: fail; optional ones missing: warn; config unreadable: warn."""
+    name = 'kernel config'
+    if options is None:
+        return [check(name, WARN,
+                      'The configuration of kernel %s cannot be read (neither /proc/config.gz nor '
+                      '/boot/config-%s exists), so its checkpoint/restore options were not checked; '
+                      '"criu check" below still tests what CRIU needs.' % (kernel_release, kernel_release),
+                      'Load the configs module (modprobe configs) to get /proc/config.gz, or install '
+                      'the kernel\'s config file as /boot/config-%s.' % kernel_release)]
+    out = []
+    missing = [(opt, why) for opt, why in KERNEL_REQUIRED if options.get(opt, 'n') not in ('y', 'm')]
+    if missing:
+        out.append(check(name, FAIL,
+                         'Kernel %s lacks what CRIU needs (%s): %s.' % (
+                             kernel_release, source, '; '.join('%s (%s)' % item for item in missing)),
+                         'Boot a kernel built with %s (distribution kernels of Debian, Ubuntu, '
+                         'Fedora and RHEL have them).' % ', '.join(opt for opt, _why in missing)))
+    else:
+        out.append(check(name, PASS, 'Kernel %s has checkpoint/restore, namespaces and the socket '
+                                     'diagnostics CRIU needs (%s).' % (kernel_release, source)))
+    for opt, why in KERNEL_OPTIONAL:
+        if options.get(opt, 'n') not in ('y', 'm'):
+            out.append(check('kernel %s' % opt, WARN, '%s is not set: %s.' % (opt, why),
+                             'Nothing to do for plain checkpoints; boot a kernel with %s if you '
+                             'need it.' % opt))
+    return out
+
+
+# -- CRIU ---------------------------------------------------------------------
+
+def find_criu(search_path, is_executable):
+    """The first executable `criu` along search_path (a list of directories), or None."""
+    for directory in search_path:
+        if not directory:
+            continue
+        candidate = os.path.join(directory, 'criu')
+        if is_executable(candidate):
+            return candidate
+    return None
+
+
+def check_criu_installed(criu_path, search_path, explicit):
+    name = 'criu installed'
+    if criu_path:
+        how = 'given as criu_path' if explicit else 'first on the PATH runc uses: %s' % ':'.join(search_path)
+        return check(name, PASS, 'CRIU is at %s (%s).' % (criu_path, how))
+    if explicit:
+        return check(name, FAIL, 'criu_path %s is not an executable file.' % explicit,
+                     'Point criu_path at the criu binary, or install CRIU with %s.' % CRIU_ROLE)
+    return check(name, FAIL, 'No criu binary on the PATH runc uses (%s), so the engine cannot '
+                             'checkpoint anything.' % ':'.join(search_path),
+                 'Install CRIU with %s (it builds a CRIU recent enough for this kernel).' % CRIU_ROLE)
+
+
+def check_criu_run(criu_path, result):
+    """`criu check` understood (result from _criu.parse_check): errors fail, warnings warn."""
+    name = 'criu check'
+    if result['ok'] and not result['warnings']:
+        return check(name, PASS, '"%s check" says "Looks good."' % criu_path)
+    if result['ok']:
+        return check(name, WARN, '"%s check" passed with warnings: %s' % (criu_path, '; '.join(result['warnings'])),
+                     'Plain checkpoints work; the warnings name kernel features that some '
+                     'processes need (run "criu check --all" for details).')
+    return check(name, FAIL, '"%s check" failed (exit code %s): %s' % (
+        criu_path, result['rc'], '; '.join(result['errors'] or ['no "Looks good." in its output'])),
+        'Install a CRIU that supports this kernel with %s, and make sure the module runs as root.'
+        % CRIU_ROLE)
+
+
+def check_criu_version(criu_path, version, kernel_release):
+    name = 'criu version'
+    minimum, reason = min_version_for_kernel(kernel_release)
+    if not version:
+        return check(name, FAIL, 'Cannot tell the version of %s ("criu --version" printed no '
+                                 '"Version:" line).' % criu_path,
+                     'Reinstall CRIU with %s.' % CRIU_ROLE)
+    if version_at_least(version, minimum):
+        return check(name, PASS, 'CRIU %s at %s is recent enough for kernel %s (needs >= %s).'
+                     % (version, criu_path, kernel_release, minimum))
+    return check(name, FAIL, 'CRIU %s at %s is too old for kernel %s: it needs >= %s. %s.'
+                 % (version, criu_path, kernel_release, minimum, reason),
+                 'Install CRIU >= %s with %s (criu_method: source builds it), and make sure it comes '
+                 'first on the PATH runc uses (/usr/local/sbin comes before /usr/sbin), or remove the '
+                 'old one.' % (minimum, CRIU_ROLE))
+
+
+# -- Docker Engine --------------------------------------------------------------
+
+def engine_components(version, info):
+    """{'engine', 'containerd', 'runc', 'experimental', ...} from the engine's /version and /info answers."""
+    version = version or {}
+    info = info or {}
+    components = {c.get('Name', '').lower(): c for c in version.get('Components') or []}
+    experimental = version.get('Experimental')
+    if experimental is None:
+        experimental = info.get('ExperimentalBuild')
+    out = dict(
+        engine=version.get('Version') or info.get('ServerVersion'),
+        api_version=version.get('ApiVersion'),
+        containerd=(components.get('containerd') or {}).get('Version'),
+        runc=(components.get('runc') or {}).get('Version'),
+        experimental=bool(experimental) if not isinstance(experimental, str) else experimental == 'true',
+        live_restore=bool(info.get('LiveRestoreEnabled')),
+        cgroup_version=str(info['CgroupVersion']) if info.get('CgroupVersion') else None,
+        cgroup_driver=info.get('CgroupDriver'),
+        data_root=info.get('DockerRootDir'),
+    )
+    # Older engines name containerd and runc only by commit in /info.
+    if not out['containerd']:
+        out['containerd'] = (info.get('ContainerdCommit') or {}).get('ID') or None
+    if not out['runc']:
+        out['runc'] = (info.get('RuncCommit') or {}).get('ID') or None
+    return out
+
+
+def check_engine_reachable(host, error, engine_version=None, api_version=None):
+    name = 'engine reachable'
+    if error:
+        return check(name, FAIL, 'Cannot talk to the Docker Engine at %s: %s' % (host, error),
+                     'Start dockerd (%s installs and starts it) and point docker_host at its socket.'
+                     % ENGINE_ROLE)
+    return check(name, PASS, 'Docker Engine %s at %s (API %s).' % (engine_version, host, api_version))
+
+
+def check_experimental(host, experimental):
+    name = 'engine experimental'
+    if experimental:
+        return check(name, PASS, 'The engine at %s runs in experimental mode: its checkpoint endpoints '
+                                 'exist.' % host)
+    return check(name, FAIL, 'The engine at %s is not in experimental mode, and checkpoint and restore '
+                             'exist only there (HTTP 501 otherwise).' % host,
+                 'Run %s, or set "experimental": true in the engine\'s daemon.json '
+                 '(/etc/docker/daemon.json) and restart dockerd.' % ENGINE_ROLE)
+
+
+def broken_engine(engine_version):
+    """The BROKEN_ENGINES entry that engine_version falls in, or None."""
+    have = version_tuple(engine_version)
+    if have is None:
+        return None
+    for entry in BROKEN_ENGINES:
+        if entry['first'] <= have <= entry['last']:
+            return entry
+    return None
+
+
+def check_engine_version(engine_version):
+    name = 'engine version'
+    if not engine_version:
+        return check(name, WARN, 'The engine did not say its version.', 'Check "docker version".')
+    entry = broken_engine(engine_version)
+    if entry is None:
+        return check(name, PASS, 'Docker Engine %s has no known checkpoint/restore breakage.' % engine_version)
+    if entry['own_netns_only']:
+        return check(name, WARN, 'Docker Engine %s: %s. See %s.' % (engine_version, entry['reason'], entry['reference']),
+                     entry['remedy'])
+    return check(name, FAIL, 'Docker Engine %s: %s. See %s.' % (engine_version, entry['reason'], entry['reference']),
+                 entry['remedy'])
+
+
+def check_containerd_version(containerd_version):
+    name = 'containerd version'
+    if not containerd_version or version_tuple(containerd_version) is None:
+        return check(name, WARN, 'The engine did not say which containerd it uses (%s).' % containerd_version,
+                     'Check "containerd --version"; containerd must be >= %s.' % MIN_CONTAINERD)
+    if version_at_least(containerd_version, MIN_CONTAINERD):
+        return check(name, PASS, 'containerd %s (>= %s).' % (containerd_version, MIN_CONTAINERD))
+    return check(name, FAIL, 'containerd %s is older than %s: restoring a checkpoint reports success but '
+                             'the container silently starts from zero (checkpoint-restore/criu#1223, '
+                             'docker/for-linux#1192; fixed in containerd 1.5.0).'
+                 % (containerd_version, MIN_CONTAINERD),
+                 'Upgrade containerd to %s or later (Debian 12\'s docker.io brings 1.6.20).' % MIN_CONTAINERD)
+
+
+# -- live-restore, space ----------------------------------------------------------
+
+def parse_timestamp(text):
+    """Seconds since the epoch from the engine's RFC 3339 times ('2026-11-29T15:25:01.123456789Z'), or None."""
+    match = re.match(r'^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$', text or '')
+    if not match:
+        return None
+    base, fraction, zone = match.groups()
+    when = datetime.datetime.strptime(base, '%Y-%m-%dT%H:%M:%S')
+    offset = datetime.timedelta(0)
+    if zone and zone != 'Z':
+        sign = 1 if zone[0] == '+' else -1
+        offset = sign * datetime.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    when = when.replace(tzinfo=datetime.timezone.utc) - offset
+    seconds = when.timestamp()
+    if when.year <= 1:
+        return None  # '0001-01-01T00:00:00Z': never started
+    return seconds + (float('0.' + fraction) if fraction else 0.0)
+
+
+def started_before(container_started, engine_started, slack=1.0):
+    """True when a container started before the engine process (it outlived an engine restart)."""
+    if container_started is None or engine_started is None:
+        return False
+    return container_started + slack < engine_started
+
+
+def check_live_restore(live_restore, engine, containers):
+    """containers: [{name, started_at (epoch)}] of the running containers.
+
+    engine: {pid, started_at} of the dockerd process, or None when it cannot be found.
+    """
+    name = 'live-restore'
+    if not live_restore:
+        return check(name, PASS, 'live-restore is off: every running container was started by the '
+                                 'current engine process.')
+    if not engine or engine.get('started_at') is None:
+        return check(name, WARN, 'live-restore is on, and the dockerd process of this engine was not '
+                                 'found on this host, so containers that outlived an engine restart '
+                                 'cannot be named (they cannot be checkpointed).',
+                     'Run the module on the engine\'s host, or restart the containers that were '
+                     'started before the last engine restart.')
+    old = sorted(c['name'] for c in containers if started_before(c.get('started_at'), engine['started_at']))
+    if not old:
+        return check(name, PASS, 'live-restore is on; every running container was started by the current '
+                                 'engine process (dockerd pid %s).' % engine['pid'])
+    return check(name, WARN, 'live-restore is on, and %d running container(s) were started before the '
+                             'current engine process (dockerd pid %s) and cannot be checkpointed until '
+                             'restarted ("invalid task checkpoint option"): %s.'
+                 % (len(old), engine['pid'], ', '.join(old)),
+                 'Restart those containers once (docker restart NAME) under the current engine.')
+
+
+def check_free_space(path, free_bytes, memory_bytes, containers_counted):
+    name = 'free space'
+    if free_bytes is None:
+        return check(name, WARN, 'Cannot measure the free space at %s.' % path,
+                     'Run the module on the engine\'s host, and give checkpoint_dir as an absolute path.')
+    need_fail = SPACE_FACTOR_FAIL * memory_bytes
+    need_warn = SPACE_FACTOR_WARN * memory_bytes
+    detail = ('%s free at %s for %s of memory in %d running container(s) (a checkpoint needs about %d '
+              'to %d times the memory, temporarily)' % (
+                  human_bytes(free_bytes), path, human_bytes(memory_bytes), containers_counted,
+                  SPACE_FACTOR_FAIL, SPACE_FACTOR_WARN))
+    if free_bytes >= need_warn:
+        return check(name, PASS, detail + '.')
+    remedy = ('Free space at %s, or give checkpoint_dir on a file system with at least %s free.'
+              % (path, human_bytes(need_warn)))
+    if free_bytes >= need_fail:
+        return check(name, WARN, detail + ': tight, %s recommended.' % human_bytes(need_warn), remedy)
+    return check(name, FAIL, detail + ': not enough, at least %s needed.' % human_bytes(need_fail), remedy)
+
+
+# -- containers -------------------------------------------------------------------
+
+def label_matches(labels, selector):
+    """A selector `key` matches a container carrying that label; `key=value` needs the value too."""
+    key, sep, value = selector.partition('=')
+    return key in labels and (not sep or labels[key] == value)
+
+
+def labels_match(labels, include, exclude):
+    labels = labels or {}
+    return (all(label_matches(labels, sel) for sel in include or [])
+            and not any(label_matches(labels, sel) for sel in exclude or []))
+
+
+def mount_problems(mounts, source_kind):
+    """What in a container's mounts CRIU cannot carry through a checkpoint.
+
+    mounts: the container's inspect Mounts; source_kind(path) -> 'socket'|'char'|'block'|'dir'|'file'|None.
+    runc hands every bind mount to CRIU as an external mount, so a bind mount as such is fine; the
+    trouble is what the processes hold open through it.
+    """
+    problems = []
+    for mount in mounts or []:
+        source = mount.get('Source') or ''
+        dest = mount.get('Destination') or ''
+        if mount.get('Type') != 'bind':
+            continue
+        kind = source_kind(source) if source else None
+        if kind == 'socket':
+            problems.append('%s is a bind-mounted socket (%s): a connection through it to a process outside '
+                            'the container cannot be dumped (CRIU: external unix socket)' % (dest, source))
+        elif kind in ('char', 'block') or source == '/dev' or source.startswith('/dev/'):
+            problems.append('%s is a host device (%s): CRIU cannot save the state of a device the '
+                            'processes hold open, and the restore needs the same device' % (dest, source))
+        elif source in ('/proc', '/sys') or source.startswith(('/proc/', '/sys/')):
+            problems.append('%s is the host\'s %s: files open there belong to the host and cannot be '
+                            'restored' % (dest, source))
+        if mount.get('Propagation') in ('shared', 'rshared'):
+            problems.append('%s has %s mount propagation: CRIU restores external mounts as private, and '
+                            'mounts made under it afterwards are not carried' % (dest, mount['Propagation']))
+    return problems
+
+
+def check_container(name, inspect, engine_version, live_restore, engine_started, source_kind, error=None):
+    """Checks for one container from its inspect data; name as the operator gave it."""
+    label = 'container %s' % name
+    if inspect is None:
+        return [check(label, FAIL, error or 'Container %s does not exist.' % name,
+                      'Check the name or id (docker ps -a).')]
+    out = []
+    state = inspect.get('State') or {}
+    host_config = inspect.get('HostConfig') or {}
+    config = inspect.get('Config') or {}
+
+    if state.get('Running') and state.get('Paused'):
+        out.append(check(label + ': running', WARN, 'Container %s is paused.' % name,
+                         'Unpause it (docker unpause %s) before the checkpoint.' % name))
+    elif state.get('Running'):
+        out.append(check(label + ': running', PASS, 'Container %s is running (pid %s).' % (name, state.get('Pid'))))
+    else:
+        out.append(check(label + ': running', FAIL,
+                         'Container %s is %s: only a running container can be checkpointed.'
+                         % (name, state.get('Status', 'not running')),
+                         'Start it (docker start %s), or restore it from one of its checkpoints.' % name))
+
+    policy = (host_config.get('RestartPolicy') or {}).get('Name') or 'no'
+    if policy in ('always', 'unless-stopped', 'on-failure'):
+        out.append(check(label + ': restart policy', PASS,
+                         'Restart policy %s will be held: docker_checkpoint sets it to "no" before the '
+                         'checkpoint (or the engine would cold-start the container right after it) and '
+                         'docker_restore puts it back.' % policy))
+    else:
+        out.append(check(label + ': restart policy', PASS, 'Restart policy %s: nothing to hold.' % policy))
+
+    if config.get('Tty'):
+        out.append(check(label + ': tty', PASS,
+                         'Has a TTY: checkpoint and restore keep it (CRIU restores the pseudo-terminal).'))
+
+    if host_config.get('Privileged'):
+        out.append(check(label + ': privileged', WARN,
+                         'Runs privileged: it sees every host device and can mount anything, and CRIU '
+                         'fails on what it cannot dump (open devices, mounts made inside).',
+                         'Run it without --privileged, with only the capabilities and devices it needs; '
+                         'or test a checkpoint with leave_running first.'))
+
+    network = host_config.get('NetworkMode') or 'default'
+    entry = broken_engine(engine_version)
+    if network == 'host':
+        out.append(check(label + ': network', WARN,
+                         'Uses the host network: its sockets are the host\'s. Listening ports must still be '
+                         'free at restore, and established TCP connections need tcp-established in '
+                         '/etc/criu/runc.conf.',
+                         'Keep its ports free until the restore; set tcp-established through '
+                         'cryo.docker.criu if it holds TCP connections.'))
+    elif entry is not None and entry['own_netns_only']:
+        out.append(check(label + ': network', FAIL,
+                         'Has its own network namespace (%s) on Docker Engine %s: %s. See %s.'
+                         % (network, engine_version, entry['reason'], entry['reference']), entry['remedy']))
+    else:
+        out.append(check(label + ': network', PASS, 'Network mode %s.' % network))
+
+    problems = mount_problems(inspect.get('Mounts'), source_kind)
+    for device in host_config.get('Devices') or []:
+        problems.append('%s is a host device (--device %s): CRIU cannot save the state of a device'
+                        % (device.get('PathInContainer'), device.get('PathOnHost')))
+    if problems:
+        out.append(check(label + ': mounts', WARN, '; '.join(problems) + '.',
+                         'Close what is held open through these mounts before the checkpoint, or drop them; '
+                         'test with a checkpoint with leave_running first.'))
+    else:
+        out.append(check(label + ': mounts', PASS, 'No mounts CRIU cannot handle (%d mount(s)).'
+                         % len(inspect.get('Mounts') or [])))
+
+    if live_restore and state.get('Running') and started_before(parse_timestamp(state.get('StartedAt')),
+                                                                engine_started):
+        out.append(check(label + ': engine restart', FAIL,
+                         'Started before the current engine process and kept alive by live-restore: it '
+                         'cannot be checkpointed ("invalid task checkpoint option") until restarted.',
+                         'Restart it once (docker restart %s).' % name))
+    return out
+
+
+# -- readers: /proc, /sys and the file system (not pure) ------------------------------
+
+def read_text(path, binary_gzip=False):
+    try:
+        if binary_gzip:
+            with gzip.open(path, 'rt', errors='replace') as handle:
+                return handle.read()
+        with open(path, errors='replace') as handle:
+            return handle.read()
+    except (OSError, EOFError):
+        return None
+
+
+def read_kernel_config(release, proc='/proc', boot='/boot'):
+    """(options, source) from /proc/config.gz or /boot/config-<release>; (None, None) if neither reads."""
+    text = read_text(os.path.join(proc, 'config.gz'), binary_gzip=True)
+    if text:
+        return parse_kernel_config(text), os.path.join(proc, 'config.gz')
+    path = os.path.join(boot, 'config-%s' % release)
+    text = read_text(path)
+    if text:
+        return parse_kernel_config(text), path
+    return None, None
+
+
+def is_executable(path):
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def unix_socket_inodes(net_unix_text, socket_path):
+    """Inodes of the listening unix sockets bound at socket_path, from /proc/net/unix."""
+    wanted = {socket_path, os.path.realpath(socket_path)}
+    inodes = set()
+    for line in (net_unix_text or '').splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        path = fields[7]
+        if (path in wanted or os.path.realpath(path) in wanted) and int(fields[3], 16) & 0x10000:
+            inodes.add(fields[6])
+    return inodes
+
+
+def process_start(stat_text, boot_time, clock_ticks):
+    """Start time of a process (seconds since the epoch) from its /proc/PID/stat."""
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    rest = (stat_text or '').rpartition(')')[2].split()
+    if len(rest) < 20:
+        return None
+    return boot_time + int(rest[19]) / float(clock_ticks)
+
+
+def boot_time(proc_stat_text):
+    match = re.search(r'^btime\s+(\d+)', proc_stat_text or '', re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def find_dockerd(docker_host, proc='/proc'):
+    """{pid, started_at} of the dockerd serving docker_host on this host, or None.
+
+    The process holding the listening socket of a unix:// docker_host; for other hosts, the only
+    dockerd running here, if there is exactly one.
+    """
+    pids = []
+    for entry in os.listdir(proc):
+        if entry.isdigit() and (read_text(os.path.join(proc, entry, 'comm')) or '').strip() == 'dockerd':
+            pids.append(entry)
+    chosen = None
+    if docker_host and docker_host.startswith('unix://'):
+        inodes = unix_socket_inodes(read_text(os.path.join(proc, 'net', 'unix')), docker_host[len('unix://'):])
+        targets = {'socket:[%s]' % inode for inode in inodes}
+        for pid in pids:
+            fd_dir = os.path.join(proc, pid, 'fd')
+            try:
+                fds = os.listdir(fd_dir)
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    if os.readlink(os.path.join(fd_dir, fd)) in targets:
+                        chosen = pid
+                        break
+                except OSError:
+                    continue
+            if chosen:
+                break
+    elif len(pids) == 1:
+        chosen = pids[0]
+    if not chosen:
+        return None
+    started = process_start(read_text(os.path.join(proc, chosen, 'stat')),
+                            boot_time(read_text(os.path.join(proc, 'stat'))) or 0,
+                            os.sysconf('SC_CLK_TCK'))
+    return dict(pid=int(chosen), started_at=started)
+
+
+def parse_vmrss(status_text):
+    """VmRSS of /proc/PID/status in bytes (0 for kernel threads or if absent)."""
+    match = re.search(r'^VmRSS:\s+(\d+)\s*kB', status_text or '', re.MULTILINE)
+    return int(match.group(1)) * 1024 if match else 0
+
+
+def cgroup_procs_path(proc_cgroup_text, cgroup_root='/sys/fs/cgroup'):
+    """The cgroup.procs file of a process's memory cgroup (v1) or unified cgroup (v2)."""
+    unified = None
+    for line in (proc_cgroup_text or '').splitlines():
+        parts = line.split(':', 2)
+        if len(parts) != 3:
+            continue
+        if 'memory' in parts[1].split(','):
+            return os.path.join(cgroup_root, 'memory', parts[2].lstrip('/'), 'cgroup.procs')
+        if parts[0] == '0' and parts[1] == '':
+            unified = os.path.join(cgroup_root, parts[2].lstrip('/'), 'cgroup.procs')
+    return unified
+
+
+def container_memory(pid, proc='/proc', cgroup_root='/sys/fs/cgroup'):
+    """Resident memory (bytes) of every process in the container of pid: the sum of their VmRSS."""
+    if not pid:
+        return 0
+    procs_path = cgroup_procs_path(read_text(os.path.join(proc, str(pid), 'cgroup')), cgroup_root)
+    pids = (read_text(procs_path) or '').split() if procs_path else []
+    if str(pid) not in pids:
+        pids.append(str(pid))
+    return sum(parse_vmrss(read_text(os.path.join(proc, p, 'status'))) for p in pids)
+
+
+def free_space(path):
+    """(measured path, free bytes) of the file system holding path (or its nearest existing parent)."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe) and probe != os.path.dirname(probe):
+        probe = os.path.dirname(probe)
+    try:
+        vfs = os.statvfs(probe)
+    except OSError:
+        return probe, None
+    return probe, vfs.f_bavail * vfs.f_frsize
+
+
+def source_kind(path):
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISSOCK(mode):
+        return 'socket'
+    if stat.S_ISCHR(mode):
+        return 'char'
+    if stat.S_ISBLK(mode):
+        return 'block'
+    if stat.S_ISDIR(mode):
+        return 'dir'
+    return 'file'
+
+
+def cgroup_version_of_host(cgroup_root='/sys/fs/cgroup'):
+    """'2' when cgroup_root is a cgroup2 mount, '1' otherwise."""
+    return '2' if os.path.exists(os.path.join(cgroup_root, 'cgroup.controllers')) else '1'

@@ -1,0 +1,527 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: cryo.docker contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: checkpoint_preflight
+short_description: Tell whether a host can checkpoint and restore Docker containers, before anything is frozen
+version_added: 0.1.0
+description:
+  - Reads the kernel, CRIU and the Docker Engine of the host and reports, check by check, whether
+    checkpoint and restore will work there, and what to do where they will not. Nothing is changed.
+  - Each check has a C(status) of V(pass), V(warn) or V(fail), a C(detail) saying what was found, and
+    a C(remedy) an operator can follow. RV(ready) is true when no check failed.
+  - B(kernel config) - from C(/proc/config.gz), else C(/boot/config-<release>); V(warn) when neither
+    can be read. V(fail) when any of C(CONFIG_CHECKPOINT_RESTORE), C(CONFIG_NAMESPACES),
+    C(CONFIG_UTS_NS), C(CONFIG_IPC_NS), C(CONFIG_PID_NS), C(CONFIG_NET_NS), C(CONFIG_UNIX_DIAG),
+    C(CONFIG_INET_DIAG), C(CONFIG_PACKET_DIAG), C(CONFIG_NETLINK_DIAG), C(CONFIG_INOTIFY_USER),
+    C(CONFIG_FHANDLE), C(CONFIG_EVENTFD) or C(CONFIG_EPOLL) is missing (C(y) and C(m) both count).
+    V(warn) only for C(CONFIG_USER_NS) (needed only by an engine with userns-remap, Docker's own
+    check-config calls it optional) and C(CONFIG_MEM_SOFT_DIRTY) (needed only for pre-dump, that
+    is incremental checkpoints).
+  - B(criu installed) - the C(criu) that runc will run. runc looks C(criu) up on the PATH it inherits
+    from dockerd or containerd, which for a service is
+    C(/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin); the module searches that PATH in
+    that order, or takes O(criu_path).
+  - B(criu check) - runs C(criu check) and reads its output, because its exit code alone is not
+    enough - V(fail) on errors or when it does not say C(Looks good.), V(warn) on warnings.
+  - B(criu version) - C(criu --version) against the running kernel - kernels 6.13 and later need
+    CRIU 4.1 (older ones fail with C(Unexpected rt vDSO area bounds)), 6.16 and later need 4.2 (TCP and UDP
+    sockets cannot be dumped); anything else needs 2.0.
+  - B(engine reachable) and B(engine experimental) - checkpoint endpoints exist only in experimental
+    mode (HTTP 501 otherwise); the remedy is the P(cryo.docker.engine#role) role.
+  - B(engine version) - releases whose restore is known to be broken - 25.0.0 to 25.0.3 V(fail)
+    (restore fails with C(content digest ... not found), moby/moby#47456, fixed in 25.0.4 by
+    moby/moby#47466); 28.x and 29.x V(warn) for the host, and V(fail) for each container in
+    O(containers) with its own network namespace (restore fails with
+    C(bind-mount /proc/0/ns/net ... no such file or directory), checkpoint-restore/criu#2834,
+    containerd/containerd#12141, moby/moby#50750); only host-network containers restore there.
+  - B(containerd version) - older than 1.5 V(fail) - restores report success but the container
+    silently starts from zero (checkpoint-restore/criu#1223, docker/for-linux#1192).
+  - B(live-restore) - with C(live-restore) on, containers that outlived an engine restart cannot be
+    checkpointed (C(invalid task checkpoint option)) until restarted. Their C(State.StartedAt) is
+    compared with the start time of the dockerd process serving O(docker_host) (the process that
+    holds its listening socket, found in C(/proc)); they are named in a V(warn), and each of
+    O(containers) among them is a V(fail).
+  - B(free space) - at O(checkpoint_dir), else the engine's data root, against the resident memory
+    of the running containers (the sum of C(VmRSS) of every process in each container's cgroup),
+    or of O(containers) when given. The engine needs about 2 to 3 times that memory on disk during a
+    checkpoint - V(pass) from 3 times, V(warn) from 2 times, V(fail) below.
+  - B(container NAME) checks, for each of O(containers) - it exists and runs (V(fail) otherwise,
+    V(warn) when paused); its restart policy (V(pass), it will be held - M(cryo.docker.docker_checkpoint)
+    sets it to C(no) and M(cryo.docker.docker_restore) puts it back); a TTY (V(pass), restored);
+    privileged (V(warn)); the network (V(warn) on the host network - its ports must be free at restore
+    and established TCP connections need C(tcp-established); V(fail) with its own network namespace
+    on Docker 28 and 29); mounts (V(warn) - bind mounts of sockets, of host devices or C(/dev), of the
+    host's C(/proc) or C(/sys), mounts with shared propagation, and C(--device) entries; runc passes
+    every bind mount to CRIU as an external mount, so an ordinary directory or file bind mount and
+    named volumes are fine, but what a process holds open through such a mount cannot be dumped).
+  - Runs on the engine's host - the kernel, CRIU, C(/proc) and the free space it reads are local.
+options:
+  containers:
+    description:
+      - Names or ids of containers that are going to be checkpointed; each gets its own checks, and
+        the free space is measured against their memory only.
+    type: list
+    elements: str
+    default: []
+  select_running:
+    description:
+      - Also check every running container, as when all of them are about to be checkpointed
+        (a host reboot). RV(containers) lists them, with whether each can be checkpointed.
+    type: bool
+    default: false
+  include_labels:
+    description:
+      - Only containers that carry all of these labels are checked and listed, given as C(key) or C(key=value).
+    type: list
+    elements: str
+    default: []
+  exclude_labels:
+    description:
+      - Containers that carry any of these labels (C(key) or C(key=value)) are left out.
+    type: list
+    elements: str
+    default: []
+  criu_path:
+    description:
+      - The C(criu) binary to check, instead of the first C(criu) on the PATH runc uses. Use it when
+        runc is configured with another CRIU, or to check a CRIU before putting it in place.
+    type: path
+  checkpoint_dir:
+    description:
+      - Where checkpoints will be written (the O(cryo.docker.docker_checkpoint#module:checkpoint_dir)
+        of M(cryo.docker.docker_checkpoint)); the free space is measured there. It need not exist
+        yet - its nearest existing parent is measured.
+      - By default the engine's data root (C(DockerRootDir), for example C(/var/lib/docker)), where the
+        engine keeps checkpoints and stages them through containerd's content store.
+    type: path
+extends_documentation_fragment:
+  - cryo.docker.docker
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
+attributes:
+  action_group:
+    version_added: 0.1.0
+    membership: [cryo.docker.docker]
+  check_mode:
+    support: full
+    details: An information module - it never changes anything and runs the same way in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - Must run as root - C(criu check) needs it, and so do C(/proc/PID/fd) and C(/proc/PID/status) of
+    the engine's and containers' processes.
+  - C(criu check) may write CRIU's own cache of kernel features (C(/run/criu.kdat)); nothing else is
+    written.
+  - The role P(cryo.docker.preflight#role) runs this module, prints the checks as a table and fails
+    when the host is not ready.
+seealso:
+  - module: cryo.docker.docker_checkpoint
+  - module: cryo.docker.docker_restore
+  - name: CRIU and Docker
+    description: How Docker uses CRIU, and what it cannot do.
+    link: https://criu.org/Docker
+author:
+  - cryo.docker contributors (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Can this host checkpoint containers?
+  cryo.docker.checkpoint_preflight:
+  register: preflight
+
+- name: Stop here if it cannot, with what to do
+  ansible.builtin.assert:
+    that: preflight.ready
+    fail_msg: "{{ preflight.checks | selectattr('status', 'eq', 'fail') | map(attribute='remedy') | list }}"
+
+- name: Check the containers about to be frozen, and the space where their checkpoints go
+  cryo.docker.checkpoint_preflight:
+    containers: [web, worker]
+    checkpoint_dir: /srv/checkpoints
+  register: preflight
+
+- name: Check a freshly built CRIU before putting it in place
+  cryo.docker.checkpoint_preflight:
+    criu_path: /opt/criu/sbin/criu
+
+- name: A second engine on its own socket
+  cryo.docker.checkpoint_preflight:
+    docker_host: unix:///run/docker-b.sock
+"""
+
+RETURN = r"""
+containers:
+  description:
+    - The containers of O(containers) and, with O(select_running), every running container,
+      after the label filters - each with whether it can be checkpointed.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Name of the container.
+      type: str
+      sample: web
+    id:
+      description: Full id (null when the container does not exist).
+      type: str
+      sample: 3db2fb40e3463df60a235b0f47177b91c0c1d6c6715287195653dad083e95474
+    eligible:
+      description: True when none of its checks failed.
+      type: bool
+      sample: true
+    reasons:
+      description: Details of its failed checks.
+      type: list
+      elements: str
+      sample: []
+    restart_policy:
+      description: Its restart policy (held during a checkpoint).
+      type: dict
+      sample: {Name: always, MaximumRetryCount: 0}
+ready:
+  description: True when no check failed (warnings do not count).
+  returned: always
+  type: bool
+  sample: true
+checks:
+  description: Every check, in the order they ran.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: >-
+        What was checked - C(kernel config), C(kernel CONFIG_MEM_SOFT_DIRTY), C(criu installed),
+        C(criu check), C(criu version), C(engine reachable), C(engine experimental),
+        C(engine version), C(containerd version), C(live-restore), C(free space), and for each of
+        O(containers) C(container NAME) followed by C(: running), C(: restart policy), C(: tty),
+        C(: privileged), C(: network), C(: mounts), C(: engine restart).
+      type: str
+      sample: criu version
+    status:
+      description: The verdict.
+      type: str
+      choices: [pass, warn, fail]
+      sample: fail
+    detail:
+      description: What was found.
+      type: str
+      sample: "CRIU 3.17.1 at /usr/sbin/criu is too old for kernel 6.18.44: it needs >= 4.2. ..."
+    remedy:
+      description: What to do about it; empty for V(pass).
+      type: str
+      sample: Install CRIU >= 4.2 with the cryo.docker.criu role ...
+summary:
+  description: How many checks passed, warned and failed.
+  returned: always
+  type: dict
+  sample: {"pass": 11, "warn": 1, "fail": 0}
+facts:
+  description: What the module read.
+  returned: always
+  type: dict
+  contains:
+    kernel_release:
+      description: The running kernel.
+      type: str
+      sample: 6.18.44-fc-v657
+    kernel_config:
+      description: Where the kernel configuration was read from; null when it could not be read.
+      type: str
+      sample: /proc/config.gz
+    criu_path:
+      description: The CRIU that was checked; null when none was found.
+      type: str
+      sample: /usr/local/sbin/criu
+    criu_version:
+      description: Its version.
+      type: str
+      sample: 4.2.1
+    criu_search_path:
+      description: The directories searched for C(criu), in order (empty with O(criu_path)).
+      type: list
+      elements: str
+      sample: [/usr/local/sbin, /usr/local/bin, /usr/sbin, /usr/bin, /sbin, /bin]
+    criu_min_version:
+      description: The lowest CRIU that works with this kernel.
+      type: str
+      sample: "4.2"
+    docker_host:
+      description: The engine that was asked.
+      type: str
+      sample: unix:///var/run/docker.sock
+    engine_version:
+      description: Docker Engine version; null when the engine was not reachable.
+      type: str
+      sample: 20.10.24+dfsg1
+    api_version:
+      description: Its API version.
+      type: str
+      sample: "1.41"
+    containerd_version:
+      description: containerd version, from the engine's C(/version) components (or C(/info)).
+      type: str
+      sample: 1.6.20~ds1
+    runc_version:
+      description: runc version, from the engine's C(/version) components (or C(/info)).
+      type: str
+      sample: 1.1.5+ds1
+    experimental:
+      description: Whether the engine runs in experimental mode.
+      type: bool
+      sample: true
+    live_restore:
+      description: Whether the engine has C(live-restore) on.
+      type: bool
+      sample: false
+    cgroup_version:
+      description: cgroup version, as the engine reports it (else as mounted on this host).
+      type: str
+      sample: "1"
+    cgroup_driver:
+      description: The engine's cgroup driver.
+      type: str
+      sample: cgroupfs
+    data_root:
+      description: The engine's data root.
+      type: str
+      sample: /var/lib/docker
+    dockerd_pid:
+      description: The dockerd process serving O(docker_host); null when not found on this host.
+      type: int
+      sample: 3397
+    dockerd_started_at:
+      description: When it started (UTC, ISO 8601); null when not found.
+      type: str
+      sample: "2026-11-29T15:19:24+00:00"
+    space_path:
+      description: Where the free space was measured (O(checkpoint_dir), the data root, or the nearest
+        existing parent).
+      type: str
+      sample: /var/lib/docker
+    free_bytes:
+      description: Free space there, in bytes, for an unprivileged user as for root (C(f_bavail)).
+      type: int
+      sample: 51234567890
+    memory_bytes:
+      description: Resident memory of the running containers counted (see O(containers)), in bytes.
+      type: int
+      sample: 1048576
+    running_containers:
+      description: How many containers were counted for the memory.
+      type: int
+      sample: 2
+"""
+
+import datetime
+import os
+import platform
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.cryo.docker.plugins.module_utils._criu import (
+    min_version_for_kernel,
+    parse_check,
+    parse_version,
+)
+from ansible_collections.cryo.docker.plugins.module_utils._engine import (
+    DOCKER_IMPORT_ERROR,
+    HAS_DOCKER,
+    Engine,
+    EngineError,
+    docker_argument_spec,
+)
+from ansible_collections.cryo.docker.plugins.module_utils._preflight import (
+    RUNC_PATH,
+    check_container,
+    check_containerd_version,
+    check_criu_installed,
+    check_criu_run,
+    check_criu_version,
+    check_engine_reachable,
+    check_engine_version,
+    check_experimental,
+    check_free_space,
+    check_kernel_config,
+    check_live_restore,
+    cgroup_version_of_host,
+    container_memory,
+    engine_components,
+    find_criu,
+    find_dockerd,
+    free_space,
+    is_executable,
+    labels_match,
+    parse_timestamp,
+    read_kernel_config,
+    source_kind,
+    summarize,
+)
+
+C_LOCALE = dict(LANG='C', LC_ALL='C', LC_MESSAGES='C')
+
+
+class Preflight:
+    """Gathers the facts and runs the rules of _preflight over them."""
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.checks = []
+        self.containers = []
+        self.facts = dict(docker_host=self.params['docker_host'])
+
+    def run(self):
+        release = platform.release()
+        self.facts['kernel_release'] = release
+        self.kernel(release)
+        self.criu(release)
+        self.engine()
+        ready, counts = summarize(self.checks)
+        return dict(changed=False, ready=ready, checks=self.checks, summary=counts, facts=self.facts,
+                    containers=self.containers)
+
+    def kernel(self, release):
+        options, source = read_kernel_config(release)
+        self.facts['kernel_config'] = source
+        self.checks.extend(check_kernel_config(options, source, release))
+
+    def criu(self, release):
+        explicit = self.params['criu_path']
+        search_path = [] if explicit else list(RUNC_PATH)
+        path = (explicit if is_executable(explicit) else None) if explicit else find_criu(search_path, is_executable)
+        self.facts.update(criu_path=path, criu_search_path=search_path, criu_version=None,
+                          criu_min_version=min_version_for_kernel(release)[0])
+        self.checks.append(check_criu_installed(path, search_path, explicit))
+        if not path:
+            return
+        rc, out, err = self.module.run_command([path, '--version'], environ_update=C_LOCALE)
+        version = parse_version(out) if rc == 0 else None
+        self.facts['criu_version'] = version
+        rc, out, err = self.module.run_command([path, 'check'], environ_update=C_LOCALE)
+        self.checks.append(check_criu_run(path, parse_check(rc, out, err)))
+        self.checks.append(check_criu_version(path, version, release))
+
+    def engine(self):
+        host = self.params['docker_host']
+        self.facts.update(engine_version=None, api_version=None, containerd_version=None, runc_version=None,
+                          experimental=None, live_restore=None, cgroup_version=cgroup_version_of_host(),
+                          cgroup_driver=None, data_root=None, dockerd_pid=None, dockerd_started_at=None)
+        if not HAS_DOCKER:
+            self.checks.append(check_engine_reachable(
+                host, missing_required_lib('docker (the Docker SDK for Python)') +
+                ' The cryo.docker.engine role installs it.'))
+            self.module.warn('docker SDK import failed: %s' % DOCKER_IMPORT_ERROR)
+            self.space(self.params['checkpoint_dir'] or '/var/lib/docker', [])
+            return
+        try:
+            engine = Engine(self.params)
+            parts = engine_components(engine.version(), engine.info())
+        except EngineError as exc:
+            self.checks.append(check_engine_reachable(host, exc.msg))
+            self.space(self.params['checkpoint_dir'] or '/var/lib/docker', [])
+            return
+        self.facts.update(engine_version=parts['engine'], api_version=parts['api_version'],
+                          containerd_version=parts['containerd'], runc_version=parts['runc'],
+                          experimental=parts['experimental'], live_restore=parts['live_restore'],
+                          cgroup_driver=parts['cgroup_driver'], data_root=parts['data_root'])
+        if parts['cgroup_version']:
+            self.facts['cgroup_version'] = parts['cgroup_version']
+        self.checks.append(check_engine_reachable(host, None, parts['engine'], parts['api_version']))
+        self.checks.append(check_experimental(host, parts['experimental']))
+        self.checks.append(check_engine_version(parts['engine']))
+        self.checks.append(check_containerd_version(parts['containerd']))
+
+        dockerd = find_dockerd(host)
+        if dockerd:
+            self.facts['dockerd_pid'] = dockerd['pid']
+            if dockerd['started_at'] is not None:
+                self.facts['dockerd_started_at'] = datetime.datetime.fromtimestamp(
+                    int(dockerd['started_at']), datetime.timezone.utc).isoformat()
+        running = self.running(engine)
+        self.checks.append(check_live_restore(parts['live_restore'], dockerd, running))
+
+        wanted = list(self.params['containers'])
+        if self.params['select_running']:
+            wanted += [c['name'] for c in running if c['name'] not in wanted]
+        counted = [] if wanted or self.params['select_running'] else running
+        self.containers = []
+        for name in wanted:
+            try:
+                inspect = engine.inspect(name)
+            except EngineError as exc:
+                checks = check_container(name, None, parts['engine'], parts['live_restore'],
+                                         None, source_kind, error=exc.msg)
+                self.checks.extend(checks)
+                self.containers.append(dict(name=name, id=None, eligible=False, restart_policy=None,
+                                            reasons=[c['detail'] for c in checks if c['status'] == 'fail']))
+                continue
+            labels = (inspect.get('Config') or {}).get('Labels') or {}
+            if not labels_match(labels, self.params['include_labels'], self.params['exclude_labels']):
+                continue
+            checks = check_container(name, inspect, parts['engine'], parts['live_restore'],
+                                     dockerd and dockerd['started_at'], source_kind)
+            self.checks.extend(checks)
+            failed = [c['detail'] for c in checks if c['status'] == 'fail']
+            self.containers.append(dict(name=inspect.get('Name', '').lstrip('/'), id=inspect['Id'],
+                                        eligible=not failed, reasons=failed,
+                                        restart_policy=(inspect.get('HostConfig') or {}).get('RestartPolicy')))
+            counted.extend(c for c in running if c['id'] == inspect['Id'])
+        self.space(self.params['checkpoint_dir'] or parts['data_root'] or '/var/lib/docker', counted)
+
+    def running(self, engine):
+        """[{id, name, pid, started_at, memory}] of the running containers."""
+        out = []
+        try:
+            listed = engine.containers(all=False)
+        except EngineError as exc:
+            self.module.warn('Cannot list the running containers: %s' % exc.msg)
+            return out
+        for entry in listed:
+            try:
+                inspect = engine.inspect(entry['Id'])
+            except EngineError:
+                continue  # gone meanwhile
+            state = inspect.get('State') or {}
+            if not state.get('Running'):
+                continue
+            out.append(dict(id=inspect['Id'], name=inspect.get('Name', '').lstrip('/'), pid=state.get('Pid'),
+                            started_at=parse_timestamp(state.get('StartedAt')),
+                            memory=container_memory(state.get('Pid'))))
+        return out
+
+    def space(self, path, counted):
+        measured, free = free_space(path)
+        memory = sum(c['memory'] for c in counted)
+        self.facts.update(space_path=measured, free_bytes=free, memory_bytes=memory,
+                          running_containers=len(counted))
+        self.checks.append(check_free_space(measured, free, memory, len(counted)))
+
+
+def main():
+    argument_spec = docker_argument_spec()
+    argument_spec.update(
+        containers=dict(type='list', elements='str', default=[]),
+        select_running=dict(type='bool', default=False),
+        include_labels=dict(type='list', elements='str', default=[]),
+        exclude_labels=dict(type='list', elements='str', default=[]),
+        criu_path=dict(type='path'),
+        checkpoint_dir=dict(type='path'),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if module.params['checkpoint_dir'] and not os.path.isabs(module.params['checkpoint_dir']):
+        module.fail_json(msg='checkpoint_dir must be an absolute path, got %r. Give the full path of the '
+                             'directory checkpoints will be written to.' % module.params['checkpoint_dir'])
+    module.exit_json(**Preflight(module).run())
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,350 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: cryo.docker contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: docker_checkpoint
+short_description: Checkpoint a running Docker container with CRIU, or remove a checkpoint
+version_added: 0.1.0
+description:
+  - Freezes a running container into a checkpoint on disk (CRIU, through the Docker Engine API),
+    so that M(cryo.docker.docker_restore) can later resume it exactly where it stopped.
+  - Idempotent - an existing checkpoint of that name is left alone.
+  - A checkpoint that fails leaves the container running; the module checks that it is and
+    quotes the C(Error) lines of CRIU's log.
+  - Records beside CRIU's images (in C(cryo-checkpoint.json)) the container, the time, whether
+    it was taken with O(leave_running), and the restart policy it had, so that
+    M(cryo.docker.docker_restore) can put that policy back.
+  - Checkpoint files hold the memory of the container's processes, secrets included.
+    Directories this module creates are mode C(0700), owned by root.
+options:
+  container:
+    description:
+      - Name or id of the container.
+    type: str
+    required: true
+  checkpoint:
+    description:
+      - Name of the checkpoint. The engine accepts names that start with a letter or digit,
+        followed by at least one letter, digit, C(_), C(.) or C(-).
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) makes sure the checkpoint exists, taking it if needed.
+      - V(absent) removes the checkpoint.
+    type: str
+    choices: [present, absent]
+    default: present
+  leave_running:
+    description:
+      - Keep the container running after the checkpoint. By default the container stops
+        (it is C(exited), exit code 137) and resumes only from the checkpoint.
+    type: bool
+    default: false
+  checkpoint_dir:
+    description:
+      - Absolute path of a directory to write the checkpoint into (as C(<checkpoint_dir>/<checkpoint>)),
+        instead of the engine's own place under its data root. Created as C(0700) if missing.
+      - The engine cannot restore from such a directory directly; M(cryo.docker.docker_restore)
+        stages the checkpoint back, which is also how it moves to another container or host.
+    type: path
+  force:
+    description:
+      - Take the checkpoint again even if one of that name exists. The new checkpoint is taken
+        under a temporary name and replaces the old one only once it succeeded.
+    type: bool
+    default: false
+  hold_restart_policy:
+    description:
+      - When the container stops at the checkpoint and has the restart policy C(always),
+        C(unless-stopped) or C(on-failure), set its policy to C(no) first. Otherwise the engine
+        cold-starts it right after the checkpoint, and again when the engine starts, and the
+        checkpoint is useless.
+      - The original policy is recorded with the checkpoint;
+        M(cryo.docker.docker_restore) puts it back.
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - cryo.docker.docker
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
+attributes:
+  action_group:
+    version_added: 0.1.0
+    membership: [cryo.docker.docker]
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+seealso:
+  - module: cryo.docker.docker_restore
+  - module: cryo.docker.docker_checkpoint_info
+  - module: cryo.docker.checkpoint_preflight
+author:
+  - cryo.docker contributors
+"""
+
+EXAMPLES = r"""
+- name: Freeze the counter container (it stops and waits for its restore)
+  cryo.docker.docker_checkpoint:
+    container: cr
+    checkpoint: checkpoint1
+
+- name: Forensic snapshot of a live container, which keeps running
+  cryo.docker.docker_checkpoint:
+    container: api
+    checkpoint: "incident-{{ ansible_date_time.epoch }}"
+    leave_running: true
+    checkpoint_dir: /srv/forensics
+
+- name: Warm-start image of a slow application, taken once it is ready
+  cryo.docker.docker_checkpoint:
+    container: search
+    checkpoint: warm
+    leave_running: true
+
+- name: Rewind point before a risky change, replacing the previous one
+  cryo.docker.docker_checkpoint:
+    container: worker
+    checkpoint: before-migration
+    leave_running: true
+    force: true
+
+- name: Freeze a container to move it to another host
+  cryo.docker.docker_checkpoint:
+    container: cache
+    checkpoint: move
+    checkpoint_dir: /srv/checkpoints
+
+- name: Remove a checkpoint that is no longer needed
+  cryo.docker.docker_checkpoint:
+    container: cr
+    checkpoint: checkpoint1
+    state: absent
+"""
+
+RETURN = r"""
+checkpoint:
+  description: The checkpoint. Empty when O(state=absent).
+  returned: success
+  type: dict
+  contains:
+    name:
+      description: Name of the checkpoint.
+      type: str
+      sample: checkpoint1
+    container:
+      description: Name of the container.
+      type: str
+      sample: cr
+    container_id:
+      description: Full id of the container.
+      type: str
+      sample: 3db2fb40e3463df60a235b0f47177b91c0c1d6c6715287195653dad083e95474
+    directory:
+      description: Directory that holds the checkpoint's files.
+      type: str
+      sample: /var/lib/docker/containers/3db2fb40e346/checkpoints/checkpoint1
+    size:
+      description: Size of the checkpoint in bytes (null when its files are not on this host).
+      type: int
+      sample: 264192
+    created:
+      description: When the checkpoint was taken (ISO 8601, UTC).
+      type: str
+      sample: "2026-11-29T15:19:42+00:00"
+    leave_running:
+      description: Whether the container was left running (null when not recorded by this collection).
+      type: bool
+      sample: false
+    restart_policy:
+      description: Restart policy the container had when it was checkpointed.
+      type: dict
+      sample: {Name: always, MaximumRetryCount: 0}
+duration:
+  description: Seconds the checkpoint took (0 when nothing was done).
+  returned: success
+  type: float
+  sample: 0.21
+attempts:
+  description: Engine calls made to take the checkpoint (more than 1 after a transient containerd error).
+  returned: when a checkpoint was taken
+  type: int
+  sample: 1
+criu_errors:
+  description: The C(Error) lines of CRIU's log when the checkpoint failed.
+  returned: failure
+  type: list
+  elements: str
+  sample: ["(00.012345) Error (criu/sk-inet.c:189): inet: Connected TCP socket, consider using --tcp-established option."]
+criu_log:
+  description: Path of the CRIU log that was read.
+  returned: failure, when a log was found
+  type: str
+container_running:
+  description: Whether the container is running after a failed checkpoint (it should be).
+  returned: failure of the checkpoint itself
+  type: bool
+"""
+
+import os
+import shutil
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
+from ansible_collections.cryo.docker.plugins.module_utils._criu import failure_log, summarize
+from ansible_collections.cryo.docker.plugins.module_utils._engine import (
+    HELD_RESTART_POLICIES,
+    EngineError,
+    check_checkpoint_dir,
+    check_name,
+    connect,
+    docker_argument_spec,
+)
+
+
+class Checkpointer:
+    def __init__(self, module, engine):
+        self.module = module
+        self.engine = engine
+        self.params = module.params
+        self.name = module.params['checkpoint']
+        self.custom_dir = module.params['checkpoint_dir']
+        self.info = engine.inspect(module.params['container'])
+        self.container_id = self.info['Id']
+        self.container_name = self.info['Name'].lstrip('/')
+        self.base = self.custom_dir or store.engine_dir(engine.data_root(), self.container_id)
+        self.result = dict(changed=False, checkpoint={}, duration=0.0)
+
+    def existing(self):
+        if self.custom_dir and not os.path.isdir(self.custom_dir):
+            return []
+        return self.engine.list_checkpoints(self.container_id, self.custom_dir)
+
+    def describe(self, name=None):
+        name = name or self.name
+        return store.describe(os.path.join(self.base, name), name, self.container_name, self.container_id)
+
+    def run(self):
+        before = self.existing()
+        status = self.info['State'].get('Status')
+        if self.params['state'] == 'absent':
+            self.absent(before)
+            after = [n for n in before if n != self.name]
+        else:
+            self.present(before)
+            after = sorted(set(before) | {self.name})
+            status = 'running' if self.params['leave_running'] else 'exited'
+        if self.result['changed'] and self.module._diff:
+            self.result['diff'] = dict(
+                before=dict(checkpoints=before, container_state=self.info['State'].get('Status')),
+                after=dict(checkpoints=after, container_state=status))
+        return self.result
+
+    def absent(self, before):
+        if self.name not in before:
+            return
+        self.result['changed'] = True
+        if not self.module.check_mode:
+            self.engine.delete_checkpoint(self.container_id, self.name, self.custom_dir)
+
+    def present(self, before):
+        exists = self.name in before
+        if exists and not self.params['force']:
+            self.result['checkpoint'] = self.describe()
+            return
+        if not self.info['State'].get('Running'):
+            self.module.fail_json(
+                msg='Container %s is %s, and only a running container can be checkpointed%s. Start it, or restore '
+                    'it from a checkpoint with cryo.docker.docker_restore.'
+                    % (self.container_name, self.info['State'].get('Status'),
+                       ' (checkpoint %s exists; force would replace it)' % self.name if exists else ''))
+        self.result['changed'] = True
+        if self.module.check_mode:
+            self.result['checkpoint'] = dict(self.describe(), created=None, size=None)
+            return
+        if self.custom_dir:
+            store.ensure_private_dir(self.custom_dir)
+        target = self.name + '.cryo-new' if exists else self.name
+        if exists:
+            shutil.rmtree(os.path.join(self.base, target), ignore_errors=True)
+        policy = self.info['HostConfig'].get('RestartPolicy') or {'Name': 'no'}
+        held = (self.params['hold_restart_policy'] and not self.params['leave_running']
+                and policy.get('Name') in HELD_RESTART_POLICIES)
+        if held:
+            self.engine.set_restart_policy(self.container_id, {'Name': 'no'})
+        started = time.monotonic()
+        try:
+            self.result['attempts'] = self.engine.create_checkpoint(
+                self.container_id, target, self.params['leave_running'], self.custom_dir)
+            if not self.params['leave_running']:
+                self.engine.wait_stopped(self.container_id)
+        except EngineError as exc:
+            if held:
+                self.engine.set_restart_policy(self.container_id, policy)
+            self.fail_checkpoint(exc)
+        self.result['duration'] = round(time.monotonic() - started, 3)
+        path = os.path.join(self.base, self.name)
+        if exists:
+            store.swap_in(os.path.join(self.base, target), path)
+        if os.path.isdir(path):
+            store.write_metadata(path, dict(
+                checkpoint=self.name, container=self.container_name, container_id=self.container_id,
+                image=self.info['Config'].get('Image'), created=store.now_iso(),
+                leave_running=self.params['leave_running'], restart_policy=policy,
+                duration=self.result['duration']))
+        else:
+            self.module.warn('The checkpoint files are not on this host (%s), so its restart policy and time '
+                             'were not recorded. Run the module on the engine host.' % path)
+        self.result['checkpoint'] = self.describe()
+
+    def fail_checkpoint(self, exc):
+        running = self.engine.inspect(self.container_id)['State'].get('Running')
+        log, errors = failure_log(exc.engine_message)
+        details = exc.fail_kwargs()
+        msg = 'Checkpoint %s of container %s failed: %s' % (self.name, self.container_name, exc.msg)
+        if errors:
+            msg += ' CRIU says: %s (log: %s).' % (summarize(errors), log)
+        msg += (' The container is still running; nothing was lost.' if running else
+                ' The container is NOT running any more: start it again (docker start), since no usable '
+                'checkpoint was taken.')
+        details.update(msg=msg, criu_errors=errors, container_running=running)
+        if log:
+            details['criu_log'] = log
+        self.module.fail_json(**details)
+
+
+def main():
+    argument_spec = docker_argument_spec()
+    argument_spec.update(
+        container=dict(type='str', required=True),
+        checkpoint=dict(type='str', required=True),
+        state=dict(type='str', default='present', choices=['present', 'absent']),
+        leave_running=dict(type='bool', default=False),
+        checkpoint_dir=dict(type='path'),
+        force=dict(type='bool', default=False),
+        hold_restart_policy=dict(type='bool', default=True),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    check_name(module, module.params['checkpoint'])
+    check_checkpoint_dir(module, module.params['checkpoint_dir'])
+    engine = connect(module)
+    try:
+        engine.require_experimental()
+        result = Checkpointer(module, engine).run()
+    except EngineError as exc:
+        module.fail_json(**exc.fail_kwargs())
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

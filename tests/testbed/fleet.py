@@ -1,0 +1,473 @@
+#!/usr/bin/env python3
+"""A simulated fleet: extra Docker Engines side by side on this machine, one Ansible host each.
+
+Each engine `PREFIX-N` has its own data root (a shared bind mount, which CRIU's restore
+needs), exec root, socket, pidfile, configuration file (experimental mode), log, Linux
+bridge and cgroup parent, so that its containers, published ports and processes never mix
+with the main engine's or each other's. iptables is off for these engines: a second
+dockerd with iptables on shares and rewrites the main engine's DOCKER chains. Published
+ports work through docker-proxy (the userland proxy), which listens on the host.
+
+Usage:
+    fleet.py up [--count 3] [--prefix cryo-fleet]      start (keep those already running),
+                                                       load the test image, write the inventory
+    fleet.py status [--count 3] [--prefix cryo-fleet]  one line per engine
+    fleet.py down [--count 3] [--prefix cryo-fleet]    stop every engine, remove its state
+
+The inventory (`/var/lib/PREFIX/inventory.yml`) has one host per engine (`fleet-1`, ...)
+in group `fleet`, with a local connection, `cryo_docker_host`, the variables
+tests/testbed/simulate_reboot.yml needs (`cryo_fleet_*`) and those with which the
+collection's `engine` role restarts the engine directly (`engine_*`).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zlib
+
+import docker
+import yaml
+
+IMAGE = os.environ.get('CRYO_TEST_IMAGE', 'cryo-test/busybox:1')
+MAIN_DOCKER_HOST = os.environ.get('DOCKER_HOST', 'unix:///var/run/docker.sock')
+# runc finds criu on dockerd's PATH: a CRIU built from source in /usr/local/sbin comes first.
+DOCKERD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+START_TIMEOUT = 60
+STOP_TIMEOUT = 30
+
+
+def _run(argv, check=True):
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise RuntimeError('%s failed (rc %s): %s' % (' '.join(argv), proc.returncode, proc.stderr.strip()))
+    return proc
+
+
+def _pid_alive(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as handle:
+            # A zombie has exited; only its parent has not reaped it yet.
+            return handle.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except (OSError, IndexError):
+        return False
+
+
+def _cmdline(pid):
+    try:
+        with open('/proc/%d/cmdline' % pid, 'rb') as handle:
+            return handle.read().replace(b'\0', b' ').decode(errors='replace')
+    except OSError:
+        return ''
+
+
+def _read_pid(path):
+    try:
+        with open(path) as handle:
+            return int(handle.read().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def _mounts():
+    """Mount points of this mount namespace, with their propagation tags."""
+    mounts = []
+    with open('/proc/self/mountinfo') as handle:
+        for line in handle:
+            fields = line.split()
+            optional = fields[6:fields.index('-')]
+            target = fields[4].replace('\\040', ' ')
+            mounts.append((target, optional))
+    return mounts
+
+
+def _processes():
+    """{pid: (ppid, cmdline, cgroup text)} of every process."""
+    table = {}
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            with open('/proc/%d/stat' % pid) as handle:
+                stat = handle.read().rsplit(')', 1)[1].split()
+            if stat[0] == 'Z':
+                continue
+            with open('/proc/%d/cmdline' % pid, 'rb') as handle:
+                cmdline = handle.read().replace(b'\0', b' ').decode(errors='replace').strip()
+            with open('/proc/%d/cgroup' % pid) as handle:
+                cgroup = handle.read()
+        except (OSError, IndexError):
+            continue
+        table[pid] = (int(stat[1]), cmdline, cgroup)
+    return table
+
+
+class Engine:
+    """One engine of the fleet: its names, paths and command line."""
+
+    def __init__(self, prefix, index, state_dir):
+        self.index = index
+        self.name = '%s-%d' % (prefix, index)
+        self.host = 'fleet-%d' % index
+        self.base = os.path.join(state_dir, self.name)
+        self.data_root = os.path.join(self.base, 'data')
+        self.config_file = os.path.join(self.base, 'daemon.json')
+        self.log = os.path.join(self.base, 'dockerd.log')
+        self.exec_root = '/run/%s' % self.name
+        self.socket = '/run/%s.sock' % self.name
+        self.pidfile = '/run/%s.pid' % self.name
+        self.cgroup_parent = self.name
+        # Interface names have at most 15 characters.
+        self.bridge = self.name if len(self.name) <= 15 else 'cryo-br-%06x' % (zlib.crc32(self.name.encode()) & 0xffffff)
+        # 10.X.N.1/24, X from the prefix, so fleets with other prefixes do not overlap.
+        self.bridge_address = '10.%d.%d.1/24' % (200 + zlib.crc32(prefix.encode()) % 50, index)
+
+    @property
+    def docker_host(self):
+        return 'unix://' + self.socket
+
+    @property
+    def dockerd_args(self):
+        """The options after --config-file, --pidfile and -H (the `engine` role's engine_dockerd_args)."""
+        return ['--data-root', self.data_root, '--exec-root', self.exec_root,
+                '--bridge', self.bridge, '--iptables=false', '--ip-masq=false', '--ip-forward=false',
+                '--cgroup-parent', self.cgroup_parent]
+
+    @property
+    def argv(self):
+        """The dockerd command line, in the shape the `engine` role builds it for a direct start."""
+        return ['dockerd', '--config-file', self.config_file, '--pidfile', self.pidfile,
+                '-H', self.docker_host] + self.dockerd_args
+
+    def client(self, timeout=60):
+        return docker.APIClient(base_url=self.docker_host, version='auto', timeout=timeout)
+
+    def pid(self):
+        """The pid of this engine's dockerd, if it runs (a stale pidfile may name another process)."""
+        pid = _read_pid(self.pidfile)
+        if pid and _pid_alive(pid) and 'dockerd' in _cmdline(pid) and self.socket in _cmdline(pid):
+            return pid
+        return None
+
+    def answers(self):
+        if not os.path.exists(self.socket):
+            return False
+        try:
+            return self.client(timeout=5).ping()
+        except (docker.errors.DockerException, OSError):
+            return False
+
+    def processes(self):
+        """Pids of everything that belongs to this engine: dockerd, its children (containerd,
+        docker-proxy), the containerd shims of its containerd and every process of its containers."""
+        table = _processes()
+        dockerd = self.pid()
+        containerd = _read_pid(os.path.join(self.exec_root, 'containerd', 'containerd.pid'))
+        if containerd and self.exec_root + '/' not in _cmdline(containerd):
+            containerd = None
+        address = os.path.join(self.exec_root, 'containerd', 'containerd.sock')
+        cgroup_marker = ':/%s/' % self.cgroup_parent
+        found = set()
+        for pid, (ppid, cmdline, cgroup) in table.items():
+            if (pid in (dockerd, containerd) or (dockerd and ppid == dockerd)
+                    or ('containerd-shim' in cmdline and address in cmdline.split())
+                    or cgroup_marker in cgroup):
+                found.add(pid)
+        # Descendants of the shims (the containers' processes, also when not in the cgroup yet).
+        grown = True
+        while grown:
+            grown = False
+            for pid, (ppid, _cmdline, _cgroup) in table.items():
+                if ppid in found and pid not in found:
+                    found.add(pid)
+                    grown = True
+        found.discard(os.getpid())
+        return sorted(found)
+
+    def status(self):
+        pid = self.pid()
+        info = {'engine': self.name, 'host': self.host, 'docker_host': self.docker_host, 'pid': pid,
+                'answers': self.answers(), 'bridge': self.bridge, 'bridge_address': self.bridge_address}
+        if info['answers']:
+            client = self.client(timeout=10)
+            version = client.version()
+            info.update(version=version.get('Version'), experimental=bool(version.get('Experimental')),
+                        containers=len(client.containers(all=True)),
+                        running=len(client.containers()))
+        return info
+
+    def hostvars(self):
+        return {
+            'ansible_connection': 'local',
+            'ansible_python_interpreter': sys.executable,
+            'cryo_docker_host': self.docker_host,
+            'cryo_fleet_engine': self.name,
+            'cryo_fleet_socket': self.socket,
+            'cryo_fleet_pidfile': self.pidfile,
+            'cryo_fleet_data_root': self.data_root,
+            'cryo_fleet_exec_root': self.exec_root,
+            'cryo_fleet_config_file': self.config_file,
+            'cryo_fleet_log': self.log,
+            'cryo_fleet_bridge': self.bridge,
+            'cryo_fleet_bridge_address': self.bridge_address,
+            'cryo_fleet_cgroup_parent': self.cgroup_parent,
+            'cryo_fleet_dockerd_argv': self.argv,
+            'cryo_fleet_dockerd_path': DOCKERD_PATH,
+            # The collection's `engine` role, pointed at this engine and restarting it directly
+            # with the same command line.
+            'engine_service_manager': 'direct',
+            'engine_config_file': self.config_file,
+            'engine_config_backup': False,
+            'engine_dockerd_pidfile': self.pidfile,
+            'engine_dockerd_log': self.log,
+            'engine_dockerd_args': self.dockerd_args,
+            'engine_dockerd_path': DOCKERD_PATH,
+        }
+
+    # -- start -----------------------------------------------------------------------------
+
+    def prepare(self):
+        os.makedirs(self.data_root, mode=0o711, exist_ok=True)
+        os.makedirs(self.exec_root, mode=0o700, exist_ok=True)
+        mounts = dict(_mounts())
+        if self.data_root not in mounts:
+            _run(['mount', '--bind', self.data_root, self.data_root])
+            mounts = dict(_mounts())
+        if not any(tag.startswith('shared:') for tag in mounts[self.data_root]):
+            _run(['mount', '--make-shared', self.data_root])
+        if not os.path.exists('/sys/class/net/%s' % self.bridge):
+            self._check_subnet_free()
+            _run(['ip', 'link', 'add', 'name', self.bridge, 'type', 'bridge'])
+        addresses = _run(['ip', '-o', '-4', 'addr', 'show', 'dev', self.bridge]).stdout
+        if self.bridge_address not in addresses.split():
+            _run(['ip', 'addr', 'add', self.bridge_address, 'dev', self.bridge])
+        _run(['ip', 'link', 'set', self.bridge, 'up'])
+        with open(self.config_file, 'w') as handle:
+            json.dump({'experimental': True}, handle, indent=2)
+            handle.write('\n')
+
+    def _check_subnet_free(self):
+        network = self.bridge_address.rsplit('.', 1)[0] + '.'
+        for line in _run(['ip', '-o', '-4', 'addr', 'show']).stdout.splitlines():
+            fields = line.split()
+            if fields[3].startswith(network):
+                raise RuntimeError('%s: the subnet %s.0/24 is already used by %s; choose another --prefix'
+                                   % (self.name, network.rstrip('.'), fields[1]))
+
+    def start(self):
+        """Start dockerd in the background (its own session, log appended)."""
+        with open(self.log, 'ab') as log:
+            subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
+                             start_new_session=True, env=dict(os.environ, PATH=DOCKERD_PATH), close_fds=True)
+
+    def wait(self, timeout=START_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.answers():
+                return
+            time.sleep(0.2)
+        raise RuntimeError('%s did not answer on %s within %s s; the end of %s:\n%s'
+                           % (self.name, self.docker_host, timeout, self.log, self.log_tail()))
+
+    def log_tail(self, lines=20):
+        try:
+            with open(self.log, errors='replace') as handle:
+                return ''.join(handle.readlines()[-lines:])
+        except OSError:
+            return '(no log)'
+
+    def load_image(self, image=IMAGE):
+        client = self.client(timeout=120)
+        if client.images(name=image):
+            return 'kept'
+        main = docker.APIClient(base_url=MAIN_DOCKER_HOST, version='auto', timeout=120)
+        try:
+            if main.images(name=image):
+                client.load_image(b''.join(main.get_image(image)))
+                return 'copied from the main engine'
+        except (docker.errors.DockerException, OSError):
+            pass
+        build = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'build_image.py')
+        _run([sys.executable, build, '--docker-host', self.docker_host, '--tag', image])
+        return 'built'
+
+    # -- stop ------------------------------------------------------------------------------
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """Stop dockerd (its running containers killed first: they ignore SIGTERM as PID 1),
+        then SIGKILL whatever of the engine is left."""
+        pid = self.pid()
+        if pid and self.answers():
+            client = self.client(timeout=20)
+            for container in client.containers():
+                try:
+                    client.kill(container['Id'])
+                except docker.errors.DockerException:
+                    pass
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        self.kill()
+
+    def kill(self):
+        """SIGKILL every process of the engine, until none is left."""
+        for _attempt in range(50):
+            pids = self.processes()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.1)
+        raise RuntimeError('%s: processes %s survive SIGKILL' % (self.name, self.processes()))
+
+    def remove(self):
+        """Unmount and remove the engine's state, bridge and cgroups (it must be stopped)."""
+        for root in (self.exec_root, self.base):
+            inside = sorted({target for target, _tags in _mounts()
+                             if target == root or target.startswith(root + '/')}, key=len, reverse=True)
+            for target in inside:
+                _run(['umount', '-l', target], check=False)
+            left = [target for target, _tags in _mounts() if target == root or target.startswith(root + '/')]
+            if left:
+                raise RuntimeError('%s: cannot unmount %s; not removing it' % (self.name, left))
+            shutil.rmtree(root, ignore_errors=True)
+        for path in (self.socket, self.pidfile):
+            if os.path.lexists(path):
+                os.unlink(path)
+        if os.path.exists('/sys/class/net/%s' % self.bridge):
+            _run(['ip', 'link', 'delete', self.bridge], check=False)
+        for parent in self._cgroups():
+            for child in sorted(os.listdir(parent)):
+                if os.path.isdir(os.path.join(parent, child)):
+                    try:
+                        os.rmdir(os.path.join(parent, child))
+                    except OSError:
+                        pass
+            try:
+                os.rmdir(parent)
+            except OSError:
+                pass
+
+    def _cgroups(self):
+        """The engine's cgroup parent in every hierarchy (it may sit below the cgroup this
+        machine runs its processes in, for example memory:/process_api/X/NAME)."""
+        found = []
+        for top, dirs, _files in os.walk('/sys/fs/cgroup'):
+            if top.count('/') > 6:
+                dirs[:] = []
+                continue
+            if self.cgroup_parent in dirs:
+                found.append(os.path.join(top, self.cgroup_parent))
+                dirs.remove(self.cgroup_parent)
+        return found
+
+
+class Fleet:
+    """The engines PREFIX-1 .. PREFIX-COUNT and their inventory."""
+
+    def __init__(self, count=3, prefix='cryo-fleet', state_dir=None):
+        self.prefix = prefix
+        self.state_dir = state_dir or os.path.join('/var/lib', prefix)
+        self.inventory = os.path.join(self.state_dir, 'inventory.yml')
+        self.engines = [Engine(prefix, index, self.state_dir) for index in range(1, count + 1)]
+
+    @property
+    def hosts(self):
+        return [engine.host for engine in self.engines]
+
+    def engine(self, host):
+        """The engine of an inventory host (fleet-N) or of an engine name (PREFIX-N)."""
+        for engine in self.engines:
+            if host in (engine.host, engine.name):
+                return engine
+        raise KeyError(host)
+
+    def up(self, log=print):
+        """Start the engines that do not run (concurrently), load the image, write the inventory."""
+        if shutil.which('dockerd', path=DOCKERD_PATH) is None:
+            raise RuntimeError('dockerd is not installed (make host installs the Docker Engine)')
+        started = time.monotonic()
+        starting = []
+        for engine in self.engines:
+            if engine.pid() and engine.answers():
+                log('%s: running (pid %s), kept' % (engine.name, engine.pid()))
+                continue
+            # Leftovers of an engine that died (or of a simulated power cut).
+            engine.kill()
+            engine.prepare()
+            engine.start()
+            starting.append(engine)
+        for engine in starting:
+            engine.wait()
+            log('%s: started (pid %s) on %s' % (engine.name, engine.pid(), engine.docker_host))
+        for engine in self.engines:
+            version = engine.client().version()
+            if not version.get('Experimental'):
+                raise RuntimeError('%s runs without experimental mode; see %s' % (engine.name, engine.config_file))
+            log('%s: image %s %s' % (engine.name, IMAGE, engine.load_image()))
+        self.write_inventory()
+        log('fleet up in %.1f s; inventory %s' % (time.monotonic() - started, self.inventory))
+        return self
+
+    def write_inventory(self):
+        os.makedirs(self.state_dir, exist_ok=True)
+        inventory = {'all': {'children': {'fleet': {
+            'hosts': {engine.host: engine.hostvars() for engine in self.engines}}}}}
+        temp = self.inventory + '.tmp'
+        with open(temp, 'w') as handle:
+            handle.write('---\n# The simulated fleet of tests/testbed/fleet.py: one host per Docker Engine.\n')
+            yaml.safe_dump(inventory, handle, default_flow_style=False, sort_keys=False)
+        os.replace(temp, self.inventory)
+
+    def down(self, log=print):
+        started = time.monotonic()
+        for engine in self.engines:
+            engine.stop()
+            engine.remove()
+            log('%s: stopped and removed' % engine.name)
+        for path in (self.inventory,):
+            if os.path.exists(path):
+                os.unlink(path)
+        if os.path.isdir(self.state_dir) and not os.listdir(self.state_dir):
+            os.rmdir(self.state_dir)
+        log('fleet down in %.1f s' % (time.monotonic() - started))
+
+    def status(self):
+        return [engine.status() for engine in self.engines]
+
+    def clients(self, timeout=60):
+        return {engine.host: engine.client(timeout=timeout) for engine in self.engines}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
+    parser.add_argument('action', choices=('up', 'down', 'status'))
+    parser.add_argument('--count', type=int, default=3)
+    parser.add_argument('--prefix', default='cryo-fleet')
+    parser.add_argument('--state-dir', help='default /var/lib/PREFIX')
+    args = parser.parse_args()
+    fleet = Fleet(args.count, args.prefix, args.state_dir)
+    try:
+        if args.action == 'up':
+            fleet.up()
+        elif args.action == 'down':
+            fleet.down()
+        else:
+            for info in fleet.status():
+                print(json.dumps(info, sort_keys=True))
+    except RuntimeError as error:
+        sys.exit('fleet.py %s: %s' % (args.action, error))
+
+
+if __name__ == '__main__':
+    main()

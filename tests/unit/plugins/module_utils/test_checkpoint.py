@@ -1,0 +1,152 @@
+"""The checkpoint on disk: metadata, staging, and the resumed-or-fresh verdict, on recorded inputs."""
+
+import json
+import os
+import stat
+
+import pytest
+
+from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
+
+FIXTURES = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures')
+# Recorded on this project's test bed: the counter container's PID 1, and its checkpoint.
+MM_IMAGE = os.path.join(FIXTURES, 'counter-mm-1.img')
+PROC_STAT = os.path.join(FIXTURES, 'counter-proc-stat.txt')
+LAYOUT = (140731690213136, 625864704)
+
+
+def read(path, mode='r'):
+    with open(path, mode) as handle:
+        return handle.read()
+
+
+def test_mm_image_gives_stack_and_heap_start():
+    assert store.parse_mm_image(read(MM_IMAGE, 'rb')) == LAYOUT
+
+
+def test_proc_stat_gives_the_same_fields():
+    assert store.parse_proc_stat(read(PROC_STAT)) == LAYOUT
+
+
+def test_proc_stat_with_spaces_and_parens_in_comm():
+    text = read(PROC_STAT)
+    head, rest = text.split(')', 1)
+    odd = head.split('(')[0] + '(my (odd) name' + ')' + rest
+    assert store.parse_proc_stat(odd) == LAYOUT
+
+
+@pytest.mark.parametrize('data', [b'', b'\x19\x43\x56\x54', b'\x19\x43\x56\x54\x20\x28\x49\x57\x02\x00\x00\x00\x08\x01'])
+def test_broken_mm_image_is_an_error(data):
+    with pytest.raises((ValueError, IndexError)):
+        store.parse_mm_image(data)
+
+
+def make_checkpoint(path, mm=True):
+    os.makedirs(path)
+    with open(os.path.join(path, 'inventory.img'), 'wb') as handle:
+        handle.write(b'inv')
+    if mm:
+        with open(os.path.join(path, 'mm-1.img'), 'wb') as handle:
+            handle.write(read(MM_IMAGE, 'rb'))
+
+
+def fake_proc(tmp_path, pid, stat_text, aslr='2'):
+    proc = tmp_path / 'proc'
+    (proc / str(pid)).mkdir(parents=True)
+    (proc / str(pid) / 'stat').write_text(stat_text)
+    (proc / 'sys' / 'kernel').mkdir(parents=True)
+    (proc / 'sys' / 'kernel' / 'randomize_va_space').write_text(aslr + '\n')
+    return str(proc)
+
+
+def test_resumed_process_is_verified(tmp_path):
+    make_checkpoint(str(tmp_path / 'cp'))
+    proc = fake_proc(tmp_path, 4242, read(PROC_STAT))
+    verdict = store.verify_resumed(str(tmp_path / 'cp'), 4242, proc)
+    assert verdict['verified'] is True
+    assert verdict['method'] == 'memory-layout'
+
+
+def test_fresh_start_is_caught(tmp_path):
+    make_checkpoint(str(tmp_path / 'cp'))
+    fresh = read(PROC_STAT).replace(str(LAYOUT[0]), str(LAYOUT[0] + 4096))
+    proc = fake_proc(tmp_path, 4242, fresh)
+    assert store.verify_resumed(str(tmp_path / 'cp'), 4242, proc)['verified'] is False
+
+
+def test_no_aslr_is_said(tmp_path):
+    make_checkpoint(str(tmp_path / 'cp'))
+    proc = fake_proc(tmp_path, 4242, read(PROC_STAT), aslr='0')
+    assert 'randomisation is off' in store.verify_resumed(str(tmp_path / 'cp'), 4242, proc)['detail']
+
+
+def test_cannot_tell_without_image_or_proc(tmp_path):
+    make_checkpoint(str(tmp_path / 'cp'), mm=False)
+    assert store.verify_resumed(str(tmp_path / 'cp'), 1, str(tmp_path))['verified'] is None
+    make_checkpoint(str(tmp_path / 'cp2'))
+    assert store.verify_resumed(str(tmp_path / 'cp2'), 99999, str(tmp_path))['verified'] is None
+    assert store.verify_resumed(str(tmp_path / 'cp2'), 0, str(tmp_path))['verified'] is False
+
+
+def test_metadata_round_trip_is_private(tmp_path):
+    store.write_metadata(str(tmp_path), {'checkpoint': 'cp1', 'restart_policy': {'Name': 'always'}})
+    path = tmp_path / store.METADATA_FILE
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    data = store.read_metadata(str(tmp_path))
+    assert data['restart_policy'] == {'Name': 'always'} and data['format'] == store.METADATA_FORMAT
+    assert [p.name for p in tmp_path.iterdir()] == [store.METADATA_FILE]
+
+
+def test_unreadable_metadata_is_empty(tmp_path):
+    (tmp_path / store.METADATA_FILE).write_text('{not json')
+    assert store.read_metadata(str(tmp_path)) == {}
+    assert store.read_metadata(str(tmp_path / 'missing')) == {}
+
+
+def test_describe_uses_metadata_and_size(tmp_path):
+    cp = tmp_path / 'cp1'
+    make_checkpoint(str(cp))
+    store.write_metadata(str(cp), {'container': 'cr', 'container_id': 'abc', 'created': '2026-01-01T00:00:00+00:00',
+                                   'leave_running': False, 'restart_policy': {'Name': 'no'}})
+    entry = store.describe(str(cp), 'cp1')
+    assert entry['container'] == 'cr' and entry['created'].startswith('2026-01-01')
+    assert entry['size'] == store.dir_size(str(cp)) > len(read(MM_IMAGE, 'rb'))
+
+
+def test_describe_without_metadata_or_files(tmp_path):
+    entry = store.describe(str(tmp_path / 'gone'), 'gone', 'cr', 'abc')
+    assert entry['size'] is None and entry['container'] == 'cr' and entry['restart_policy'] is None
+
+
+def test_private_dirs(tmp_path):
+    target = tmp_path / 'a' / 'b'
+    assert store.ensure_private_dir(str(target)) is True
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o700
+    assert store.ensure_private_dir(str(target)) is False
+
+
+def test_stage_copies_whole_checkpoint(tmp_path):
+    make_checkpoint(str(tmp_path / 'src' / 'cp1'))
+    dest = tmp_path / 'engine' / 'checkpoints' / 'cp1'
+    store.stage(str(tmp_path / 'src' / 'cp1'), str(dest))
+    assert sorted(os.listdir(dest)) == ['inventory.img', 'mm-1.img']
+    assert os.listdir(dest.parent) == ['cp1']
+    assert store.list_dir(str(tmp_path / 'src')) == ['cp1']
+
+
+def test_swap_in_replaces_only_after_new_exists(tmp_path):
+    old, new = tmp_path / 'cp', tmp_path / 'cp.cryo-new'
+    make_checkpoint(str(old))
+    make_checkpoint(str(new), mm=False)
+    store.swap_in(str(new), str(old))
+    assert sorted(os.listdir(tmp_path)) == ['cp']
+    assert not (old / 'mm-1.img').exists()
+
+
+def test_engine_dir():
+    assert store.engine_dir('/var/lib/docker', 'abc') == '/var/lib/docker/containers/abc/checkpoints'
+
+
+def test_metadata_is_json(tmp_path):
+    store.write_metadata(str(tmp_path), {'a': 1})
+    assert json.loads((tmp_path / store.METADATA_FILE).read_text())['a'] == 1

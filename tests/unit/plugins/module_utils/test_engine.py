@@ -1,0 +1,124 @@
+"""Engine answers turned into operator messages, on the answers recorded in ENVIRONMENT.md."""
+
+import pytest
+
+from ansible_collections.cryo.docker.plugins.module_utils import _engine
+from ansible_collections.cryo.docker.plugins.module_utils._engine import CHECKPOINT_NAME_RE, Engine, EngineError
+
+CID = 'eab16c0ecb20704e21454505a9b938ac589c20017d6e9f29d2a8bec778086648'
+
+
+class Response:
+    def __init__(self, status, message=''):
+        self.status_code = status
+        self.text = message
+
+    def json(self):
+        return {'message': self.text} if self.status_code >= 400 else []
+
+
+class FakeClient:
+    """Plays back engine answers: a list of Response per call."""
+
+    def __init__(self, answers, running=True):
+        self.answers = list(answers)
+        self.calls = []
+        self.running = running
+
+    def _url(self, path, *args):
+        return path.format(*args)
+
+    def _answer(self, method, url, **kwargs):
+        self.calls.append((method, url, kwargs))
+        return self.answers.pop(0)
+
+    def _get(self, url, **kwargs):
+        return self._answer('GET', url, **kwargs)
+
+    def _delete(self, url, **kwargs):
+        return self._answer('DELETE', url, **kwargs)
+
+    def _post_json(self, url, **kwargs):
+        return self._answer('POST', url, **kwargs)
+
+    def _post(self, url, **kwargs):
+        return self._answer('POST', url, **kwargs)
+
+    def inspect_container(self, container):
+        return {'Id': CID, 'State': {'Running': self.running}}
+
+
+def engine(answers, running=True):
+    return Engine({'docker_host': 'unix:///var/run/docker.sock', 'timeout': 5}, client=FakeClient(answers, running))
+
+
+@pytest.mark.parametrize('name,ok', [('checkpoint1', True), ('cp.1_a-b', True), ('a', False), ('-bad', False),
+                                     ('.x', False), ('with space', False), ('', False)])
+def test_checkpoint_name_rule(name, ok):
+    assert bool(CHECKPOINT_NAME_RE.match(name)) is ok
+
+
+@pytest.mark.parametrize('message,transient', [
+    ('failed to upload checkpoint to containerd: commit failed: content sha256:ab already exists', True),
+    ('rpc error: code = Unavailable desc = transport is closing', True),
+    ('cannot checkpoint container X: checkpoint with name cp1 already exists for container X', False),
+    ('Container X not running', False),
+    ('', False),
+])
+def test_transient_errors(message, transient):
+    assert _engine.is_transient(message) is transient
+
+
+@pytest.mark.parametrize('status,message,expect', [
+    (500, 'Container %s not running' % CID, 'only a running container can be checkpointed'),
+    (500, 'checkpoint nope does not exist for container /cr', 'Checkpoint cp1 does not exist for container cr'),
+    (500, 'Invalid checkpoint ID (-bad), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed', 'is not valid'),
+    (501, 'not implemented', 'experimental'),
+    (404, 'No such container: cr', 'does not exist on the Docker Engine'),
+    (403, 'custom checkpointdir is not supported', 'stage the checkpoint'),
+])
+def test_engine_answers_are_explained(status, message, expect):
+    with pytest.raises(EngineError) as raised:
+        engine([Response(status, message)]).start_from_checkpoint('cr', 'cp1')
+    assert expect in raised.value.msg
+    assert raised.value.status == status
+    assert raised.value.engine_message == message
+    assert raised.value.fail_kwargs()['http_status'] == status
+
+
+def test_transient_checkpoint_error_is_retried_then_succeeds():
+    eng = engine([Response(500, 'failed to upload checkpoint: transport is closing'), Response(204), Response(201)])
+    assert eng.create_checkpoint('cr', 'cp1', delay=0) == 2
+    methods = [call[0] for call in eng.client.calls]
+    assert methods == ['POST', 'DELETE', 'POST']
+
+
+def test_retries_are_bounded():
+    answers = []
+    for _ in range(3):
+        answers += [Response(500, 'transport is closing'), Response(204)]
+    eng = engine(answers)
+    with pytest.raises(EngineError):
+        eng.create_checkpoint('cr', 'cp1', retries=3, delay=0)
+    assert [call[0] for call in eng.client.calls].count('POST') == 3
+
+
+def test_other_errors_are_not_retried():
+    eng = engine([Response(500, 'criu failed: type NOTIFY errno 0 log file: /var/lib/docker/x/criu-dump.log')])
+    with pytest.raises(EngineError):
+        eng.create_checkpoint('cr', 'cp1', delay=0)
+    assert len(eng.client.calls) == 1
+
+
+def test_no_retry_once_container_stopped():
+    eng = engine([Response(500, 'transport is closing')], running=False)
+    with pytest.raises(EngineError):
+        eng.create_checkpoint('cr', 'cp1', delay=0)
+    assert len(eng.client.calls) == 1
+
+
+def test_checkpoint_body_and_list():
+    eng = engine([Response(201), Response(200)])
+    eng.create_checkpoint('cr', 'cp1', leave_running=True, checkpoint_dir='/srv/cp')
+    assert eng.client.calls[0][2]['data'] == {'CheckpointID': 'cp1', 'Exit': False, 'CheckpointDir': '/srv/cp'}
+    assert eng.list_checkpoints('cr') == []

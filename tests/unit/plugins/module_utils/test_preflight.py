@@ -1,0 +1,590 @@
+# -*- coding: utf-8 -*-
+# Copyright: cryo.docker contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Every preflight rule on recorded inputs (this machine, Debian 12, kernel 6.18, Docker 20.10)."""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import gzip
+import socket
+
+import pytest
+
+from ansible_collections.cryo.docker.plugins.module_utils import _preflight as pf
+from ansible_collections.cryo.docker.plugins.module_utils._criu import parse_check
+
+RELEASE = '6.18.44-fc-v657'
+
+# /proc/config.gz of this machine, the lines that matter.
+KERNEL_CONFIG = """\
+CONFIG_NAMESPACES=y
+CONFIG_UTS_NS=y
+CONFIG_TIME_NS=y
+CONFIG_IPC_NS=y
+CONFIG_USER_NS=y
+CONFIG_PID_NS=y
+CONFIG_NET_NS=y
+CONFIG_CHECKPOINT_RESTORE=y
+CONFIG_FHANDLE=y
+CONFIG_EPOLL=y
+CONFIG_EVENTFD=y
+CONFIG_HAVE_ARCH_SOFT_DIRTY=y
+# CONFIG_MEM_SOFT_DIRTY is not set
+CONFIG_PACKET_DIAG=y
+CONFIG_UNIX_DIAG=y
+CONFIG_INET_DIAG=y
+CONFIG_NETLINK_DIAG=y
+CONFIG_INOTIFY_USER=y
+CONFIG_LOCALVERSION="-fc-v657"
+"""
+
+# `criu check` and `criu --version`, recorded: (rc, stdout, stderr).
+CRIU_421_CHECK = (0, 'Looks good.\n', '')
+CRIU_3171_CHECK = (1, '', 'Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds\n'
+                          'Error (criu/vdso.c:613): vdso: Failed to fill self vdso symtable\n'
+                          'Error (criu/kerndat.c:1615): kerndat_vdso_fill_symtable failed when initializing kerndat.\n'
+                          'Error (criu/crtools.c:260): Could not initialize kernel features detection.\n')
+CRIU_WARN_CHECK = (0, 'Looks good but some kernel features are missing\nwhich, depending on your process tree, '
+                      'may cause\ndump or restore failure.\n',
+                   'Warn  (criu/cr-check.c:1230): Dirty tracking is OFF. Memory snapshot will not work.\n')
+
+# GET /version and GET /info of the engine on this machine (abridged).
+VERSION_20_10 = {
+    'Components': [
+        {'Name': 'Engine', 'Version': '20.10.24+dfsg1', 'Details': {'ApiVersion': '1.41', 'Experimental': 'true'}},
+        {'Name': 'containerd', 'Version': '1.6.20~ds1', 'Details': {'GitCommit': '1.6.20~ds1-1+deb12u3'}},
+        {'Name': 'runc', 'Version': '1.1.5+ds1', 'Details': {'GitCommit': '1.1.5+ds1-1+deb12u1'}},
+        {'Name': 'docker-init', 'Version': '0.19.0', 'Details': {'GitCommit': ''}},
+    ],
+    'Version': '20.10.24+dfsg1', 'ApiVersion': '1.41', 'MinAPIVersion': '1.12',
+    'KernelVersion': RELEASE, 'Experimental': True,
+}
+INFO_20_10 = {
+    'LiveRestoreEnabled': False, 'CgroupVersion': '1', 'CgroupDriver': 'cgroupfs',
+    'DockerRootDir': '/var/lib/docker', 'ExperimentalBuild': True, 'ServerVersion': '20.10.24+dfsg1',
+    'ContainerdCommit': {'ID': '1.6.20~ds1-1+deb12u3', 'Expected': '1.6.20~ds1-1+deb12u3'},
+    'RuncCommit': {'ID': '1.1.5+ds1-1+deb12u1', 'Expected': '1.1.5+ds1-1+deb12u1'},
+}
+
+# docker inspect of a counter container on this machine (abridged).
+INSPECT = {
+    'Id': 'bcd0a959206a90b3c5829e89e56655a9d65d91c8fd551e123c12e6a0a4167ee1',
+    'Name': '/cr',
+    'State': {'Status': 'running', 'Running': True, 'Paused': False, 'Pid': 18073,
+              'StartedAt': '2026-11-29T15:28:18.007807796Z', 'FinishedAt': '2026-11-29T15:28:17.517024183Z'},
+    'HostConfig': {'RestartPolicy': {'Name': 'no', 'MaximumRetryCount': 0}, 'NetworkMode': 'default',
+                   'Privileged': False, 'Devices': []},
+    'Config': {'Tty': False},
+    'Mounts': [],
+}
+
+# /proc/3397/stat of dockerd and btime of /proc/stat on this machine.
+DOCKERD_STAT = ('3397 (dockerd) S 1 3393 1084 0 -1 4194560 11860 171470 11 43 76 118 80 85 20 0 11 0 11039 '
+                '1570406400 22108 18446744073709551615 94281420976128 94281448223189 140735028127072 0 0 0 '
+                '1002055680 0 2143420159 0 0 0 17 1 0 0 0 0 0')
+BTIME = 1795965454
+DOCKERD_STARTED = BTIME + 110.39  # 2026-11-29T15:19:24Z
+
+PROC_NET_UNIX = """\
+Num       RefCount Protocol Flags    Type St Inode Path
+0000000033afe216: 00000003 00000000 00000000 0001 03  7593 /var/run/docker/containerd/containerd.sock
+00000000e9a7f6e9: 00000002 00000000 00010000 0001 01  6902 /var/run/docker.sock
+0000000011111111: 00000003 00000000 00000000 0001 03  7001 /var/run/docker.sock
+0000000022222222: 00000002 00000000 00010000 0001 01  8100 /run/cryo-preflight.sock
+"""
+
+PROC_CGROUP_V1 = """\
+9:name=systemd:/docker/bcd0a959206a
+8:pids:/docker/bcd0a959206a
+4:memory:/docker/bcd0a959206a
+1:cpu:/docker/bcd0a959206a
+0::/docker/bcd0a959206a
+"""
+PROC_CGROUP_V2 = '0::/system.slice/docker-bcd0a959206a.scope\n'
+STATUS = 'Name:\tsh\nVmPeak:\t    1400 kB\nVmRSS:\t    1120 kB\nRssAnon:\t      96 kB\n'
+
+
+def by_name(checks, name):
+    found = [c for c in checks if c['name'] == name]
+    assert len(found) == 1, (name, checks)
+    return found[0]
+
+
+def assert_shape(item):
+    assert set(item) == {'name', 'status', 'detail', 'remedy'}
+    assert item['status'] in ('pass', 'warn', 'fail')
+    assert item['detail']
+    if item['status'] == 'pass':
+        assert item['remedy'] == ''
+    else:
+        assert item['remedy'], item
+
+
+# -- summary ----------------------------------------------------------------------
+
+def test_ready_only_without_fail():
+    checks = [pf.check('a', 'pass', 'x'), pf.check('b', 'warn', 'y', 'z')]
+    assert pf.summarize(checks) == (True, {'pass': 1, 'warn': 1, 'fail': 0})
+    checks.append(pf.check('c', 'fail', 'y', 'z'))
+    assert pf.summarize(checks) == (False, {'pass': 1, 'warn': 1, 'fail': 1})
+
+
+def test_human_bytes():
+    assert pf.human_bytes(512) == '512 B'
+    assert pf.human_bytes(2625536) == '2.5 MiB'
+    assert pf.human_bytes(84711612416) == '78.9 GiB'
+    assert pf.human_bytes(3 * 1024 ** 4) == '3.0 TiB'
+
+
+# -- kernel -----------------------------------------------------------------------
+
+def test_kernel_config_parsed():
+    options = pf.parse_kernel_config(KERNEL_CONFIG)
+    assert options['CONFIG_CHECKPOINT_RESTORE'] == 'y'
+    assert options['CONFIG_MEM_SOFT_DIRTY'] == 'n'
+    assert options['CONFIG_LOCALVERSION'] == '-fc-v657'
+
+
+def test_kernel_config_of_this_machine_passes_and_warns_soft_dirty():
+    checks = pf.check_kernel_config(pf.parse_kernel_config(KERNEL_CONFIG), '/proc/config.gz', RELEASE)
+    for item in checks:
+        assert_shape(item)
+    assert by_name(checks, 'kernel config')['status'] == 'pass'
+    soft = by_name(checks, 'kernel CONFIG_MEM_SOFT_DIRTY')
+    assert soft['status'] == 'warn' and 'pre-dump' in soft['detail']
+    assert len(checks) == 2
+
+
+def test_kernel_without_checkpoint_restore_fails():
+    text = KERNEL_CONFIG.replace('CONFIG_CHECKPOINT_RESTORE=y', '# CONFIG_CHECKPOINT_RESTORE is not set')
+    item = by_name(pf.check_kernel_config(pf.parse_kernel_config(text), '/boot/config-x', RELEASE), 'kernel config')
+    assert item['status'] == 'fail'
+    assert 'CONFIG_CHECKPOINT_RESTORE' in item['detail'] and 'CONFIG_CHECKPOINT_RESTORE' in item['remedy']
+
+
+@pytest.mark.parametrize('option', ['CONFIG_NET_NS', 'CONFIG_PID_NS', 'CONFIG_UNIX_DIAG', 'CONFIG_INOTIFY_USER',
+                                    'CONFIG_FHANDLE'])
+def test_kernel_missing_required_option_fails(option):
+    text = '\n'.join(line for line in KERNEL_CONFIG.splitlines() if not line.startswith(option + '='))
+    item = by_name(pf.check_kernel_config(pf.parse_kernel_config(text), '/proc/config.gz', RELEASE), 'kernel config')
+    assert item['status'] == 'fail'
+    assert option in item['detail']
+
+
+def test_kernel_module_counts_as_present():
+    text = KERNEL_CONFIG.replace('CONFIG_PACKET_DIAG=y', 'CONFIG_PACKET_DIAG=m')
+    item = by_name(pf.check_kernel_config(pf.parse_kernel_config(text), '/proc/config.gz', RELEASE), 'kernel config')
+    assert item['status'] == 'pass'
+
+
+def test_kernel_without_user_ns_only_warns():
+    text = KERNEL_CONFIG.replace('CONFIG_USER_NS=y', '# CONFIG_USER_NS is not set')
+    checks = pf.check_kernel_config(pf.parse_kernel_config(text), '/proc/config.gz', RELEASE)
+    assert by_name(checks, 'kernel config')['status'] == 'pass'
+    assert by_name(checks, 'kernel CONFIG_USER_NS')['status'] == 'warn'
+
+
+def test_kernel_config_unreadable_warns():
+    checks = pf.check_kernel_config(None, None, RELEASE)
+    assert len(checks) == 1
+    assert checks[0]['status'] == 'warn'
+    assert '/boot/config-%s' % RELEASE in checks[0]['detail']
+    assert 'modprobe configs' in checks[0]['remedy']
+
+
+def test_read_kernel_config_prefers_proc_then_boot(tmp_path):
+    proc, boot = tmp_path / 'proc', tmp_path / 'boot'
+    proc.mkdir()
+    boot.mkdir()
+    assert pf.read_kernel_config(RELEASE, str(proc), str(boot)) == (None, None)
+    (boot / ('config-' + RELEASE)).write_text('# CONFIG_CHECKPOINT_RESTORE is not set\n')
+    options, source = pf.read_kernel_config(RELEASE, str(proc), str(boot))
+    assert source == str(boot / ('config-' + RELEASE)) and options['CONFIG_CHECKPOINT_RESTORE'] == 'n'
+    with gzip.open(str(proc / 'config.gz'), 'wt') as handle:
+        handle.write(KERNEL_CONFIG)
+    options, source = pf.read_kernel_config(RELEASE, str(proc), str(boot))
+    assert source == str(proc / 'config.gz') and options['CONFIG_CHECKPOINT_RESTORE'] == 'y'
+
+
+# -- CRIU -------------------------------------------------------------------------
+
+def test_find_criu_follows_runc_path_order():
+    present = {'/usr/sbin/criu', '/usr/local/sbin/criu'}
+    assert pf.find_criu(pf.RUNC_PATH, present.__contains__) == '/usr/local/sbin/criu'
+    assert pf.find_criu(pf.RUNC_PATH, {'/usr/sbin/criu'}.__contains__) == '/usr/sbin/criu'
+    assert pf.find_criu(pf.RUNC_PATH, set().__contains__) is None
+
+
+def test_criu_installed():
+    item = pf.check_criu_installed('/usr/local/sbin/criu', list(pf.RUNC_PATH), None)
+    assert item['status'] == 'pass' and '/usr/local/sbin:/usr/local/bin' in item['detail']
+    item = pf.check_criu_installed(None, list(pf.RUNC_PATH), None)
+    assert item['status'] == 'fail' and 'cryo.docker.criu' in item['remedy']
+    item = pf.check_criu_installed(None, [], '/opt/criu')
+    assert item['status'] == 'fail' and '/opt/criu' in item['detail']
+    assert pf.check_criu_installed('/opt/criu', [], '/opt/criu')['status'] == 'pass'
+
+
+def test_criu_check_good():
+    item = pf.check_criu_run('/usr/local/sbin/criu', parse_check(*CRIU_421_CHECK))
+    assert_shape(item)
+    assert item['status'] == 'pass'
+
+
+def test_criu_check_old_criu_fails_with_its_errors():
+    item = pf.check_criu_run('/usr/sbin/criu', parse_check(*CRIU_3171_CHECK))
+    assert_shape(item)
+    assert item['status'] == 'fail'
+    assert 'Unexpected rt vDSO area bounds' in item['detail']
+
+
+def test_criu_check_zero_exit_without_looks_good_fails():
+    item = pf.check_criu_run('/usr/sbin/criu', parse_check(0, '', 'Error (criu/cr-check.c:1): something\n'))
+    assert item['status'] == 'fail'
+
+
+def test_criu_check_warnings_warn():
+    item = pf.check_criu_run('/usr/local/sbin/criu', parse_check(*CRIU_WARN_CHECK))
+    assert_shape(item)
+    assert item['status'] == 'warn' and 'Dirty tracking' in item['detail']
+
+
+@pytest.mark.parametrize('version, kernel, status', [
+    ('4.2.1', RELEASE, 'pass'),
+    ('4.2', '6.16.0', 'pass'),
+    ('4.1.1', RELEASE, 'fail'),
+    ('3.17.1', RELEASE, 'fail'),
+    ('4.1', '6.13.2', 'pass'),
+    ('4.0', '6.13.2', 'fail'),
+    ('3.17.1', '6.1.0-28-amd64', 'pass'),
+    ('3.17.1', '6.12.9', 'pass'),
+])
+def test_criu_version_against_kernel(version, kernel, status):
+    item = pf.check_criu_version('/usr/sbin/criu', version, kernel)
+    assert_shape(item)
+    assert item['status'] == status
+    if status == 'fail':
+        assert 'cryo.docker.criu' in item['remedy'] and '/usr/local/sbin' in item['remedy']
+
+
+def test_criu_version_unknown_fails():
+    item = pf.check_criu_version('/usr/sbin/criu', None, RELEASE)
+    assert item['status'] == 'fail' and 'Version:' in item['detail']
+
+
+# -- engine -----------------------------------------------------------------------
+
+def test_engine_components_from_version_and_info():
+    parts = pf.engine_components(VERSION_20_10, INFO_20_10)
+    assert parts == dict(engine='20.10.24+dfsg1', api_version='1.41', containerd='1.6.20~ds1', runc='1.1.5+ds1',
+                         experimental=True, live_restore=False, cgroup_version='1', cgroup_driver='cgroupfs',
+                         data_root='/var/lib/docker')
+
+
+def test_engine_components_fall_back_to_info():
+    version = {'Version': '19.03.13', 'ApiVersion': '1.40'}
+    info = dict(INFO_20_10, ExperimentalBuild=False, ContainerdCommit={'ID': '1.4.12'}, RuncCommit={'ID': 'v1.0.0-rc92'})
+    parts = pf.engine_components(version, info)
+    assert parts['experimental'] is False
+    assert parts['containerd'] == '1.4.12' and parts['runc'] == 'v1.0.0-rc92'
+
+
+def test_engine_reachable():
+    item = pf.check_engine_reachable('unix:///var/run/docker.sock', None, '20.10.24+dfsg1', '1.41')
+    assert item['status'] == 'pass' and '20.10.24' in item['detail']
+    item = pf.check_engine_reachable('unix:///run/nothing.sock', 'Cannot reach the Docker Engine: No such file')
+    assert_shape(item)
+    assert item['status'] == 'fail' and 'cryo.docker.engine' in item['remedy']
+
+
+def test_experimental_off_fails_with_the_engine_role_as_remedy():
+    assert pf.check_experimental('unix:///var/run/docker.sock', True)['status'] == 'pass'
+    item = pf.check_experimental('unix:///run/cryo-preflight.sock', False)
+    assert_shape(item)
+    assert item['status'] == 'fail'
+    assert 'cryo.docker.engine' in item['remedy'] and '"experimental": true' in item['remedy']
+
+
+@pytest.mark.parametrize('version, status, needle', [
+    ('20.10.24+dfsg1', 'pass', None),
+    ('24.0.7', 'pass', None),
+    ('25.0.0', 'fail', 'moby/moby#47456'),
+    ('25.0.3', 'fail', '25.0.4'),
+    ('25.0.3+dfsg1', 'fail', 'content digest'),
+    ('25.0.4', 'pass', None),
+    ('26.1.4', 'pass', None),
+    ('27.5.1', 'pass', None),
+    ('28.0.0', 'warn', 'checkpoint-restore/criu#2834'),
+    ('28.5.2', 'warn', '/proc/0/ns/net'),
+    ('29.1.3', 'warn', 'host network'),
+])
+def test_engine_versions_known_broken(version, status, needle):
+    item = pf.check_engine_version(version)
+    assert_shape(item)
+    assert item['status'] == status
+    if needle:
+        assert needle in item['detail']
+        assert 'Upgrade' in item['remedy'] or 'older than 28' in item['remedy']
+
+
+def test_engine_version_unknown_warns():
+    assert pf.check_engine_version(None)['status'] == 'warn'
+
+
+@pytest.mark.parametrize('version, status', [
+    ('1.6.20~ds1', 'pass'), ('1.5.0', 'pass'), ('1.7.27', 'pass'), ('2.1.5', 'pass'),
+    ('1.4.12+azure-2', 'fail'), ('1.3.7', 'fail'), (None, 'warn'), ('unknown', 'warn'),
+])
+def test_containerd_version(version, status):
+    item = pf.check_containerd_version(version)
+    assert_shape(item)
+    assert item['status'] == status
+    if status == 'fail':
+        assert 'start' in item['detail'] and 'zero' in item['detail']
+
+
+# -- live-restore -----------------------------------------------------------------
+
+def test_parse_timestamp():
+    expected = datetime.datetime(2026, 11, 29, 15, 28, 18, tzinfo=datetime.timezone.utc).timestamp() + 0.007807796
+    assert pf.parse_timestamp('2026-11-29T15:28:18.007807796Z') == pytest.approx(expected)
+    assert pf.parse_timestamp('2026-11-29T16:28:18+01:00') == pytest.approx(expected - 0.007807796)
+    assert pf.parse_timestamp('0001-01-01T00:00:00Z') is None
+    assert pf.parse_timestamp('') is None
+    assert pf.parse_timestamp('yesterday') is None
+
+
+def test_dockerd_start_time_from_proc():
+    assert pf.boot_time('cpu  1 2 3\nbtime %d\nprocesses 9\n' % BTIME) == BTIME
+    started = pf.process_start(DOCKERD_STAT, BTIME, 100)
+    assert started == pytest.approx(DOCKERD_STARTED)
+    assert datetime.datetime.fromtimestamp(int(started), datetime.timezone.utc).isoformat() == '2026-11-29T15:19:24+00:00'
+    # A command name with spaces and parentheses does not shift the fields.
+    assert pf.process_start(DOCKERD_STAT.replace('(dockerd)', '(a) b (c)'), BTIME, 100) == pytest.approx(started)
+    assert pf.process_start('', BTIME, 100) is None
+
+
+def test_unix_socket_inodes_only_listening_ones():
+    assert pf.unix_socket_inodes(PROC_NET_UNIX, '/var/run/docker.sock') == {'6902'}
+    assert pf.unix_socket_inodes(PROC_NET_UNIX, '/run/cryo-preflight.sock') == {'8100'}
+    assert pf.unix_socket_inodes(PROC_NET_UNIX, '/run/none.sock') == set()
+
+
+def test_live_restore_off_passes():
+    item = pf.check_live_restore(False, None, [])
+    assert item['status'] == 'pass'
+
+
+def test_live_restore_names_containers_older_than_the_engine():
+    engine = dict(pid=3397, started_at=DOCKERD_STARTED)
+    containers = [
+        dict(name='old-web', started_at=DOCKERD_STARTED - 3600),
+        dict(name='new-worker', started_at=pf.parse_timestamp('2026-11-29T15:28:18.007807796Z')),
+        dict(name='old-db', started_at=DOCKERD_STARTED - 60),
+    ]
+    item = pf.check_live_restore(True, engine, containers)
+    assert_shape(item)
+    assert item['status'] == 'warn'
+    assert 'old-db, old-web' in item['detail'] and 'new-worker' not in item['detail']
+    assert '3397' in item['detail'] and 'docker restart' in item['remedy']
+
+
+def test_live_restore_on_all_new_passes():
+    engine = dict(pid=3397, started_at=DOCKERD_STARTED)
+    item = pf.check_live_restore(True, engine, [dict(name='a', started_at=DOCKERD_STARTED + 0.2)])
+    assert item['status'] == 'pass'
+
+
+def test_live_restore_on_engine_not_found_warns():
+    assert pf.check_live_restore(True, None, [dict(name='a', started_at=1.0)])['status'] == 'warn'
+
+
+# -- free space ---------------------------------------------------------------------
+
+@pytest.mark.parametrize('free, memory, status', [
+    (100 * 2 ** 30, 2625536, 'pass'),
+    (300, 100, 'pass'),
+    (299, 100, 'warn'),
+    (200, 100, 'warn'),
+    (199, 100, 'fail'),
+    (0, 0, 'pass'),
+])
+def test_free_space_against_memory(free, memory, status):
+    item = pf.check_free_space('/var/lib/docker', free, memory, 1)
+    assert_shape(item)
+    assert item['status'] == status
+    if status != 'pass':
+        assert '/var/lib/docker' in item['remedy']
+
+
+def test_free_space_unmeasurable_warns():
+    assert pf.check_free_space('/nowhere', None, 10, 1)['status'] == 'warn'
+
+
+def test_free_space_measures_nearest_existing_parent(tmp_path):
+    path, free = pf.free_space(str(tmp_path / 'not' / 'yet'))
+    assert path == str(tmp_path) and free > 0
+
+
+def test_container_memory_from_cgroup_procs():
+    assert pf.parse_vmrss(STATUS) == 1120 * 1024
+    assert pf.parse_vmrss('Name:\tkthreadd\n') == 0
+    assert pf.cgroup_procs_path(PROC_CGROUP_V1, '/sys/fs/cgroup') == '/sys/fs/cgroup/memory/docker/bcd0a959206a/cgroup.procs'
+    assert pf.cgroup_procs_path(PROC_CGROUP_V2, '/sys/fs/cgroup') == \
+        '/sys/fs/cgroup/system.slice/docker-bcd0a959206a.scope/cgroup.procs'
+
+
+def test_container_memory_sums_the_cgroup(tmp_path):
+    proc, cgroup = tmp_path / 'proc', tmp_path / 'cgroup'
+    for pid, kb in (('100', 1000), ('101', 24)):
+        (proc / pid).mkdir(parents=True)
+        (proc / pid / 'status').write_text('VmRSS:\t%d kB\n' % kb)
+    (proc / '100' / 'cgroup').write_text('4:memory:/docker/abc\n')
+    (cgroup / 'memory' / 'docker' / 'abc').mkdir(parents=True)
+    (cgroup / 'memory' / 'docker' / 'abc' / 'cgroup.procs').write_text('100\n101\n')
+    assert pf.container_memory(100, str(proc), str(cgroup)) == 1024 * 1024
+    assert pf.container_memory(0, str(proc), str(cgroup)) == 0
+
+
+# -- containers ---------------------------------------------------------------------
+
+def kinds(mapping):
+    return mapping.get
+
+
+def container_checks(inspect, engine='20.10.24+dfsg1', live_restore=False, started=DOCKERD_STARTED, sources=None):
+    checks = pf.check_container('cr', inspect, engine, live_restore, started, kinds(sources or {}))
+    for item in checks:
+        assert_shape(item)
+    return checks
+
+
+def test_plain_running_container_passes():
+    checks = container_checks(INSPECT)
+    assert all(c['status'] == 'pass' for c in checks), checks
+    assert [c['name'] for c in checks] == ['container cr: running', 'container cr: restart policy',
+                                           'container cr: network', 'container cr: mounts']
+
+
+def test_missing_container_fails():
+    checks = pf.check_container('nope', None, '20.10.24', False, None, kinds({}),
+                                error='Container nope does not exist on the Docker Engine at unix:///x.')
+    assert len(checks) == 1 and checks[0]['status'] == 'fail' and 'does not exist' in checks[0]['detail']
+
+
+def test_stopped_container_fails_and_paused_warns():
+    stopped = copy.deepcopy(INSPECT)
+    stopped['State'].update(Running=False, Status='exited')
+    item = by_name(container_checks(stopped), 'container cr: running')
+    assert item['status'] == 'fail' and 'exited' in item['detail'] and 'docker start cr' in item['remedy']
+    paused = copy.deepcopy(INSPECT)
+    paused['State'].update(Paused=True, Status='paused')
+    assert by_name(container_checks(paused), 'container cr: running')['status'] == 'warn'
+
+
+@pytest.mark.parametrize('policy', ['always', 'unless-stopped', 'on-failure'])
+def test_restart_policy_will_be_held(policy):
+    inspect = copy.deepcopy(INSPECT)
+    inspect['HostConfig']['RestartPolicy']['Name'] = policy
+    item = by_name(container_checks(inspect), 'container cr: restart policy')
+    assert item['status'] == 'pass' and 'held' in item['detail'] and policy in item['detail']
+
+
+def test_tty_is_reported_and_fine():
+    inspect = copy.deepcopy(INSPECT)
+    inspect['Config']['Tty'] = True
+    assert by_name(container_checks(inspect), 'container cr: tty')['status'] == 'pass'
+
+
+def test_privileged_warns():
+    inspect = copy.deepcopy(INSPECT)
+    inspect['HostConfig']['Privileged'] = True
+    assert by_name(container_checks(inspect), 'container cr: privileged')['status'] == 'warn'
+
+
+def test_host_network_warns():
+    inspect = copy.deepcopy(INSPECT)
+    inspect['HostConfig']['NetworkMode'] = 'host'
+    item = by_name(container_checks(inspect), 'container cr: network')
+    assert item['status'] == 'warn' and 'tcp-established' in item['detail']
+
+
+@pytest.mark.parametrize('engine, network, status', [
+    ('28.5.2', 'default', 'fail'),
+    ('29.1.3', 'bridge', 'fail'),
+    ('28.5.2', 'none', 'fail'),
+    ('28.5.2', 'host', 'warn'),
+    ('27.5.1', 'default', 'pass'),
+])
+def test_own_network_namespace_on_docker_28_29_fails(engine, network, status):
+    inspect = copy.deepcopy(INSPECT)
+    inspect['HostConfig']['NetworkMode'] = network
+    item = by_name(container_checks(inspect, engine=engine), 'container cr: network')
+    assert item['status'] == status
+    if status == 'fail':
+        assert 'checkpoint-restore/criu#2834' in item['detail']
+
+
+def test_mounts_criu_cannot_handle():
+    inspect = copy.deepcopy(INSPECT)
+    inspect['Mounts'] = [
+        {'Type': 'bind', 'Source': '/var/run/docker.sock', 'Destination': '/var/run/docker.sock', 'Propagation': 'rprivate'},
+        {'Type': 'bind', 'Source': '/dev/kvm', 'Destination': '/dev/kvm', 'Propagation': 'rprivate'},
+        {'Type': 'bind', 'Source': '/proc/sys/net', 'Destination': '/host/net', 'Propagation': 'rprivate'},
+        {'Type': 'bind', 'Source': '/srv/shared', 'Destination': '/shared', 'Propagation': 'rshared'},
+        {'Type': 'bind', 'Source': '/srv/data', 'Destination': '/data', 'Propagation': 'rprivate'},
+        {'Type': 'volume', 'Name': 'v', 'Source': '/var/lib/docker/volumes/v/_data', 'Destination': '/v'},
+        {'Type': 'tmpfs', 'Source': '', 'Destination': '/run'},
+    ]
+    inspect['HostConfig']['Devices'] = [{'PathOnHost': '/dev/fuse', 'PathInContainer': '/dev/fuse',
+                                         'CgroupPermissions': 'rwm'}]
+    sources = {'/var/run/docker.sock': 'socket', '/dev/kvm': 'char', '/srv/data': 'dir', '/srv/shared': 'dir'}
+    item = by_name(container_checks(inspect, sources=sources), 'container cr: mounts')
+    assert item['status'] == 'warn'
+    detail = item['detail']
+    assert 'bind-mounted socket (/var/run/docker.sock)' in detail
+    assert 'host device (/dev/kvm)' in detail
+    assert "host's /proc/sys/net" in detail
+    assert 'rshared mount propagation' in detail
+    assert '--device /dev/fuse' in detail
+    assert '/data ' not in detail and '/v ' not in detail and '/run ' not in detail
+
+
+def test_ordinary_bind_mounts_and_volumes_pass():
+    inspect = copy.deepcopy(INSPECT)
+    inspect['Mounts'] = [
+        {'Type': 'bind', 'Source': '/srv/data', 'Destination': '/data', 'Propagation': 'rprivate'},
+        {'Type': 'bind', 'Source': '/etc/app.conf', 'Destination': '/etc/app.conf', 'Propagation': 'rprivate'},
+        {'Type': 'volume', 'Name': 'v', 'Source': '/var/lib/docker/volumes/v/_data', 'Destination': '/v'},
+    ]
+    sources = {'/srv/data': 'dir', '/etc/app.conf': 'file'}
+    item = by_name(container_checks(inspect, sources=sources), 'container cr: mounts')
+    assert item['status'] == 'pass' and '3 mount(s)' in item['detail']
+
+
+def test_container_older_than_engine_with_live_restore_fails():
+    inspect = copy.deepcopy(INSPECT)
+    inspect['State']['StartedAt'] = '2026-11-29T14:00:00.5Z'
+    item = by_name(container_checks(inspect, live_restore=True), 'container cr: engine restart')
+    assert item['status'] == 'fail' and 'docker restart cr' in item['remedy']
+    # The same container without live-restore, or started after the engine: no such check.
+    assert not [c for c in container_checks(inspect, live_restore=False) if c['name'].endswith('engine restart')]
+    assert not [c for c in container_checks(INSPECT, live_restore=True) if c['name'].endswith('engine restart')]
+
+
+def test_source_kind_on_this_host(tmp_path):
+    assert pf.source_kind('/dev/null') == 'char'
+    assert pf.source_kind(str(tmp_path)) == 'dir'
+    assert pf.source_kind(str(tmp_path / 'none')) is None
+    plain = tmp_path / 'f'
+    plain.write_text('x')
+    assert pf.source_kind(str(plain)) == 'file'
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(str(tmp_path / 's.sock'))
+        assert pf.source_kind(str(tmp_path / 's.sock')) == 'socket'
+    finally:
+        listener.close()
