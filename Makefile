@@ -65,12 +65,17 @@ integration: image
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python -m pytest -p no:cacheprovider tests/integration -v -rs
 
 molecule: host
-	@set -e; for role in criu engine; do \
+	@set -e; read -r src sum < <(scripts/criu-source-from-debian.sh $(CRIU_DEBIAN_VERSION) $(CACHE)/criu); \
+	export CRYO_CRIU_SOURCE_URL=$$src CRYO_CRIU_SOURCE_CHECKSUM=$$sum; \
+	for role in criu engine; do \
 	  echo "== molecule: role $$role"; \
 	  (cd roles/$$role && molecule test --all); \
 	done
 
-sanity lint docs-lint build-check: venv collection
+sanity lint docs-lint: venv collection
+	scripts/quality.sh $@
+
+build-check: image
 	scripts/quality.sh $@
 
 test: unit integration molecule sanity lint docs-lint build-check

@@ -15,7 +15,7 @@ from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 try:
     import docker
-    from docker.errors import APIError, DockerException, NotFound
+    from docker.errors import APIError, DockerException
     from requests.exceptions import RequestException
     HAS_DOCKER = True
     DOCKER_IMPORT_ERROR = None
@@ -27,9 +27,6 @@ except ImportError:
         pass
 
     class DockerException(Exception):  # type: ignore[no-redef]
-        pass
-
-    class NotFound(Exception):  # type: ignore[no-redef]
         pass
 
     class RequestException(Exception):  # type: ignore[no-redef]

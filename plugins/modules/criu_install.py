@@ -132,7 +132,7 @@ seealso:
     description: The experimental C(docker checkpoint) commands that need CRIU.
     link: https://docs.docker.com/reference/cli/docker/checkpoint/
 author:
-  - cryo.docker maintainers
+  - cryo.docker contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -88,7 +88,7 @@ seealso:
   - module: cryo.docker.docker_checkpoint_info
   - module: cryo.docker.checkpoint_preflight
 author:
-  - cryo.docker contributors
+  - cryo.docker contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

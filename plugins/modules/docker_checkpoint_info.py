@@ -46,7 +46,7 @@ seealso:
   - module: cryo.docker.docker_checkpoint
   - module: cryo.docker.docker_restore
 author:
-  - cryo.docker contributors
+  - cryo.docker contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

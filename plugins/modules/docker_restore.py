@@ -98,7 +98,7 @@ seealso:
   - module: cryo.docker.docker_checkpoint
   - module: cryo.docker.docker_checkpoint_info
 author:
-  - cryo.docker contributors
+  - cryo.docker contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -180,6 +180,47 @@ class FleetBed:
         """Run a playbook (YAML text) against the fleet inventory; return the CompletedProcess."""
         return run_playbook(text, self.inventory, limit=limit, extra_vars=extra_vars)
 
+    def run_module(self, module, args_by_host):
+        """Run cryo.docker.<module> on several hosts in one play, once per args dict, each on
+        its host's engine (docker_host is the host's cryo_docker_host unless given).
+        {host: [args, ...]} -> {host: [result, ...]}."""
+        name = module if '.' in module else 'cryo.docker.' + module
+        keys = sorted({key for args_list in args_by_host.values() for args in args_list for key in args} - {'docker_host'})
+        options = ''.join('\n        %s: "{{ item[%r] | default(omit) }}"' % (key, key) for key in keys)
+        text = FLEET_MODULE_PLAYBOOK.format(module=name, options=options)
+        with tempfile.TemporaryDirectory(prefix='cryo-test-') as out:
+            proc = self.playbook(text, limit=sorted(args_by_host),
+                                 extra_vars={'cryo_test_args': args_by_host, 'cryo_out': out})
+            results = {}
+            for host in args_by_host:
+                try:
+                    with open(os.path.join(out, host + '.json')) as handle:
+                        results[host] = json.load(handle)
+                except (OSError, ValueError):
+                    raise AssertionError('ansible-playbook did not return results for %s (rc %s):\n%s\n%s'
+                                         % (host, proc.returncode, proc.stdout, proc.stderr))
+        return results
+
+
+FLEET_MODULE_PLAYBOOK = """
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: The module under test
+      {module}:
+        docker_host: "{{{{ item['docker_host'] | default(cryo_docker_host) }}}}"{options}
+      loop: "{{{{ cryo_test_args[inventory_hostname] }}}}"
+      register: cryo_result
+      ignore_errors: true
+    - name: Hand the results to the test
+      ansible.builtin.copy:
+        content: "{{{{ cryo_result.results | to_json }}}}"
+        dest: "{{{{ cryo_out }}}}/{{{{ inventory_hostname }}}}.json"
+        mode: "0600"
+      check_mode: false
+      diff: false
+"""
+
 
 def run_playbook(text, inventory, limit=None, extra_vars=None, extra_env=None):
     """ansible-playbook with a playbook given as YAML text; `{testbed}` in it is tests/testbed."""

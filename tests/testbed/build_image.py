@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Build the local busybox test image (no registry needed): a rootfs with Debian's static
 busybox, imported into the engine. Idempotent: an existing tag is kept.
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """A simulated fleet: extra Docker Engines side by side on this machine, one Ansible host each.
 
 Each engine `PREFIX-N` has its own data root (a shared bind mount, which CRIU's restore
@@ -122,6 +122,7 @@ class Engine:
         self.socket = '/run/%s.sock' % self.name
         self.pidfile = '/run/%s.pid' % self.name
         self.cgroup_parent = self.name
+        self._process = None
         # Interface names have at most 15 characters.
         self.bridge = self.name if len(self.name) <= 15 else 'cryo-br-%06x' % (zlib.crc32(self.name.encode()) & 0xffffff)
         # 10.X.N.1/24, X from the prefix, so fleets with other prefixes do not overlap.
@@ -182,7 +183,7 @@ class Engine:
         grown = True
         while grown:
             grown = False
-            for pid, (ppid, _cmdline, _cgroup) in table.items():
+            for pid, (ppid, _args, _cgroup) in table.items():
                 if ppid in found and pid not in found:
                     found.add(pid)
                     grown = True
@@ -262,14 +263,18 @@ class Engine:
     def start(self):
         """Start dockerd in the background (its own session, log appended)."""
         with open(self.log, 'ab') as log:
-            subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
-                             start_new_session=True, env=dict(os.environ, PATH=DOCKERD_PATH), close_fds=True)
+            self._process = subprocess.Popen(  # pylint: disable=consider-using-with
+                self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, env=dict(os.environ, PATH=DOCKERD_PATH), close_fds=True)
 
     def wait(self, timeout=START_TIMEOUT):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.answers():
                 return
+            if self._process is not None and self._process.poll() is not None:
+                raise RuntimeError('%s: dockerd exited with status %s; the end of %s:\n%s'
+                                   % (self.name, self._process.returncode, self.log, self.log_tail()))
             time.sleep(0.2)
         raise RuntimeError('%s did not answer on %s within %s s; the end of %s:\n%s'
                            % (self.name, self.docker_host, timeout, self.log, self.log_tail()))
@@ -317,11 +322,17 @@ class Engine:
         self.kill()
 
     def kill(self):
-        """SIGKILL every process of the engine, until none is left."""
+        """SIGKILL every process of the engine, until none is left (and none is a zombie:
+        dockerd takes a zombie in its or containerd's pidfile for a running process)."""
+        killed = set()
         for _attempt in range(50):
             pids = self.processes()
             if not pids:
+                deadline = time.monotonic() + 5
+                while any(os.path.exists('/proc/%d' % pid) for pid in killed) and time.monotonic() < deadline:
+                    time.sleep(0.05)
                 return
+            killed.update(pids)
             for pid in pids:
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -330,20 +341,32 @@ class Engine:
             time.sleep(0.1)
         raise RuntimeError('%s: processes %s survive SIGKILL' % (self.name, self.processes()))
 
-    def remove(self):
-        """Unmount and remove the engine's state, bridge and cgroups (it must be stopped)."""
-        for root in (self.exec_root, self.base):
-            inside = sorted({target for target, _tags in _mounts()
-                             if target == root or target.startswith(root + '/')}, key=len, reverse=True)
-            for target in inside:
-                _run(['umount', '-l', target], check=False)
-            left = [target for target, _tags in _mounts() if target == root or target.startswith(root + '/')]
-            if left:
-                raise RuntimeError('%s: cannot unmount %s; not removing it' % (self.name, left))
-            shutil.rmtree(root, ignore_errors=True)
+    def _unmount_below(self, root, keep_root=False):
+        def below(target):
+            return target.startswith(root + '/') or (target == root and not keep_root)
+        # Reverse order: a mount comes after the mounts it is inside of.
+        for target in sorted({target for target, _tags in _mounts() if below(target)}, reverse=True):
+            _run(['umount', '--lazy', target], check=False)
+        left = [target for target, _tags in _mounts() if below(target)]
+        if left:
+            raise RuntimeError('%s: cannot unmount %s' % (self.name, left))
+
+    def clear_run(self):
+        """What a reboot wipes, for an engine that does not run: the mounts below its data
+        root, its exec root, socket and pidfile (tests/testbed/simulate_reboot.yml does the same)."""
+        if os.path.isdir(self.data_root):
+            self._unmount_below(self.data_root, keep_root=True)
+        self._unmount_below(self.exec_root)
+        shutil.rmtree(self.exec_root, ignore_errors=True)
         for path in (self.socket, self.pidfile):
             if os.path.lexists(path):
                 os.unlink(path)
+
+    def remove(self):
+        """Unmount and remove the engine's state, bridge and cgroups (it must be stopped)."""
+        self.clear_run()
+        self._unmount_below(self.base)
+        shutil.rmtree(self.base, ignore_errors=True)
         if os.path.exists('/sys/class/net/%s' % self.bridge):
             _run(['ip', 'link', 'delete', self.bridge], check=False)
         for parent in self._cgroups():
@@ -402,8 +425,9 @@ class Fleet:
             if engine.pid() and engine.answers():
                 log('%s: running (pid %s), kept' % (engine.name, engine.pid()))
                 continue
-            # Leftovers of an engine that died (or of a simulated power cut).
+            # Leftovers of an engine that died (or of a power cut).
             engine.kill()
+            engine.clear_run()
             engine.prepare()
             engine.start()
             starting.append(engine)

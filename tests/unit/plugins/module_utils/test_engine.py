@@ -94,9 +94,7 @@ def test_transient_checkpoint_error_is_retried_then_succeeds():
 
 
 def test_retries_are_bounded():
-    answers = []
-    for _ in range(3):
-        answers += [Response(500, 'transport is closing'), Response(204)]
+    answers = [Response(500, 'transport is closing'), Response(204)] * 3
     eng = engine(answers)
     with pytest.raises(EngineError):
         eng.create_checkpoint('cr', 'cp1', retries=3, delay=0)

@@ -232,10 +232,10 @@ def test_source_build_failure_reports_the_end_of_the_build_log(host, capsys, tmp
     deps = ci.BUILD_DEPS['apt']
     host.answers[('dpkg-query', '-W', '-f=${Package}\t${Status}\n')] = (
         0, ''.join('%s\tinstall ok installed\n' % name for name in deps), '')
-    log = ['CC       criu/cr-dump.o'] * 50 + ["criu/cr-dump.c:12:10: fatal error: nftables/libnftables.h: "
-                                            "No such file or directory"]
-    host.answers[('make', '-j%d' % len(os.sched_getaffinity(0)), 'criu')] = (2, '\n'.join(log) + '\n',
-                                                                          'make: *** [Makefile:42: criu] Error 2\n')
+    fatal = 'criu/cr-dump.c:12:10: fatal error: nftables/libnftables.h: No such file or directory'
+    log = ['CC       criu/cr-dump.o'] * 50 + [fatal]
+    make = ('make', '-j%d' % len(os.sched_getaffinity(0)), 'criu')
+    host.answers[make] = (2, '\n'.join(log) + '\n', 'make: *** [Makefile:42: criu] Error 2\n')
     prefix = tmp_path / 'prefix'
     result = run(capsys, dict(method='source', source_url=tarball, source_checksum=checksum, prefix=str(prefix)))
     assert result['failed'] is True
