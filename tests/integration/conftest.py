@@ -222,13 +222,13 @@ FLEET_MODULE_PLAYBOOK = """
 """
 
 
-def run_playbook(text, inventory, limit=None, extra_vars=None, extra_env=None):
+def run_playbook(text, inventory, limit=None, extra_vars=None, extra_env=None, options=()):
     """ansible-playbook with a playbook given as YAML text; `{testbed}` in it is tests/testbed."""
     with tempfile.TemporaryDirectory(prefix='cryo-test-') as tmp:
         playbook = os.path.join(tmp, 'play.yml')
         with open(playbook, 'w') as handle:
             handle.write(text.replace('{testbed}', os.path.abspath(TESTBED)))
-        cmd = ['ansible-playbook', playbook, '-i', inventory]
+        cmd = ['ansible-playbook', playbook, '-i', inventory] + list(options)
         if limit:
             cmd += ['--limit', limit if isinstance(limit, str) else ','.join(limit)]
         if extra_vars:

@@ -179,7 +179,7 @@ class Engine:
                     or ('containerd-shim' in cmdline and address in cmdline.split())
                     or cgroup_marker in cgroup):
                 found.add(pid)
-        # Descendants of the shims (the containers' processes, also when not in the cgroup yet).
+        # Their descendants (container processes not in the cgroup yet, children of docker-proxy).
         grown = True
         while grown:
             grown = False
