@@ -86,6 +86,8 @@ def log_errors(text, limit=20):
         if 'Error (' not in line or any(noise in line for noise in LOG_NOISE):
             continue
         out.append(line.strip())
+        if 'FAILED' in line:
+            break  # what follows "Dumping/Restoring FAILED." is CRIU cleaning up, not the cause
     return out[-limit:]
 
 

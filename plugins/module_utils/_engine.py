@@ -16,7 +16,7 @@ from ansible.module_utils.basic import env_fallback, missing_required_lib
 try:
     import docker
     from docker.errors import APIError, DockerException
-    from requests.exceptions import RequestException
+    from requests.exceptions import RequestException, Timeout
     HAS_DOCKER = True
     DOCKER_IMPORT_ERROR = None
 except ImportError:
@@ -30,6 +30,9 @@ except ImportError:
         pass
 
     class RequestException(Exception):  # type: ignore[no-redef]
+        pass
+
+    class Timeout(RequestException):  # type: ignore[no-redef]
         pass
 
 
@@ -128,6 +131,11 @@ class Engine:
                 resp = self.client._post_json(url, data=data, params=params)
             else:
                 resp = self.client._post(url, params=params)
+        except Timeout as exc:
+            raise EngineError(
+                'The Docker Engine at %s did not answer within %s seconds (%s). The operation may still be running: '
+                'a CRIU checkpoint or restore that hangs shows up this way; look at the CRIU log and raise timeout '
+                'for large containers.' % (self.host, self.timeout, exc), timed_out=True)
         except (DockerException, RequestException) as exc:
             raise EngineError('Cannot reach the Docker Engine at %s: %s' % (self.host, exc))
         if resp.status_code >= 400:

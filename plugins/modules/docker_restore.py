@@ -246,6 +246,7 @@ class Restorer:
         custom = module.params['checkpoint_dir']
         self.source = os.path.join(custom, self.name) if custom else self.engine_path
         self.staged = False
+        self.started = time.monotonic()
         self.result = dict(changed=False, restored=False, verified=None, fallback_used=False,
                            checkpoint_removed=False, duration=0.0,
                            verification=dict(method='none', detail='not verified'))
@@ -290,7 +291,7 @@ class Restorer:
             self.engine.stop(self.container_id, timeout=1)
             self.engine.wait_stopped(self.container_id)
         self.stage()
-        started = time.monotonic()
+        self.started = started = time.monotonic()
         try:
             self.engine.start_from_checkpoint(self.container_id, self.name)
         except EngineError as exc:
@@ -320,6 +321,7 @@ class Restorer:
         self.result.update(changed=True, fallback_used=True, verified=False)
         if not self.module.check_mode:
             self.engine.start(self.container_id)
+            self.result['duration'] = round(time.monotonic() - self.started, 3)
         self.module.warn('Container %s has no checkpoint named %s, so it was started afresh (fallback: cold_start).'
                          % (self.container_name, self.name))
         return self.finish()
@@ -370,7 +372,8 @@ class Restorer:
                 except EngineError as exc:
                     details.update(msg=msg + ' The cold start failed too: %s' % exc.msg, criu_errors=errors)
                     self.module.fail_json(**details)
-            self.result.update(fallback_used=True, restored=False, criu_errors=errors, verified=False)
+            self.result.update(fallback_used=True, restored=False, criu_errors=errors, verified=False,
+                               duration=round(time.monotonic() - self.started, 3))
             if log:
                 self.result['criu_log'] = log
             self.module.warn(msg + ' The container was started afresh (fallback: cold_start); the checkpoint '

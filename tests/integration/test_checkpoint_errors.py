@@ -174,8 +174,10 @@ def noexp_engine(engine):
         log.close()
         subprocess.run(['ip', 'link', 'del', NOEXP_BRIDGE], capture_output=True, check=False)
         with open('/proc/mounts', encoding='utf-8') as mounts:
-            if NOEXP_DIR not in mounts.read():
-                shutil.rmtree(NOEXP_DIR, ignore_errors=True)
+            mounted = mounts.read()
+        for path in (NOEXP_DIR, '/run/' + NOEXP):
+            if path not in mounted:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.parametrize('module', MODULES)

@@ -34,8 +34,13 @@ def failing(result):
     return [c for c in result['checks'] if c['status'] == 'fail']
 
 
+BRIDGE = 'cryopreflight0'
+BRIDGE_ADDRESS = '10.213.79.1/24'
+
+
 class SecondEngine:
-    """A dockerd of our own: own data root, exec root, socket, pid file and config file; no bridge."""
+    """A dockerd of our own: own data root, exec root, socket, pid file, config file and bridge
+    (with --bridge=none dockerd deletes the host's docker0, which the main engine needs)."""
 
     def __init__(self):
         self.base = tempfile.mkdtemp(prefix='cryo-preflight-')
@@ -50,11 +55,15 @@ class SecondEngine:
 
     def start(self):
         assert not os.path.exists(SOCKET), '%s is in use by someone else' % SOCKET
+        if subprocess.run(['ip', 'link', 'show', BRIDGE], capture_output=True, check=False).returncode:
+            subprocess.run(['ip', 'link', 'add', BRIDGE, 'type', 'bridge'], check=True)
+            subprocess.run(['ip', 'addr', 'add', BRIDGE_ADDRESS, 'dev', BRIDGE], check=True)
+            subprocess.run(['ip', 'link', 'set', BRIDGE, 'up'], check=True)
         with open(self.log, 'a') as log:
             self.proc = subprocess.Popen(
                 ['dockerd', '--config-file', self.config, '--data-root', os.path.join(self.base, 'data'),
                  '--exec-root', os.path.join(self.base, 'exec'), '-H', HOST, '--pidfile', self.pidfile,
-                 '--bridge=none', '--iptables=false'],
+                 '--bridge', BRIDGE, '--iptables=false', '--ip-masq=false'],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -108,6 +117,7 @@ class SecondEngine:
             for container in client.containers(all=True):
                 client.remove_container(container['Id'], force=True)
         self.stop()
+        subprocess.run(['ip', 'link', 'del', BRIDGE], capture_output=True, check=False)
         pid = self.containerd_pid()
         if pid:
             try:

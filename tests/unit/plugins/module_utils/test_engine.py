@@ -120,3 +120,16 @@ def test_checkpoint_body_and_list():
     eng.create_checkpoint('cr', 'cp1', leave_running=True, checkpoint_dir='/srv/cp')
     assert eng.client.calls[0][2]['data'] == {'CheckpointID': 'cp1', 'Exit': False, 'CheckpointDir': '/srv/cp'}
     assert eng.list_checkpoints('cr') == []
+
+
+def test_a_hanging_engine_call_is_not_called_unreachable():
+    class Hanging(FakeClient):
+        def _post(self, url, **kwargs):
+            raise _engine.Timeout('Read timed out. (read timeout=60)')
+
+    eng = Engine({'docker_host': 'unix:///var/run/docker.sock', 'timeout': 60}, client=Hanging([]))
+    with pytest.raises(EngineError) as raised:
+        eng.start_from_checkpoint('cr', 'cp1')
+    assert 'did not answer within 60 seconds' in raised.value.msg
+    assert 'Cannot reach' not in raised.value.msg
+    assert raised.value.details == {'timed_out': True}
