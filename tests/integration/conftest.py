@@ -1,15 +1,19 @@
 """Integration test harness: the real Docker Engine and CRIU on this machine.
 
-Modules run through `ansible` (ad-hoc, json callback) against the collection under
+Modules run as a task of a small playbook against the collection under
 ANSIBLE_COLLECTIONS_PATH, so each test drives exactly what a playbook would.
 """
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 
 import docker
@@ -147,6 +151,57 @@ def wait_running(engine, name, timeout=10):
 
 
 # -- the simulated fleet (tests/testbed/fleet.py) -----------------------------------------
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def http_get(port, path='/index.html', timeout=2):
+    """One GET on 127.0.0.1:port; the body, stripped."""
+    with urllib.request.urlopen('http://127.0.0.1:%d%s' % (port, path), timeout=timeout) as response:
+        return response.read().decode().strip()
+
+
+def wait_http(port, path='/index.html', timeout=15):
+    """GET until something answers on 127.0.0.1:port; the body, stripped."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return http_get(port, path)
+        except (urllib.error.URLError, OSError) as error:
+            if time.monotonic() > deadline:
+                raise AssertionError('nothing answered on 127.0.0.1:%s%s within %ss: %s' % (port, path, timeout, error))
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def tcp_peer():
+    """A listener on the host's loopback that keeps every connection open: (port, [peer sockets])."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(('127.0.0.1', 0))
+    server.listen(8)
+    server.settimeout(0.5)
+    peers, stop = [], threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                peers.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], peers
+    stop.set()
+    thread.join(2)
+    for peer in peers:
+        peer.close()
+    server.close()
+
 
 TESTBED = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'testbed')
 

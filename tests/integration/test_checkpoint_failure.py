@@ -4,42 +4,10 @@ A host-network container holding an established TCP connection to a peer outside
 cannot be dumped without CRIU's tcp-established option (off by default in the criu role).
 """
 
-import socket
-import threading
-
-import pytest
-
 from conftest import run_module, state, wait_counter
 
 NC_COUNTER = ('(while true; do echo x; sleep 1; done) | nc 127.0.0.1 {port} & '
               'i=0; while true; do echo $i; i=$(expr $i + 1); sleep 1; done')
-
-
-@pytest.fixture
-def tcp_peer():
-    """A listener on the host's loopback that keeps every connection open."""
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(('127.0.0.1', 0))
-    server.listen(8)
-    server.settimeout(0.5)
-    peers, stop = [], threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                peers.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1], peers
-    stop.set()
-    thread.join(2)
-    for peer in peers:
-        peer.close()
-    server.close()
 
 
 def test_failed_checkpoint_leaves_container_running_and_quotes_criu(engine, make_container, tcp_peer):

@@ -9,16 +9,14 @@ while checkpointed, resumed where it stopped (one unbroken run of numbers), was 
 import json
 import os
 import shutil
-import socket
 import stat
 import tempfile
 import time
-import urllib.request
 
 import pytest
 
-from conftest import (checkpoint_path, checkpoints, counter, counter_lines, run_module, state,
-                      wait_counter, wait_running)
+from conftest import (checkpoint_path, checkpoints, counter, counter_lines, free_port, run_module, state,
+                      wait_counter, wait_http, wait_running)
 
 
 # -- helpers -----------------------------------------------------------------
@@ -87,25 +85,6 @@ def assert_restored(result, name, cp='cp1'):
     assert result['container']['running'] is True, result['container']
     assert result['checkpoint']['name'] == cp, result['checkpoint']
     assert 'duration' in result, result
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def http_get(port, timeout=10):
-    deadline = time.monotonic() + timeout
-    error = None
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen('http://127.0.0.1:%s/' % port, timeout=2) as resp:
-                return resp.read().decode()
-        except OSError as exc:
-            error = exc
-            time.sleep(0.2)
-    raise AssertionError('nothing answered on 127.0.0.1:%s within %ss: %s' % (port, timeout, error))
 
 
 @pytest.fixture
@@ -345,13 +324,13 @@ def test_published_port(engine, make_container):
     port = free_port()
     name = make_container('mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www',
                           ports={8080: port})
-    assert http_get(port).strip() == 'hello'
+    assert wait_http(port, path='/') == 'hello'
     time.sleep(0.5)
     result = ok(checkpoint(name))
     assert result['changed'] is True
     assert not state(engine, name)['Running']
     assert_restored(restore(name), name)
-    assert http_get(port).strip() == 'hello'
+    assert wait_http(port, path='/') == 'hello'
 
 
 def test_restart_policy_always_is_held(engine, make_container):

@@ -12,15 +12,14 @@ killed, and the engine starts it afresh. The same with a graceful engine restart
 """
 
 import os
-import socket
 import time
 import urllib.error
-import urllib.request
 import uuid
 
 import pytest
 
-from conftest import COUNTER, checkpoint_path, checkpoints, counter, counter_lines, run_module, state, wait_counter, wait_running
+from conftest import (COUNTER, checkpoint_path, checkpoints, counter, counter_lines, free_port, http_get, run_module,
+                      state, wait_counter, wait_http, wait_running)
 
 REBOOT = """
 - name: Simulate a reboot
@@ -42,28 +41,6 @@ RESTART = """
 
 CHECKPOINT = 'fleet-cp'
 KINDS = ('counter', 'always', 'web')
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def http_get(port, timeout=2):
-    with urllib.request.urlopen('http://127.0.0.1:%d/index.html' % port, timeout=timeout) as response:
-        return response.read().decode().strip()
-
-
-def wait_http(port, timeout=10):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return http_get(port)
-        except (urllib.error.URLError, OSError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def create(client, name, command, ports=None, restart_policy=None):

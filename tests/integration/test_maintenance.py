@@ -13,16 +13,12 @@ Nothing is lost in any of them.
 import json
 import os
 import shutil
-import socket
-import threading
-import time
-import urllib.error
-import urllib.request
 import uuid
 
 import pytest
 
-from conftest import COUNTER, TESTBED, counter, counter_lines, run_playbook, state, wait_counter, wait_running
+from conftest import (COUNTER, TESTBED, counter, counter_lines, free_port, run_playbook, state, wait_counter,
+                      wait_http, wait_running)
 
 STATE_ROOT = '/var/tmp/cryo-maintenance-test'
 SIMULATE_REBOOT = os.path.abspath(os.path.join(TESTBED, 'simulate_reboot.yml'))
@@ -53,28 +49,6 @@ DAMAGE_CHECKPOINT = """---
     path: "{{ cryo_fleet_data_root }}/containers/{{ cryo_test_victim_id }}/checkpoints/{{ maintenance_checkpoint }}/pages-1.img"
     state: absent
 """ % SIMULATE_REBOOT
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def http_get(port, timeout=2):
-    with urllib.request.urlopen('http://127.0.0.1:%d/index.html' % port, timeout=timeout) as response:
-        return response.read().decode().strip()
-
-
-def wait_http(port, timeout=15):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return http_get(port)
-        except (urllib.error.URLError, OSError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 class Workload:
@@ -210,33 +184,6 @@ def test_engine_restart_action(fleet, workload, state_dir):
     for name in names:
         assert_continued(fleet.clients[host], name, last[(host, name)])
     assert manifest(state_dir, host)['status'] == 'complete'
-
-
-@pytest.fixture
-def tcp_peer():
-    """A listener on the host's loopback that keeps every connection open."""
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(('127.0.0.1', 0))
-    server.listen(8)
-    server.settimeout(0.5)
-    peers, stop = [], threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                peers.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1], peers
-    stop.set()
-    thread.join(2)
-    for peer in peers:
-        peer.close()
-    server.close()
 
 
 def test_abort_when_a_container_cannot_be_checkpointed(fleet, workload, state_dir, tcp_peer):

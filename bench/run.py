@@ -1,0 +1,824 @@
+#!/usr/bin/env python
+"""cryo.docker benchmarks: speed and disk use of checkpoint and restore on this machine.
+
+Every benchmark measures its own baseline in the same run and reports ratios against it, as a
+table and a JSON summary. Run on demand (`make bench`), never as part of `make test`.
+
+    warm_start     cold start of a slow-start app to ready, against docker_restore to ready
+    freeze_window  N counters: one docker_checkpoint/docker_restore call after the other,
+                   against the maintenance role's concurrent freeze and restore
+    memory         checkpoint and restore time, checkpoint size and peak disk use against
+                   the memory the container holds, with `cp -r` of the checkpoint as baseline
+
+Usage: run.py [--only warm_start,memory] [--repeat 3] [--counts 1,4,8] [--freeze-mb 0]
+              [--sizes 16,64,256] [--holder anon|shm] [--via module|playbook] [--json FILE]
+              [--docker-host URL]
+
+It needs the local Docker Engine (experimental) with CRIU, the image cryo-test/busybox:1
+(`make image`) and the collection on ANSIBLE_COLLECTIONS_PATH (`make collection`). Every
+container it makes is named bench-... and labelled cryo.docker.bench; all are removed at the end.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from xml.etree import ElementTree
+
+import docker
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IMAGE = os.environ.get('CRYO_TEST_IMAGE', 'cryo-test/busybox:1')
+LABEL = 'cryo.docker.bench'
+BENCHMARKS = ('warm_start', 'freeze_window', 'memory')
+
+COUNTER = 'i=0; while true; do echo $i; i=$(expr $i + 1); sleep 1; done'
+# The slow-start app: 5 s of "warming up", then it serves /www/index.html (the readiness probe).
+WARM_UP_SECONDS = 5
+SLOW_APP = ('echo warming up; sleep %d; echo ready > /www/index.html; echo READY; exec httpd -f -p 8080 -h /www'
+            % WARM_UP_SECONDS)
+# How a container comes to hold M MB, busybox only. anon: a shell variable of M MB (anonymous
+# memory of PID 1). shm: a file of M MB of random bytes in /dev/shm (a tmpfs that CRIU dumps).
+ALLOCATE = {
+    'anon': 'x=$(busybox head -c {bytes} /dev/zero | busybox tr "\\0" a)',
+    'shm': 'busybox head -c {bytes} /dev/urandom > /dev/shm/fill',
+}
+HOLD = '; echo allocated; while true; do sleep 3600; done'
+
+# One task, its result saved by ansible-core's tree callback: the call ends with the module.
+MODULE_PLAYBOOK = """
+- name: One module call
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: The module
+      {module}: "{{{{ bench_args }}}}"
+"""
+
+SEQUENTIAL_PLAYBOOK = """
+- name: Freeze and resume the containers one after the other
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Checkpoint the containers one by one
+      cryo.docker.docker_checkpoint:
+        docker_host: "{{ bench_docker_host }}"
+        container: "{{ item }}"
+        checkpoint: "{{ bench_checkpoint }}"
+      loop: "{{ bench_containers }}"
+    - name: Restore the containers one by one
+      cryo.docker.docker_restore:
+        docker_host: "{{ bench_docker_host }}"
+        container: "{{ item }}"
+        checkpoint: "{{ bench_checkpoint }}"
+      loop: "{{ bench_containers }}"
+"""
+
+ROLE_PLAYBOOK = """
+- name: Freeze and resume the containers with the maintenance role
+  hosts: localhost
+  gather_facts: false
+  roles:
+    - role: cryo.docker.maintenance
+"""
+
+# junit test cases (task file, task name) that make up each phase.
+PHASES = {
+    'sequential': {
+        'freeze': [('', 'Checkpoint the containers one by one')],
+        'restore': [('', 'Restore the containers one by one')],
+    },
+    'concurrent': {
+        'freeze': [('/tasks/freeze', 'Checkpoint the containers'), ('/tasks/freeze', 'Wait for the checkpoints')],
+        'restore': [('/tasks/restore', 'Restore the containers'), ('/tasks/restore', 'Wait for the restores')],
+    },
+}
+
+
+class BenchError(Exception):
+    pass
+
+
+def say(text):
+    print('.. %s' % text, file=sys.stderr, flush=True)
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 3) if values else None
+
+
+def ratio(numerator, denominator):
+    if not numerator or not denominator:
+        return None
+    return round(numerator / denominator, 2)
+
+
+def table(columns, rows):
+    """Plain text table: columns is a list of (key, heading); rows a list of dicts."""
+    def cell(value):
+        if value is None:
+            return '-'
+        return str(value)
+    cells = [[column[1] for column in columns]] + [[cell(row.get(column[0])) for column in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    lines = ['  '.join(text.rjust(width) for text, width in zip(line, widths)) for line in cells]
+    lines.insert(1, '  '.join('-' * width for width in widths))
+    return '\n'.join(lines)
+
+
+def report(summary, columns, rows):
+    print()
+    print('== %s: %s' % (summary['benchmark'], summary['title']))
+    print('baseline: %s' % summary['baseline'])
+    print('measured: %s' % summary['measured'])
+    print(table(columns, rows))
+    for note in summary.get('notes', []):
+        print('note: %s' % note)
+    print('JSON %s' % json.dumps(summary, sort_keys=True))
+    sys.stdout.flush()
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def http_ready(port):
+    try:
+        with urllib.request.urlopen('http://127.0.0.1:%d/index.html' % port, timeout=1) as response:
+            return response.read().decode().strip() == 'ready'
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def wait_for(predicate, timeout, interval=0.02, what='condition'):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise BenchError('timed out after %ss waiting for %s' % (timeout, what))
+        time.sleep(interval)
+    return time.monotonic()
+
+
+def proc_status_kb(pid, field):
+    try:
+        with open('/proc/%d/status' % pid, encoding='utf-8') as handle:
+            for line in handle:
+                if line.startswith(field + ':'):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def cgroup_memory_bytes(pid):
+    """Memory charged to the cgroup of a process (cgroup v1 or v2), None if not readable."""
+    try:
+        with open('/proc/%d/cgroup' % pid, encoding='utf-8') as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    candidates = []
+    for line in lines:
+        controllers, path = line.split(':', 2)[1:]
+        if 'memory' in controllers.split(','):
+            candidates.append('/sys/fs/cgroup/memory%s/memory.usage_in_bytes' % path)
+        elif controllers == '':
+            candidates.append('/sys/fs/cgroup%s/memory.current' % path)
+    for candidate in candidates:
+        try:
+            with open(candidate, encoding='utf-8') as handle:
+                return int(handle.read().strip())
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def dir_size(path):
+    total = 0
+    for base, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(base, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+class ReadyWatch:
+    """Asks the app's HTTP port every 20 ms while an operation runs, each attempt in its own
+    thread so that one that hangs (a port whose network is not up yet) does not delay the next;
+    `wait()` gives the seconds from the start of the watch to the first answer."""
+
+    def __init__(self, port, interval=0.02):
+        self.port = port
+        self.interval = interval
+        self.started = 0.0
+        self.ready = None
+        self._lock = threading.Lock()
+        self._answered = threading.Event()
+        self._stop = threading.Event()
+        self._thread = None
+
+    def _attempt(self):
+        if http_ready(self.port):
+            answered = time.monotonic()
+            with self._lock:
+                if self.ready is None or answered < self.ready:
+                    self.ready = answered
+            self._answered.set()
+
+    def _poll(self):
+        while not self._stop.is_set() and not self._answered.is_set():
+            threading.Thread(target=self._attempt, daemon=True).start()
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self.started = time.monotonic()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def wait(self, timeout):
+        if not self._answered.wait(timeout):
+            raise BenchError('port %d did not answer within %ss' % (self.port, timeout))
+        with self._lock:
+            return self.ready - self.started
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        return False
+
+
+class DiskPeak:
+    """Samples the used space of the filesystems holding `paths` while an operation runs.
+
+    `peak` is the largest growth of their summed used space over the value before the operation,
+    `after` the growth that remains once it returned. Anything else writing to those filesystems
+    at the same time is counted too."""
+
+    def __init__(self, paths, interval=0.02):
+        self.interval = interval
+        devices = {}
+        for path in paths:
+            try:
+                devices.setdefault(os.stat(path).st_dev, path)
+            except OSError:
+                continue
+        self.paths = sorted(devices.values())
+        self.base = 0
+        self.peak = 0
+        self.after = 0
+        self._stop = threading.Event()
+        self._thread = None
+
+    def used(self):
+        total = 0
+        for path in self.paths:
+            stat = os.statvfs(path)
+            total += (stat.f_blocks - stat.f_bfree) * stat.f_frsize
+        return total
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.used() - self.base)
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self.base = self.used()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.after = self.used() - self.base
+        self.peak = max(self.peak, self.after)
+        return False
+
+
+def collections_path():
+    """The collections directory that holds cryo.docker (ANSIBLE_COLLECTIONS_PATH, else build/collections)."""
+    candidates = [p for p in os.environ.get('ANSIBLE_COLLECTIONS_PATH', '').split(os.pathsep) if p]
+    candidates.append(os.path.join(ROOT, 'build', 'collections'))
+    for candidate in candidates:
+        if os.path.isdir(os.path.join(candidate, 'ansible_collections', 'cryo', 'docker', 'plugins', 'modules')):
+            return os.path.abspath(candidate)
+    raise BenchError('cryo.docker is not on ANSIBLE_COLLECTIONS_PATH nor in %s/build/collections: run `make collection` '
+                     'first (or `make bench`, which does).' % ROOT)
+
+
+class Ansible:
+    """Runs the collection's modules and playbooks on localhost.
+
+    via=module runs a module file directly (`python docker_restore.py args.json`, the collection on
+    PYTHONPATH): the module's own code, without the controller's per-task overhead.
+    via=playbook runs it as a task of `ansible-playbook`, as an operator would."""
+
+    def __init__(self, via, docker_host, workdir):
+        self.via = via
+        self.docker_host = docker_host
+        self.workdir = workdir
+        self.collections = collections_path()
+        self.env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=self.collections, ANSIBLE_COLLECTIONS_SCAN_SYS_PATH='false',
+                        ANSIBLE_LOCALHOST_WARNING='false', ANSIBLE_INVENTORY_UNPARSED_WARNING='false',
+                        ANSIBLE_FORCE_COLOR='false', ANSIBLE_PYTHON_INTERPRETER=sys.executable, LANG='C.UTF-8', LC_ALL='C.UTF-8')
+
+    def module(self, name, args):
+        """Run cryo.docker.<name>; return (result, wall seconds). Raises BenchError when it fails."""
+        args = dict(args, docker_host=self.docker_host)
+        tmp = tempfile.mkdtemp(prefix='call-', dir=self.workdir)
+        try:
+            if self.via == 'module':
+                result, wall, output = self._direct(name, args, tmp)
+            else:
+                result, wall, output = self._playbook(name, args, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if result is None or result.get('failed'):
+            raise BenchError('cryo.docker.%s %s failed: %s' % (name, args.get('container'),
+                                                               (result or {}).get('msg') or output[-2000:]))
+        return result, wall
+
+    def _direct(self, name, args, tmp):
+        path = os.path.join(self.collections, 'ansible_collections', 'cryo', 'docker', 'plugins', 'modules', name + '.py')
+        args_file = os.path.join(tmp, 'args.json')
+        with open(args_file, 'w', encoding='utf-8') as handle:
+            json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
+        env = dict(self.env, PYTHONPATH=self.collections)
+        started = time.monotonic()
+        proc = subprocess.run([sys.executable, path, args_file], capture_output=True, text=True, env=env, check=False)
+        wall = time.monotonic() - started
+        try:
+            return json.loads(proc.stdout), wall, proc.stdout + proc.stderr
+        except ValueError:
+            return None, wall, proc.stdout + proc.stderr
+
+    def _playbook(self, name, args, tmp):
+        tree = os.path.join(tmp, 'tree')
+        started = time.monotonic()
+        proc = self.playbook(MODULE_PLAYBOOK.format(module='cryo.docker.' + name), dict(bench_args=args), tmp,
+                             env=dict(ANSIBLE_CALLBACKS_ENABLED='ansible.builtin.tree', ANSIBLE_CALLBACK_TREE_DIR=tree))
+        wall = time.monotonic() - started
+        try:
+            with open(os.path.join(tree, 'localhost'), encoding='utf-8') as handle:
+                return json.load(handle), wall, proc.stdout + proc.stderr
+        except (OSError, ValueError):
+            return None, wall, proc.stdout + proc.stderr
+
+    def playbook(self, text, extra_vars, tmp, env=None):
+        playbook = os.path.join(tmp, 'play.yml')
+        with open(playbook, 'w', encoding='utf-8') as handle:
+            handle.write(text)
+        vars_file = os.path.join(tmp, 'vars.json')
+        with open(vars_file, 'w', encoding='utf-8') as handle:
+            json.dump(extra_vars, handle)
+        env = dict(self.env, **(env or {}))
+        return subprocess.run(['ansible-playbook', playbook, '-i', 'localhost,', '-c', 'local', '-e', '@' + vars_file],
+                              capture_output=True, text=True, env=env, check=False)
+
+
+class Bench:
+    def __init__(self, options):
+        self.options = options
+        self.run_id = uuid.uuid4().hex[:6]
+        self.engine = docker.APIClient(base_url=options.docker_host, version='auto')
+        self.workdir = tempfile.mkdtemp(prefix='cryo-bench-')
+        self.ansible = Ansible(options.via, options.docker_host, self.workdir)
+        self.data_root = self.engine.info().get('DockerRootDir') or '/var/lib/docker'
+        self.summaries = []
+
+    # -- containers ---------------------------------------------------------------------
+
+    def container(self, kind, command, start=True, ports=None, **host_kwargs):
+        name = 'bench-%s-%s-%s' % (kind, self.run_id, uuid.uuid4().hex[:4])
+        host_config = self.engine.create_host_config(port_bindings=ports, **host_kwargs)
+        self.engine.create_container(IMAGE, ['/bin/sh', '-c', command], name=name, host_config=host_config,
+                                     ports=list(ports) if ports else None, labels={LABEL: self.run_id})
+        if start:
+            self.engine.start(name)
+        return name
+
+    def remove(self, names):
+        for name in names:
+            try:
+                self.engine.remove_container(name, force=True)
+            except docker.errors.NotFound:
+                pass
+
+    def cleanup(self, every_run=False):
+        """Remove this run's containers, or with every_run those an interrupted earlier run left."""
+        wanted = LABEL if every_run else '%s=%s' % (LABEL, self.run_id)
+        names = [c['Names'][0].lstrip('/') for c in self.engine.containers(all=True, filters={'label': wanted})]
+        self.remove(names)
+        return names
+
+    def logs(self, name):
+        return self.engine.logs(name).decode(errors='replace')
+
+    def counter_lines(self, name):
+        return [int(x) for x in self.logs(name).split() if x.isdigit()]
+
+    def pid(self, name):
+        return self.engine.inspect_container(name)['State'].get('Pid')
+
+    def resumed(self, name, timeout=5):
+        """True when the counter runs on from where it was: 0, 1, 2 ... with no restart, and still counting."""
+        before = self.counter_lines(name)
+        try:
+            wait_for(lambda: len(self.counter_lines(name)) > len(before), timeout, 0.1, 'the counter of %s' % name)
+        except BenchError:
+            return False
+        lines = self.counter_lines(name)
+        return self.engine.inspect_container(name)['State'].get('Running') and lines == list(range(len(lines)))
+
+    # -- 1. warm start -------------------------------------------------------------------
+
+    def warm_start(self):
+        rows = []
+        for rep in range(self.options.repeat):
+            say('warm_start: repetition %d of %d' % (rep + 1, self.options.repeat))
+            port = free_port()
+            name = self.container('warm', SLOW_APP, start=False, ports={8080: ('127.0.0.1', port)})
+            try:
+                with ReadyWatch(port) as watch:
+                    self.engine.start(name)
+                    cold = watch.wait(WARM_UP_SECONDS + 30)
+                checkpoint, checkpoint_wall = self.ansible.module(
+                    'docker_checkpoint', dict(container=name, checkpoint='warm'))
+                if http_ready(port):
+                    raise BenchError('%s still serves after its checkpoint' % name)
+                # Probing only once the call returned: requests while the container is down leave the
+                # host's ARP entry for its address INCOMPLETE, which delays the first answer by up to 1 s.
+                restore, restore_wall = self.ansible.module(
+                    'docker_restore', dict(container=name, checkpoint='warm', keep_checkpoint=True))
+                with ReadyWatch(port) as watch:
+                    after_call = watch.wait(30)
+                warm = restore_wall + after_call
+                rows.append(dict(
+                    repetition=rep + 1, cold_s=round(cold, 3), restore_s=round(warm, 3),
+                    call_s=round(restore_wall, 3), engine_restore_s=restore['duration'],
+                    ready_after_call_s=round(after_call, 3), verified=restore['verified'],
+                    checkpoint_call_s=round(checkpoint_wall, 3), checkpoint_bytes=checkpoint['checkpoint'].get('size'),
+                    ratio=ratio(cold, warm), ratio_engine=ratio(cold, restore['duration'])))
+            finally:
+                self.remove([name])
+        cold = median([r['cold_s'] for r in rows])
+        warm = median([r['restore_s'] for r in rows])
+        engine = median([r['engine_restore_s'] for r in rows])
+        summary = dict(
+            benchmark='warm_start', title='slow-start app (%d s warm-up, then httpd) to ready' % WARM_UP_SECONDS,
+            baseline='cold start: engine start of the created container until it serves (HTTP request every 20 ms)',
+            measured='cryo.docker.docker_restore (via %s, keep_checkpoint) from a checkpoint taken once it served, '
+                     'until it serves' % self.options.via,
+            repeat=self.options.repeat, cold_s=cold, restore_s=warm, ratio=ratio(cold, warm),
+            engine_restore_s=engine, ratio_engine=ratio(cold, engine),
+            all_verified=all(r['verified'] for r in rows), rows=rows,
+            notes=['restore_s: from the start of the module call (%s) until it returned and the app answered its first '
+                   'HTTP request (ready_after_call_s in the JSON). Requests are sent only once the call returned: '
+                   'requests while the container is down leave the host\'s ARP entry for its address INCOMPLETE, and the '
+                   'first answer then comes up to 1 s (the ARP retransmit time) after the container runs again.'
+                   % ('a Python process running the module file' if self.options.via == 'module' else
+                      'ansible-playbook with the one task, from its start'),
+                   'engine_restore_s: the restore request until the engine reports the container running, as the '
+                   'module reports it; ratio_engine = cold_s / engine_restore_s.',
+                   'Medians over %d repetitions; container creation is not timed in either case.' % self.options.repeat])
+        report(summary, [('repetition', '#'), ('cold_s', 'cold s'), ('restore_s', 'restore s'), ('call_s', 'call s'),
+                         ('engine_restore_s', 'engine s'), ('verified', 'verified'), ('checkpoint_bytes', 'ckpt bytes'),
+                         ('ratio', 'cold/restore'), ('ratio_engine', 'cold/engine')], rows)
+        return summary
+
+    # -- 2. freeze window -----------------------------------------------------------------
+
+    def phases(self, junit_dir, mode):
+        """Seconds per phase from the junit report: the sum of the phase's task durations."""
+        cases = []
+        for name in os.listdir(junit_dir):
+            tree = ElementTree.parse(os.path.join(junit_dir, name))
+            for case in tree.iter('testcase'):
+                task = re.sub(r'^\[[^]]*\] [^:]*: (?:[^:]* : )?', '', case.get('name', ''))
+                cases.append((case.get('classname', ''), task.strip(), float(case.get('time', 0)), case))
+        out = {}
+        tasks = {}
+        for phase, parts in PHASES[mode].items():
+            total = 0.0
+            for task_file, task in parts:
+                found = [c for c in cases if c[1] == task and c[0].endswith(task_file)]
+                if not found:
+                    raise BenchError('the junit report has no task %r (%s)' % (task, task_file))
+                seconds = sum(c[2] for c in found)
+                tasks[task] = round(seconds, 3)
+                total += seconds
+            out[phase] = round(total, 3)
+        return out, tasks, cases
+
+    @staticmethod
+    def module_durations(cases, task):
+        """The `duration` each loop item of a task reported (junit keeps the task result as system-out)."""
+        for _file, name, _seconds, case in cases:
+            if name != task:
+                continue
+            out = case.find('system-out')
+            try:
+                result = json.loads(out.text) if out is not None and out.text else {}
+            except ValueError:
+                return []
+            return [item.get('duration') for item in result.get('results', []) if item.get('duration') is not None]
+        return []
+
+    def freeze_run(self, mode, count):
+        megabytes = self.options.freeze_mb
+        command = (ALLOCATE['anon'].format(bytes=megabytes << 20) + '; ' if megabytes else '') + COUNTER
+        names = [self.container('freeze', command) for _index in range(count)]
+        try:
+            for name in names:
+                wait_for(lambda n=name: len(self.counter_lines(n)) >= 2, 20 + megabytes // 10, 0.1, 'the counter of %s' % name)
+            tmp = tempfile.mkdtemp(prefix='%s-%d-' % (mode, count), dir=self.workdir)
+            junit = os.path.join(tmp, 'junit')
+            checkpoint = 'bench-%s' % uuid.uuid4().hex[:8]
+            if mode == 'sequential':
+                extra = dict(bench_docker_host=self.options.docker_host, bench_containers=names, bench_checkpoint=checkpoint)
+                text = SEQUENTIAL_PLAYBOOK
+            else:
+                extra = dict(maintenance_docker_host=self.options.docker_host, maintenance_containers=names,
+                             maintenance_action='none', maintenance_run_id=checkpoint.replace('bench-', ''),
+                             maintenance_checkpoint=checkpoint, maintenance_state_dir=os.path.join(tmp, 'state'))
+                text = ROLE_PLAYBOOK
+            started = time.monotonic()
+            proc = self.ansible.playbook(text, extra, tmp, env=dict(
+                ANSIBLE_CALLBACKS_ENABLED='ansible.builtin.junit', JUNIT_OUTPUT_DIR=junit, JUNIT_TASK_CLASS='true',
+                JUNIT_HIDE_TASK_ARGUMENTS='true'))
+            total = time.monotonic() - started
+            if proc.returncode != 0:
+                raise BenchError('the %s playbook failed (rc %d):\n%s' % (mode, proc.returncode, (proc.stdout + proc.stderr)[-3000:]))
+            phases, tasks, cases = self.phases(junit, mode)
+            if mode == 'sequential':
+                freeze_each = self.module_durations(cases, 'Checkpoint the containers one by one')
+                restore_each = self.module_durations(cases, 'Restore the containers one by one')
+            else:
+                with open(os.path.join(tmp, 'state', 'manifest.json'), encoding='utf-8') as handle:
+                    manifest = json.load(handle)
+                freeze_each = [c.get('freeze_seconds') for c in manifest['containers']]
+                restore_each = [c.get('restore_seconds') for c in manifest['containers']]
+            resumed = all(self.resumed(name) for name in names)
+            return dict(mode=mode, n=count, freeze_s=phases['freeze'], restore_s=phases['restore'],
+                        playbook_s=round(total, 3), engine_freeze_max_s=max(freeze_each or [None], key=lambda v: v or 0),
+                        engine_freeze_sum_s=round(sum(v for v in freeze_each if v), 3),
+                        engine_restore_max_s=max(restore_each or [None], key=lambda v: v or 0), resumed=resumed,
+                        tasks=tasks)
+        finally:
+            self.remove(names)
+
+    def freeze_window(self):
+        rows = []
+        by_count = {}
+        for count in self.options.counts:
+            for mode in ('sequential', 'concurrent'):
+                say('freeze_window: %s, %d containers' % (mode, count))
+                row = self.freeze_run(mode, count)
+                rows.append(row)
+                by_count.setdefault(count, {})[mode] = row
+        results = []
+        for count, pair in sorted(by_count.items()):
+            seq, conc = pair['sequential'], pair['concurrent']
+            results.append(dict(n=count, sequential_freeze_s=seq['freeze_s'], concurrent_freeze_s=conc['freeze_s'],
+                                freeze_ratio=ratio(seq['freeze_s'], conc['freeze_s']),
+                                sequential_restore_s=seq['restore_s'], concurrent_restore_s=conc['restore_s'],
+                                restore_ratio=ratio(seq['restore_s'], conc['restore_s'])))
+        for row in rows:
+            pair = by_count[row['n']]
+            row['freeze_ratio'] = ratio(pair['sequential']['freeze_s'], row['freeze_s'])
+            row['restore_ratio'] = ratio(pair['sequential']['restore_s'], row['restore_s'])
+        summary = dict(
+            benchmark='freeze_window', title='freeze and restore window against the number of counter containers%s'
+            % (', each holding %d MB' % self.options.freeze_mb if self.options.freeze_mb else ''),
+            freeze_mb=self.options.freeze_mb,
+            baseline='sequential: one cryo.docker.docker_checkpoint task looping over the containers (no async), '
+                     'then one cryo.docker.docker_restore loop, through ansible-playbook',
+            measured='concurrent: role cryo.docker.maintenance (maintenance_action: none) - docker_checkpoint with '
+                     'async/poll 0, then async_status every 1 s; the same for docker_restore',
+            results=results, rows=rows, all_resumed=all(r['resumed'] for r in rows),
+            notes=['freeze_s / restore_s: summed durations of the phase\'s tasks from ansible-core\'s junit callback '
+                   '(task start to last result; the milliseconds between two tasks are not counted). The role\'s '
+                   'preflight, manifest writes and checks are outside the phases and in playbook_s only.',
+                   'ratio = sequential / concurrent (above 1: the concurrent window is shorter).',
+                   'engine_*: the `duration` each module reported (checkpoint call until the container stopped; '
+                   'restore call until running): concurrent checkpoints share the CPUs (%d here).' % (os.cpu_count() or 0),
+                   'resumed: every counter continued from where it was (0, 1, 2 ... no restart) after the run.'])
+        report(summary, [('n', 'N'), ('mode', 'mode'), ('freeze_s', 'freeze s'), ('freeze_ratio', 'seq/this'),
+                         ('restore_s', 'restore s'), ('restore_ratio', 'seq/this'),
+                         ('engine_freeze_max_s', 'engine ckpt max s'), ('engine_restore_max_s', 'engine rst max s'),
+                         ('playbook_s', 'playbook s'), ('resumed', 'resumed')], rows)
+        return summary
+
+    # -- 3. memory ------------------------------------------------------------------------
+
+    def disk_paths(self):
+        return [self.data_root, tempfile.gettempdir(), '/run', '/var/run']
+
+    def memory_run(self, megabytes):
+        holder = self.options.holder
+        command = ALLOCATE[holder].format(bytes=megabytes << 20) + HOLD
+        extra = dict(shm_size='%dm' % (megabytes + 16)) if holder == 'shm' else {}
+        name = self.container('mem', command, **extra)
+        copy_root = tempfile.mkdtemp(prefix='bench-copy-', dir=os.path.dirname(self.data_root))
+        try:
+            wait_for(lambda: 'allocated' in self.logs(name), 120, 0.1, '%s to allocate %d MB' % (name, megabytes))
+            pid = self.pid(name)
+            rss_kb = proc_status_kb(pid, 'VmRSS')
+            cgroup = cgroup_memory_bytes(pid)
+            with DiskPeak(self.disk_paths()) as disk_checkpoint:
+                checkpoint, checkpoint_wall = self.ansible.module('docker_checkpoint', dict(container=name, checkpoint='mem'))
+            directory = checkpoint['checkpoint']['directory']
+            size = checkpoint['checkpoint'].get('size') or dir_size(directory)
+            started = time.monotonic()
+            subprocess.run(['cp', '-r', directory, os.path.join(copy_root, 'mem')], check=True)
+            os.sync()
+            copy = time.monotonic() - started
+            shutil.rmtree(os.path.join(copy_root, 'mem'))
+            os.sync()
+            with DiskPeak(self.disk_paths()) as disk_restore:
+                restore, restore_wall = self.ansible.module('docker_restore', dict(container=name, checkpoint='mem'))
+            pid_after = self.pid(name)
+            cgroup_after = cgroup_memory_bytes(pid_after)
+            rss_after_kb = proc_status_kb(pid_after, 'VmRSS')
+            mib = float(1 << 20)
+            return dict(
+                mb=megabytes, rss_mb=round(rss_kb / 1024.0, 1) if rss_kb else None,
+                cgroup_mb=round(cgroup / mib, 1) if cgroup else None,
+                checkpoint_s=checkpoint['duration'], checkpoint_wall_s=round(checkpoint_wall, 3),
+                restore_s=restore['duration'], restore_wall_s=round(restore_wall, 3), copy_s=round(copy, 3),
+                size_mb=round(size / mib, 1), size_per_mb=round(size / mib / megabytes, 2),
+                checkpoint_mb_per_s=round(size / mib / checkpoint['duration'], 1) if checkpoint['duration'] else None,
+                copy_mb_per_s=round(size / mib / copy, 1) if copy else None,
+                checkpoint_peak_disk_mb=round(disk_checkpoint.peak / mib, 1),
+                checkpoint_peak_per_mb=round(disk_checkpoint.peak / mib / megabytes, 2),
+                checkpoint_after_disk_mb=round(disk_checkpoint.after / mib, 1),
+                restore_peak_disk_mb=round(disk_restore.peak / mib, 1),
+                restore_after_disk_mb=round(disk_restore.after / mib, 1),
+                restore_peak_per_mb=round(disk_restore.peak / mib / megabytes, 2),
+                rss_after_mb=round(rss_after_kb / 1024.0, 1) if rss_after_kb else None,
+                cgroup_after_mb=round(cgroup_after / mib, 1) if cgroup_after else None,
+                verified=restore['verified'],
+                checkpoint_vs_copy=ratio(checkpoint['duration'], copy), restore_vs_copy=ratio(restore['duration'], copy))
+        finally:
+            self.remove([name])
+            shutil.rmtree(copy_root, ignore_errors=True)
+
+    def memory(self):
+        rows = []
+        for megabytes in self.options.sizes:
+            say('memory: %d MB (%s)' % (megabytes, self.options.holder))
+            rows.append(self.memory_run(megabytes))
+        first = rows[0]
+        for row in rows:
+            row['checkpoint_vs_first'] = ratio(row['checkpoint_s'], first['checkpoint_s'])
+            row['restore_vs_first'] = ratio(row['restore_s'], first['restore_s'])
+        summary = dict(
+            benchmark='memory', title='checkpoint and restore against the memory the container holds (%s)' % self.options.holder,
+            holder=self.options.holder,
+            baseline='cp -r of the checkpoint directory to the same filesystem, then sync (raw copy of the same bytes), '
+                     'and the smallest size (%d MB)' % first['mb'],
+            measured='cryo.docker.docker_checkpoint then cryo.docker.docker_restore (via %s), the engine time each module '
+                     'reports' % self.options.via,
+            rows=rows, all_verified=all(r['verified'] for r in rows),
+            notes=[
+                "checkpoint_s / restore_s: the modules' `duration` (engine call until stopped / running); the *_wall_s "
+                "columns add the module process around it.",
+                "checkpoint_vs_copy = checkpoint_s / copy_s: how many times a plain copy of the same bytes the "
+                "checkpoint takes. *_vs_first: against the %d MB case." % first['mb'],
+                "peak disk: largest growth of used space on %s while the module ran (statvfs every 20 ms; other "
+                "writers on those filesystems count too). The checkpoint that stays on disk is part of the checkpoint "
+                "peak; during the restore it is already there (not counted) and is removed at the end "
+                "(*_after_disk_mb in the JSON: what remained)." % ', '.join(DiskPeak(self.disk_paths()).paths),
+                "rss_mb: VmRSS of PID 1 before the checkpoint, rss_after_mb: after the restore (the memory came back); "
+                "cgroup_mb: memory charged to the container's cgroup (tmpfs included)."])
+        report(summary, [('mb', 'MB'), ('rss_mb', 'rss MB'), ('cgroup_mb', 'cgroup MB'), ('size_mb', 'ckpt MB'),
+                         ('checkpoint_s', 'ckpt s'), ('restore_s', 'restore s'), ('copy_s', 'cp s'),
+                         ('checkpoint_vs_copy', 'ckpt/cp'), ('restore_vs_copy', 'rst/cp'),
+                         ('checkpoint_vs_first', 'ckpt/first'), ('restore_vs_first', 'rst/first'),
+                         ('checkpoint_mb_per_s', 'ckpt MB/s'), ('checkpoint_peak_disk_mb', 'ckpt peak MB'),
+                         ('checkpoint_peak_per_mb', 'peak/MB'), ('restore_peak_disk_mb', 'rst peak MB'),
+                         ('rss_after_mb', 'rss after'), ('cgroup_after_mb', 'cgroup after'), ('verified', 'verified')], rows)
+        return summary
+
+    # -- run ------------------------------------------------------------------------------
+
+    def environment(self):
+        version = self.engine.version()
+        criu = shutil.which('criu', path='/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin')
+        criu_version = None
+        if criu:
+            proc = subprocess.run([criu, '--version'], capture_output=True, text=True, check=False)
+            match = re.search(r'Version:\s*(\S+)', proc.stdout)
+            criu_version = match.group(1) if match else None
+        return dict(engine=version.get('Version'), api=version.get('ApiVersion'), kernel=platform.release(),
+                    criu=criu_version, criu_path=criu, cpus=os.cpu_count(), image=IMAGE, via=self.options.via,
+                    data_root=self.data_root, time=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
+
+    def run(self):
+        if not self.engine.images(name=IMAGE):
+            raise BenchError('the image %s is missing: run `make image` first' % IMAGE)
+        left = self.cleanup(every_run=True)
+        if left:
+            say('removed containers an earlier run left: %s' % ', '.join(left))
+        env = self.environment()
+        print('environment: %s' % json.dumps(env, sort_keys=True))
+        started = time.monotonic()
+        try:
+            for name in self.options.only:
+                self.summaries.append(getattr(self, name)())
+        finally:
+            self.cleanup()
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        total = round(time.monotonic() - started, 1)
+        print('\nbenchmarks %s done in %.1f s' % (', '.join(self.options.only), total))
+        if self.options.json:
+            with open(self.options.json, 'w', encoding='utf-8') as handle:
+                json.dump(dict(environment=env, seconds=total, benchmarks=self.summaries), handle, indent=2, sort_keys=True)
+                handle.write('\n')
+            print('summary written to %s' % self.options.json)
+
+
+def number_list(text):
+    try:
+        values = [int(part) for part in text.split(',') if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError('expected numbers separated by commas, got %r' % text) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError('expected positive numbers separated by commas, got %r' % text)
+    return values
+
+
+def benchmark_list(text):
+    names = [part.strip() for part in text.split(',') if part.strip()]
+    unknown = sorted(set(names) - set(BENCHMARKS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError('unknown benchmark %s; choose from %s'
+                                         % (', '.join(unknown) or '(none)', ', '.join(BENCHMARKS)))
+    return [name for name in BENCHMARKS if name in names]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='cryo.docker benchmarks (ratios against baselines of the same run).')
+    parser.add_argument('--only', type=benchmark_list, default=list(BENCHMARKS),
+                        help='benchmarks to run, comma separated: %s (default: all)' % ', '.join(BENCHMARKS))
+    parser.add_argument('--repeat', type=int, default=3, help='warm_start repetitions (default 3)')
+    parser.add_argument('--counts', type=number_list, default=[1, 4, 8], help='freeze_window container counts (default 1,4,8)')
+    parser.add_argument('--freeze-mb', type=int, default=0,
+                        help='memory each freeze_window counter holds besides its counter, in MB (default 0)')
+    parser.add_argument('--sizes', type=number_list, default=[16, 64, 256], help='memory sizes in MB (default 16,64,256)')
+    parser.add_argument('--holder', choices=sorted(ALLOCATE), default='anon',
+                        help='what holds the memory: anon (a shell variable, default) or shm (a file in /dev/shm)')
+    parser.add_argument('--via', choices=['module', 'playbook'], default='module',
+                        help='run docker_checkpoint/docker_restore directly (module, default) or as an ansible-playbook '
+                             'task (playbook) in warm_start and memory; freeze_window always uses ansible-playbook')
+    parser.add_argument('--json', metavar='FILE', help='also write every summary to FILE')
+    parser.add_argument('--docker-host', default=os.environ.get('DOCKER_HOST', 'unix:///var/run/docker.sock'),
+                        help='the engine (default DOCKER_HOST or the local socket); it must be this machine\'s, '
+                             'since the benchmarks read /proc and the disk')
+    options = parser.parse_args(argv)
+    if options.repeat < 1:
+        parser.error('--repeat must be at least 1')
+    if options.freeze_mb < 0:
+        parser.error('--freeze-mb must not be negative')
+    return options
+
+
+def on_signal(signum, _frame):
+    raise SystemExit(128 + signum)
+
+
+def main():
+    options = parse_args()
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        Bench(options).run()
+    except BenchError as exc:
+        print('bench: %s' % exc, file=sys.stderr)
+        return 1
+    except docker.errors.DockerException as exc:
+        print('bench: the Docker Engine at %s: %s' % (options.docker_host, exc), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
