@@ -78,7 +78,7 @@ sanity lint docs-lint: venv collection
 build-check: image
 	scripts/quality.sh $@
 
-test: unit integration molecule sanity lint docs-lint build-check
+test: unit sanity lint docs-lint integration molecule build-check
 	@echo "make test: every suite and gate passed"
 
 clean:

@@ -8,7 +8,6 @@ Usage: build_image.py [--docker-host URL] [--tag cryo-test/busybox:1]
 import argparse
 import io
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -19,12 +18,17 @@ APPLETS = ('sh', 'sleep', 'echo', 'cat', 'expr', 'nc', 'httpd', 'ls', 'ps', 'wge
 
 
 def busybox_path():
-    path = '/bin/busybox'
-    if not os.path.exists(path) or b'statically linked' not in subprocess.run(
-            ['file', '-L', path], capture_output=True, check=False).stdout:
-        subprocess.run(['apt-get', 'install', '-y', '-qq', 'busybox-static', 'file'], check=True,
-                       env=dict(os.environ, DEBIAN_FRONTEND='noninteractive'), stdout=sys.stderr)
-    return shutil.which('busybox') or path
+    """Debian's statically linked busybox (the image has no libc), installed when missing."""
+    installed = subprocess.run(['dpkg-query', '-W', '-f=${Status}', 'busybox-static'],
+                               capture_output=True, text=True, check=False).stdout
+    if 'install ok installed' not in installed:
+        env = dict(os.environ, DEBIAN_FRONTEND='noninteractive')
+        if subprocess.run(['apt-get', 'install', '-y', '-qq', 'busybox-static'], env=env, stdout=sys.stderr,
+                          check=False).returncode:
+            subprocess.run(['apt-get', 'update', '-qq'], env=env, stdout=sys.stderr, check=True)
+            subprocess.run(['apt-get', 'install', '-y', '-qq', 'busybox-static'], env=env, stdout=sys.stderr,
+                           check=True)
+    return '/bin/busybox'
 
 
 def rootfs_tar():
