@@ -20,11 +20,12 @@ export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 export ANSIBLE_FORCE_COLOR := false
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help demo test venv collection host image unit integration molecule sanity lint docs-lint build-check clean
+.PHONY: help demo test venv collection host image unit integration molecule sanity lint docs-lint build-check bench clean
 
 help:
 	@echo "make demo   prepare this host (Docker Engine, CRIU) and run the counter example"
 	@echo "make test   prepare this host and run unit, integration and Molecule tests and the quality gates"
+	@echo "make bench  run the benchmarks in bench/ (not part of make test); e.g. BENCH_ARGS='--only warm_start'"
 
 # -- set-up -----------------------------------------------------------------
 
@@ -80,6 +81,11 @@ build-check: image
 
 test: unit sanity lint docs-lint integration molecule build-check
 	@echo "make test: every suite and gate passed"
+
+# -- benchmarks (on demand, not part of `make test`) --------------------------------
+
+bench: image
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf build .cache/criu-build

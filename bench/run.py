@@ -20,6 +20,7 @@ container it makes is named bench-... and labelled cryo.docker.bench; all are re
 """
 
 import argparse
+import glob
 import json
 import os
 import platform
@@ -44,6 +45,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = os.environ.get('CRYO_TEST_IMAGE', 'cryo-test/busybox:1')
 LABEL = 'cryo.docker.bench'
 BENCHMARKS = ('warm_start', 'freeze_window', 'memory')
+# containerd (1.6 here) unpacks a checkpoint into <TMPDIR>/ctrd-checkpoint* to restore it and never
+# removes that copy (containerd/containerd#10166). The benchmarks measure it and remove the copies
+# of their own containers.
+CONTAINERD_TMP = os.environ.get('CRYO_BENCH_CONTAINERD_TMP', '/tmp')
 
 COUNTER = 'i=0; while true; do echo $i; i=$(expr $i + 1); sleep 1; done'
 # The slow-start app: 5 s of "warming up", then it serves /www/index.html (the readiness probe).
@@ -270,11 +275,13 @@ class DiskPeak:
     """Samples the used space of the filesystems holding `paths` while an operation runs.
 
     `peak` is the largest growth of their summed used space over the value before the operation,
-    `after` the growth that remains once it returned. Anything else writing to those filesystems
-    at the same time is counted too."""
+    `after` the growth that remains `settle` seconds after it returned (containerd frees its copy
+    of the checkpoint in its content store a moment later). Anything else writing to those
+    filesystems at the same time is counted too."""
 
-    def __init__(self, paths, interval=0.02):
+    def __init__(self, paths, interval=0.02, settle=1.0):
         self.interval = interval
+        self.settle = settle
         devices = {}
         for path in paths:
             try:
@@ -309,9 +316,25 @@ class DiskPeak:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+        self.peak = max(self.peak, self.used() - self.base)
+        time.sleep(self.settle)
         self.after = self.used() - self.base
-        self.peak = max(self.peak, self.after)
         return False
+
+
+def containerd_copies(container_ids):
+    """containerd's leftover ctrd-checkpoint* directories that hold images of these containers
+    (their cgroup.img names the container's cgroup, which carries its id)."""
+    found = []
+    for path in glob.glob(os.path.join(CONTAINERD_TMP, 'ctrd-checkpoint*')):
+        try:
+            with open(os.path.join(path, 'cgroup.img'), 'rb') as handle:
+                data = handle.read()
+        except OSError:
+            continue
+        if any(cid.encode() in data for cid in container_ids):
+            found.append(path)
+    return found
 
 
 def collections_path():
@@ -404,6 +427,7 @@ class Bench:
         self.ansible = Ansible(options.via, options.docker_host, self.workdir)
         self.data_root = self.engine.info().get('DockerRootDir') or '/var/lib/docker'
         self.summaries = []
+        self.leftovers = dict(dirs=0, bytes=0)
 
     # -- containers ---------------------------------------------------------------------
 
@@ -417,11 +441,18 @@ class Bench:
         return name
 
     def remove(self, names):
+        """Remove containers, and the copies containerd left in CONTAINERD_TMP when restoring them."""
+        ids = []
         for name in names:
             try:
+                ids.append(self.engine.inspect_container(name)['Id'])
                 self.engine.remove_container(name, force=True)
             except docker.errors.NotFound:
                 pass
+        for path in containerd_copies(ids):
+            self.leftovers['dirs'] += 1
+            self.leftovers['bytes'] += dir_size(path)
+            shutil.rmtree(path, ignore_errors=True)
 
     def cleanup(self, every_run=False):
         """Remove this run's containers, or with every_run those an interrupted earlier run left."""
@@ -655,8 +686,10 @@ class Bench:
             shutil.rmtree(os.path.join(copy_root, 'mem'))
             os.sync()
             with DiskPeak(self.disk_paths()) as disk_restore:
-                restore, restore_wall = self.ansible.module('docker_restore', dict(container=name, checkpoint='mem'))
+                restore, restore_wall = self.ansible.module(
+                    'docker_restore', dict(container=name, checkpoint='mem', keep_checkpoint=True))
             pid_after = self.pid(name)
+            leftover = sum(dir_size(path) for path in containerd_copies([checkpoint['checkpoint']['container_id']]))
             cgroup_after = cgroup_memory_bytes(pid_after)
             rss_after_kb = proc_status_kb(pid_after, 'VmRSS')
             mib = float(1 << 20)
@@ -676,7 +709,7 @@ class Bench:
                 restore_peak_per_mb=round(disk_restore.peak / mib / megabytes, 2),
                 rss_after_mb=round(rss_after_kb / 1024.0, 1) if rss_after_kb else None,
                 cgroup_after_mb=round(cgroup_after / mib, 1) if cgroup_after else None,
-                verified=restore['verified'],
+                containerd_leftover_mb=round(leftover / mib, 1), verified=restore['verified'],
                 checkpoint_vs_copy=ratio(checkpoint['duration'], copy), restore_vs_copy=ratio(restore['duration'], copy))
         finally:
             self.remove([name])
@@ -696,8 +729,8 @@ class Bench:
             holder=self.options.holder,
             baseline='cp -r of the checkpoint directory to the same filesystem, then sync (raw copy of the same bytes), '
                      'and the smallest size (%d MB)' % first['mb'],
-            measured='cryo.docker.docker_checkpoint then cryo.docker.docker_restore (via %s), the engine time each module '
-                     'reports' % self.options.via,
+            measured='cryo.docker.docker_checkpoint then cryo.docker.docker_restore (via %s, keep_checkpoint), the engine '
+                     'time each module reports' % self.options.via,
             rows=rows, all_verified=all(r['verified'] for r in rows),
             notes=[
                 "checkpoint_s / restore_s: the modules' `duration` (engine call until stopped / running); the *_wall_s "
@@ -705,18 +738,23 @@ class Bench:
                 "checkpoint_vs_copy = checkpoint_s / copy_s: how many times a plain copy of the same bytes the "
                 "checkpoint takes. *_vs_first: against the %d MB case." % first['mb'],
                 "peak disk: largest growth of used space on %s while the module ran (statvfs every 20 ms; other "
-                "writers on those filesystems count too). The checkpoint that stays on disk is part of the checkpoint "
-                "peak; during the restore it is already there (not counted) and is removed at the end "
-                "(*_after_disk_mb in the JSON: what remained)." % ', '.join(DiskPeak(self.disk_paths()).paths),
+                "writers on those filesystems count too). The checkpoint, which stays, is part of the checkpoint "
+                "peak; during the restore (keep_checkpoint) it is already there and not counted. *_after_disk_mb in the "
+                "JSON: the growth that remained 1 s after the call (the checkpoint; after the restore, containerd's "
+                "leftover copy)." % ', '.join(DiskPeak(self.disk_paths()).paths),
                 "rss_mb: VmRSS of PID 1 before the checkpoint, rss_after_mb: after the restore (the memory came back); "
-                "cgroup_mb: memory charged to the container's cgroup (tmpfs included)."])
+                "cgroup_mb: memory charged to the container's cgroup (tmpfs included).",
+                "containerd_leftover_mb: the copy of the checkpoint containerd unpacked into %s/ctrd-checkpoint* for "
+                "the restore and left there (containerd/containerd#10166); removed with the container by this "
+                "benchmark, never by the engine." % CONTAINERD_TMP])
         report(summary, [('mb', 'MB'), ('rss_mb', 'rss MB'), ('cgroup_mb', 'cgroup MB'), ('size_mb', 'ckpt MB'),
                          ('checkpoint_s', 'ckpt s'), ('restore_s', 'restore s'), ('copy_s', 'cp s'),
                          ('checkpoint_vs_copy', 'ckpt/cp'), ('restore_vs_copy', 'rst/cp'),
                          ('checkpoint_vs_first', 'ckpt/first'), ('restore_vs_first', 'rst/first'),
                          ('checkpoint_mb_per_s', 'ckpt MB/s'), ('checkpoint_peak_disk_mb', 'ckpt peak MB'),
                          ('checkpoint_peak_per_mb', 'peak/MB'), ('restore_peak_disk_mb', 'rst peak MB'),
-                         ('rss_after_mb', 'rss after'), ('cgroup_after_mb', 'cgroup after'), ('verified', 'verified')], rows)
+                         ('rss_after_mb', 'rss after'), ('cgroup_after_mb', 'cgroup after'),
+                         ('containerd_leftover_mb', 'left in %s MB' % CONTAINERD_TMP), ('verified', 'verified')], rows)
         return summary
 
     # -- run ------------------------------------------------------------------------------
@@ -750,9 +788,13 @@ class Bench:
             shutil.rmtree(self.workdir, ignore_errors=True)
         total = round(time.monotonic() - started, 1)
         print('\nbenchmarks %s done in %.1f s' % (', '.join(self.options.only), total))
+        leftovers = dict(self.leftovers, mb=round(self.leftovers['bytes'] / float(1 << 20), 1))
+        print('containerd left %d ctrd-checkpoint directories (%.1f MB) in %s for these containers; removed'
+              % (leftovers['dirs'], leftovers['mb'], CONTAINERD_TMP))
         if self.options.json:
             with open(self.options.json, 'w', encoding='utf-8') as handle:
-                json.dump(dict(environment=env, seconds=total, benchmarks=self.summaries), handle, indent=2, sort_keys=True)
+                json.dump(dict(environment=env, seconds=total, benchmarks=self.summaries, containerd_leftovers=leftovers),
+                          handle, indent=2, sort_keys=True)
                 handle.write('\n')
             print('summary written to %s' % self.options.json)
 

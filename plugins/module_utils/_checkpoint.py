@@ -8,6 +8,7 @@ tell that a container resumed it."""
 from __future__ import annotations
 
 import datetime
+import glob
 import json
 import os
 import shutil
@@ -126,6 +127,40 @@ def swap_in(new, old):
     os.rename(old, retired)
     os.rename(new, old)
     shutil.rmtree(retired, ignore_errors=True)
+
+
+# containerd 1.6 copies a checkpoint into its temporary directory to restore it and never
+# removes the copy (containerd/containerd#10166): the disk fills up, and the copies hold
+# process memory in /tmp. They are recognised by content, so nothing else is touched.
+CONTAINERD_COPIES = 'ctrd-checkpoint*'
+IDENTITY_FILES = ('inventory.img', 'pstree.img', 'mm-1.img')
+
+
+def _identity(path):
+    out = []
+    for name in IDENTITY_FILES:
+        try:
+            with open(os.path.join(path, name), 'rb') as handle:
+                out.append(handle.read())
+        except OSError:
+            return None
+    return out
+
+
+def containerd_copies(path, tmpdir='/tmp'):
+    """The copies containerd left of the checkpoint at path."""
+    want = _identity(path)
+    if want is None:
+        return []
+    return sorted(copy for copy in glob.glob(os.path.join(tmpdir, CONTAINERD_COPIES))
+                  if os.path.isdir(copy) and not os.path.islink(copy) and _identity(copy) == want)
+
+
+def remove_containerd_copies(path, tmpdir='/tmp'):
+    copies = containerd_copies(path, tmpdir)
+    for copy in copies:
+        shutil.rmtree(copy, ignore_errors=True)
+    return copies
 
 
 # -- did the container resume the checkpoint? ----------------------------------------------

@@ -190,6 +190,15 @@ checkpoint:
   returned: always
   type: dict
   sample: {name: checkpoint1, container: cr, size: 154069, created: "2026-11-29T15:27:09+00:00"}
+containerd_copies_removed:
+  description:
+    - How many copies of the checkpoint containerd left in C(/tmp) were removed. containerd 1.6
+      copies a checkpoint there to restore it and never removes the copy
+      (L(containerd#10166,https://github.com/containerd/containerd/issues/10166)); the copies fill the
+      disk and hold process memory. They are recognised by their content, nothing else is touched.
+  returned: always
+  type: int
+  sample: 1
 checkpoint_removed:
   description: Whether the checkpoint was removed (O(keep_checkpoint=false) after a verified restore).
   returned: always
@@ -248,7 +257,7 @@ class Restorer:
         self.staged = False
         self.started = time.monotonic()
         self.result = dict(changed=False, restored=False, verified=None, fallback_used=False,
-                           checkpoint_removed=False, duration=0.0,
+                           checkpoint_removed=False, duration=0.0, containerd_copies_removed=0,
                            verification=dict(method='none', detail='not verified'))
 
     def find_checkpoint(self):
@@ -295,8 +304,10 @@ class Restorer:
         try:
             self.engine.start_from_checkpoint(self.container_id, self.name)
         except EngineError as exc:
+            self.clean_containerd_copies()
             self.unstage()
             return self.failed(exc.msg, exc.engine_message, exc.fail_kwargs())
+        self.clean_containerd_copies()
         info = self.engine.wait_running(self.container_id)
         self.result['duration'] = round(time.monotonic() - started, 3)
         if not info['State'].get('Running'):
@@ -325,6 +336,9 @@ class Restorer:
         self.module.warn('Container %s has no checkpoint named %s, so it was started afresh (fallback: cold_start).'
                          % (self.container_name, self.name))
         return self.finish()
+
+    def clean_containerd_copies(self):
+        self.result['containerd_copies_removed'] = len(store.remove_containerd_copies(self.source))
 
     def stage(self):
         if not self.params['checkpoint_dir']:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import stat
 
 import pytest
@@ -150,3 +151,26 @@ def test_engine_dir():
 def test_metadata_is_json(tmp_path):
     store.write_metadata(str(tmp_path), {'a': 1})
     assert json.loads((tmp_path / store.METADATA_FILE).read_text())['a'] == 1
+
+
+def test_containerd_copies_are_found_by_content(tmp_path):
+    cp = tmp_path / 'engine' / 'cp1'
+    make_checkpoint(str(cp))
+    (cp / 'pstree.img').write_bytes(b'tree')
+    same = tmp_path / 'ctrd-checkpoint123'
+    shutil.copytree(cp, same)
+    other = tmp_path / 'ctrd-checkpoint456'
+    shutil.copytree(cp, other)
+    (other / 'pstree.img').write_bytes(b'another process tree')
+    unrelated = tmp_path / 'something-else'
+    shutil.copytree(cp, unrelated)
+    assert store.containerd_copies(str(cp), str(tmp_path)) == [str(same)]
+    assert store.remove_containerd_copies(str(cp), str(tmp_path)) == [str(same)]
+    assert not same.exists() and other.exists() and unrelated.exists() and cp.exists()
+
+
+def test_no_copies_for_an_incomplete_checkpoint(tmp_path):
+    cp = tmp_path / 'cp1'
+    make_checkpoint(str(cp))
+    shutil.copytree(cp, tmp_path / 'ctrd-checkpoint1')
+    assert store.containerd_copies(str(cp), str(tmp_path)) == []  # no pstree.img: cannot tell
