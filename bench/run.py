@@ -215,17 +215,37 @@ def cgroup_memory_bytes(pid):
 
 
 def dir_size(path):
-    total = 0
-    for base, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(base, name)).st_size
-            except OSError:
-                pass
-    return total
+    """The collection's own measure of a checkpoint directory (module_utils/_checkpoint.py)."""
+    collections = collections_path()
+    if collections not in sys.path:
+        sys.path.insert(0, collections)
+    from ansible_collections.cryo.docker.plugins.module_utils._checkpoint import \
+        dir_size as checkpoint_dir_size  # pylint: disable=import-outside-toplevel
+    return checkpoint_dir_size(path)
 
 
-class ReadyWatch:
+class Background:
+    """A loop (`_loop`) that runs in a thread while the `with` block runs."""
+
+    _stop = None
+    _thread = None
+
+    def _loop(self):
+        raise NotImplementedError
+
+    def __enter__(self):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        return False
+
+
+class ReadyWatch(Background):
     """Asks the app's HTTP port every 20 ms while an operation runs, each attempt in its own
     thread so that one that hangs (a port whose network is not up yet) does not delay the next;
     `wait()` gives the seconds from the start of the watch to the first answer."""
@@ -237,8 +257,6 @@ class ReadyWatch:
         self.ready = None
         self._lock = threading.Lock()
         self._answered = threading.Event()
-        self._stop = threading.Event()
-        self._thread = None
 
     def _attempt(self):
         if http_ready(self.port):
@@ -248,16 +266,14 @@ class ReadyWatch:
                     self.ready = answered
             self._answered.set()
 
-    def _poll(self):
+    def _loop(self):
         while not self._stop.is_set() and not self._answered.is_set():
             threading.Thread(target=self._attempt, daemon=True).start()
             self._stop.wait(self.interval)
 
     def __enter__(self):
         self.started = time.monotonic()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-        return self
+        return super().__enter__()
 
     def wait(self, timeout):
         if not self._answered.wait(timeout):
@@ -265,13 +281,8 @@ class ReadyWatch:
         with self._lock:
             return self.ready - self.started
 
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        return False
 
-
-class DiskPeak:
+class DiskPeak(Background):
     """Samples the used space of the filesystems holding `paths` while an operation runs.
 
     `peak` is the largest growth of their summed used space over the value before the operation,
@@ -292,8 +303,6 @@ class DiskPeak:
         self.base = 0
         self.peak = 0
         self.after = 0
-        self._stop = threading.Event()
-        self._thread = None
 
     def used(self):
         total = 0
@@ -302,20 +311,17 @@ class DiskPeak:
             total += (stat.f_blocks - stat.f_bfree) * stat.f_frsize
         return total
 
-    def _sample(self):
+    def _loop(self):
         while not self._stop.is_set():
             self.peak = max(self.peak, self.used() - self.base)
             self._stop.wait(self.interval)
 
     def __enter__(self):
         self.base = self.used()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
+        return super().__enter__()
 
     def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+        super().__exit__(*exc)
         self.peak = max(self.peak, self.used() - self.base)
         time.sleep(self.settle)
         self.after = self.used() - self.base

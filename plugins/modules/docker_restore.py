@@ -300,7 +300,7 @@ class Restorer:
             self.engine.stop(self.container_id, timeout=1)
             self.engine.wait_stopped(self.container_id)
         self.stage()
-        self.started = started = time.monotonic()
+        self.started = time.monotonic()
         try:
             self.engine.start_from_checkpoint(self.container_id, self.name)
         except EngineError as exc:
@@ -309,7 +309,7 @@ class Restorer:
             return self.failed(exc.msg, exc.engine_message, exc.fail_kwargs())
         self.clean_containerd_copies()
         info = self.engine.wait_running(self.container_id)
-        self.result['duration'] = round(time.monotonic() - started, 3)
+        self.result['duration'] = round(time.monotonic() - self.started, 3)
         if not info['State'].get('Running'):
             self.unstage()
             return self.failed('the container is %s after the restore (exit code %s).'
