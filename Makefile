@@ -44,7 +44,7 @@ collection:
 
 # The Docker Engine (experimental) and CRIU from source, through the collection's own playbook.
 host: venv collection
-	@set -e; read -r src sum < <(scripts/criu-source-from-debian.sh $(CRIU_DEBIAN_VERSION) $(CACHE)/criu); \
+	@set -e; read -r src sum < <(STATE=$(CACHE)/debian-archive scripts/debian-archive.sh source criu=$(CRIU_DEBIAN_VERSION) $(CACHE)/criu); \
 	ansible-playbook playbooks/setup.yml -i tests/testbed/inventory.yml \
 	  -e criu_method=source -e criu_source_url=$$src -e criu_source_checksum=$$sum \
 	  -e engine_install=true
@@ -66,7 +66,7 @@ integration: image
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python -m pytest -p no:cacheprovider tests/integration -v -rs
 
 molecule: host
-	@set -e; read -r src sum < <(scripts/criu-source-from-debian.sh $(CRIU_DEBIAN_VERSION) $(CACHE)/criu); \
+	@set -e; read -r src sum < <(STATE=$(CACHE)/debian-archive scripts/debian-archive.sh source criu=$(CRIU_DEBIAN_VERSION) $(CACHE)/criu); \
 	export CRYO_CRIU_SOURCE_URL=$$src CRYO_CRIU_SOURCE_CHECKSUM=$$sum; \
 	for role in criu engine; do \
 	  echo "== molecule: role $$role"; \

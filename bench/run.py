@@ -17,17 +17,19 @@ Usage: run.py [--only warm_start,memory] [--repeat 3] [--counts 1,4,8] [--freeze
 It needs the local Docker Engine (experimental) with CRIU, the image cryo-test/busybox:1
 (`make image`) and the collection on ANSIBLE_COLLECTIONS_PATH (`make collection`). Every
 container it makes is named bench-... and labelled cryo.docker.bench; all are removed at the end.
+
+It shares the test bed's library (tests/testbed/helpers.py: the playbook runner, the counter, the
+collection's host facts) and uses the collection's own code for what it measures on disk
+(module_utils/_checkpoint.py: checkpoint sizes, containerd's leftover copies).
 """
 
 import argparse
-import glob
 import json
 import os
 import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,7 +44,17 @@ from xml.etree import ElementTree
 import docker
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-IMAGE = os.environ.get('CRYO_TEST_IMAGE', 'cryo-test/busybox:1')
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'testbed'))
+try:
+    import helpers
+except ImportError as error:
+    sys.exit('bench: %s' % error)
+
+from ansible_collections.cryo.docker.plugins.module_utils import _host  # noqa: E402
+from ansible_collections.cryo.docker.plugins.module_utils._checkpoint import (  # noqa: E402
+    containerd_copies, dir_size, engine_dir, remove_containerd_copies)
+
+IMAGE = helpers.IMAGE
 LABEL = 'cryo.docker.bench'
 BENCHMARKS = ('warm_start', 'freeze_window', 'memory')
 # containerd (1.6 here) unpacks a checkpoint into <TMPDIR>/ctrd-checkpoint* to restore it and never
@@ -50,7 +62,7 @@ BENCHMARKS = ('warm_start', 'freeze_window', 'memory')
 # of their own containers.
 CONTAINERD_TMP = os.environ.get('CRYO_BENCH_CONTAINERD_TMP', '/tmp')
 
-COUNTER = 'i=0; while true; do echo $i; i=$(expr $i + 1); sleep 1; done'
+COUNTER = helpers.COUNTER
 # The slow-start app: 5 s of "warming up", then it serves /www/index.html (the readiness probe).
 WARM_UP_SECONDS = 5
 SLOW_APP = ('echo warming up; sleep %d; echo ready > /www/index.html; echo READY; exec httpd -f -p 8080 -h /www'
@@ -107,7 +119,7 @@ PHASES = {
         'restore': [('', 'Restore the containers one by one')],
     },
     'concurrent': {
-        'freeze': [('/tasks/freeze', 'Checkpoint the containers'), ('/tasks/freeze', 'Wait for the checkpoints')],
+        'freeze': [('/tasks/checkpoint', 'Checkpoint the containers'), ('/tasks/checkpoint', 'Wait for the checkpoints')],
         'restore': [('/tasks/restore', 'Restore the containers'), ('/tasks/restore', 'Wait for the restores')],
     },
 }
@@ -157,12 +169,6 @@ def report(summary, columns, rows):
     sys.stdout.flush()
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def http_ready(port):
     try:
         with urllib.request.urlopen('http://127.0.0.1:%d/index.html' % port, timeout=1) as response:
@@ -180,48 +186,14 @@ def wait_for(predicate, timeout, interval=0.02, what='condition'):
     return time.monotonic()
 
 
-def proc_status_kb(pid, field):
-    try:
-        with open('/proc/%d/status' % pid, encoding='utf-8') as handle:
-            for line in handle:
-                if line.startswith(field + ':'):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
+def rss_bytes(pid):
+    """VmRSS of a process (the collection's host module reads /proc/PID/status), None if not readable."""
+    return (_host.parse_vmrss(helpers.HOST.read(pid, 'status')) or None) if pid else None
 
 
 def cgroup_memory_bytes(pid):
-    """Memory charged to the cgroup of a process (cgroup v1 or v2), None if not readable."""
-    try:
-        with open('/proc/%d/cgroup' % pid, encoding='utf-8') as handle:
-            lines = handle.read().splitlines()
-    except OSError:
-        return None
-    candidates = []
-    for line in lines:
-        controllers, path = line.split(':', 2)[1:]
-        if 'memory' in controllers.split(','):
-            candidates.append('/sys/fs/cgroup/memory%s/memory.usage_in_bytes' % path)
-        elif controllers == '':
-            candidates.append('/sys/fs/cgroup%s/memory.current' % path)
-    for candidate in candidates:
-        try:
-            with open(candidate, encoding='utf-8') as handle:
-                return int(handle.read().strip())
-        except (OSError, ValueError):
-            continue
-    return None
-
-
-def dir_size(path):
-    """The collection's own measure of a checkpoint directory (module_utils/_checkpoint.py)."""
-    collections = collections_path()
-    if collections not in sys.path:
-        sys.path.insert(0, collections)
-    from ansible_collections.cryo.docker.plugins.module_utils._checkpoint import \
-        dir_size as checkpoint_dir_size  # pylint: disable=import-outside-toplevel
-    return checkpoint_dir_size(path)
+    """Memory charged to the memory cgroup of a process (cgroup v1 or v2), None if not readable."""
+    return helpers.HOST.cgroup_memory(pid) if pid else None
 
 
 class Background:
@@ -328,32 +300,6 @@ class DiskPeak(Background):
         return False
 
 
-def containerd_copies(container_ids):
-    """containerd's leftover ctrd-checkpoint* directories that hold images of these containers
-    (their cgroup.img names the container's cgroup, which carries its id)."""
-    found = []
-    for path in glob.glob(os.path.join(CONTAINERD_TMP, 'ctrd-checkpoint*')):
-        try:
-            with open(os.path.join(path, 'cgroup.img'), 'rb') as handle:
-                data = handle.read()
-        except OSError:
-            continue
-        if any(cid.encode() in data for cid in container_ids):
-            found.append(path)
-    return found
-
-
-def collections_path():
-    """The collections directory that holds cryo.docker (ANSIBLE_COLLECTIONS_PATH, else build/collections)."""
-    candidates = [p for p in os.environ.get('ANSIBLE_COLLECTIONS_PATH', '').split(os.pathsep) if p]
-    candidates.append(os.path.join(ROOT, 'build', 'collections'))
-    for candidate in candidates:
-        if os.path.isdir(os.path.join(candidate, 'ansible_collections', 'cryo', 'docker', 'plugins', 'modules')):
-            return os.path.abspath(candidate)
-    raise BenchError('cryo.docker is not on ANSIBLE_COLLECTIONS_PATH nor in %s/build/collections: run `make collection` '
-                     'first (or `make bench`, which does).' % ROOT)
-
-
 class Ansible:
     """Runs the collection's modules and playbooks on localhost.
 
@@ -365,10 +311,11 @@ class Ansible:
         self.via = via
         self.docker_host = docker_host
         self.workdir = workdir
-        self.collections = collections_path()
-        self.env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=self.collections, ANSIBLE_COLLECTIONS_SCAN_SYS_PATH='false',
-                        ANSIBLE_LOCALHOST_WARNING='false', ANSIBLE_INVENTORY_UNPARSED_WARNING='false',
-                        ANSIBLE_FORCE_COLOR='false', ANSIBLE_PYTHON_INTERPRETER=sys.executable, LANG='C.UTF-8', LC_ALL='C.UTF-8')
+        self.collections = helpers.COLLECTIONS
+        self.env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=self.collections,
+                        ANSIBLE_COLLECTIONS_SCAN_SYS_PATH='false', ANSIBLE_LOCALHOST_WARNING='false',
+                        ANSIBLE_INVENTORY_UNPARSED_WARNING='false', ANSIBLE_FORCE_COLOR='false',
+                        ANSIBLE_PYTHON_INTERPRETER=sys.executable, LANG='C.UTF-8', LC_ALL='C.UTF-8')
 
     def module(self, name, args):
         """Run cryo.docker.<name>; return (result, wall seconds). Raises BenchError when it fails."""
@@ -387,7 +334,8 @@ class Ansible:
         return result, wall
 
     def _direct(self, name, args, tmp):
-        path = os.path.join(self.collections, 'ansible_collections', 'cryo', 'docker', 'plugins', 'modules', name + '.py')
+        path = os.path.join(self.collections, 'ansible_collections', 'cryo', 'docker', 'plugins', 'modules',
+                            name + '.py')
         args_file = os.path.join(tmp, 'args.json')
         with open(args_file, 'w', encoding='utf-8') as handle:
             json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
@@ -403,7 +351,7 @@ class Ansible:
     def _playbook(self, name, args, tmp):
         tree = os.path.join(tmp, 'tree')
         started = time.monotonic()
-        proc = self.playbook(MODULE_PLAYBOOK.format(module='cryo.docker.' + name), dict(bench_args=args), tmp,
+        proc = self.playbook(MODULE_PLAYBOOK.format(module='cryo.docker.' + name), dict(bench_args=args),
                              env=dict(ANSIBLE_CALLBACKS_ENABLED='ansible.builtin.tree', ANSIBLE_CALLBACK_TREE_DIR=tree))
         wall = time.monotonic() - started
         try:
@@ -412,16 +360,9 @@ class Ansible:
         except (OSError, ValueError):
             return None, wall, proc.stdout + proc.stderr
 
-    def playbook(self, text, extra_vars, tmp, env=None):
-        playbook = os.path.join(tmp, 'play.yml')
-        with open(playbook, 'w', encoding='utf-8') as handle:
-            handle.write(text)
-        vars_file = os.path.join(tmp, 'vars.json')
-        with open(vars_file, 'w', encoding='utf-8') as handle:
-            json.dump(extra_vars, handle)
-        env = dict(self.env, **(env or {}))
-        return subprocess.run(['ansible-playbook', playbook, '-i', 'localhost,', '-c', 'local', '-e', '@' + vars_file],
-                              capture_output=True, text=True, env=env, check=False)
+    def playbook(self, text, extra_vars, env=None):
+        """ansible-playbook on localhost, through the test bed's runner (tests/testbed/helpers.py)."""
+        return helpers.run_playbook(text, extra_vars=extra_vars, extra_env=dict(self.env, **(env or {})))
 
 
 class Bench:
@@ -447,18 +388,24 @@ class Bench:
         return name
 
     def remove(self, names):
-        """Remove containers, and the copies containerd left in CONTAINERD_TMP when restoring them."""
-        ids = []
+        """Remove containers, and the copies containerd left in CONTAINERD_TMP of their checkpoints
+        (found as docker_restore finds them: by the checkpoint's images)."""
         for name in names:
             try:
-                ids.append(self.engine.inspect_container(name)['Id'])
+                container_id = self.engine.inspect_container(name)['Id']
+            except docker.errors.NotFound:
+                continue
+            place = engine_dir(self.data_root, container_id)
+            for checkpoint in sorted(os.listdir(place)) if os.path.isdir(place) else []:
+                path = os.path.join(place, checkpoint)
+                for copy in containerd_copies(path, CONTAINERD_TMP):
+                    self.leftovers['dirs'] += 1
+                    self.leftovers['bytes'] += dir_size(copy)
+                remove_containerd_copies(path, CONTAINERD_TMP)
+            try:
                 self.engine.remove_container(name, force=True)
             except docker.errors.NotFound:
                 pass
-        for path in containerd_copies(ids):
-            self.leftovers['dirs'] += 1
-            self.leftovers['bytes'] += dir_size(path)
-            shutil.rmtree(path, ignore_errors=True)
 
     def cleanup(self, every_run=False):
         """Remove this run's containers, or with every_run those an interrupted earlier run left."""
@@ -471,7 +418,7 @@ class Bench:
         return self.engine.logs(name).decode(errors='replace')
 
     def counter_lines(self, name):
-        return [int(x) for x in self.logs(name).split() if x.isdigit()]
+        return helpers.counter_lines(self.engine, name)
 
     def pid(self, name):
         return self.engine.inspect_container(name)['State'].get('Pid')
@@ -492,7 +439,7 @@ class Bench:
         rows = []
         for rep in range(self.options.repeat):
             say('warm_start: repetition %d of %d' % (rep + 1, self.options.repeat))
-            port = free_port()
+            port = helpers.free_port()
             name = self.container('warm', SLOW_APP, start=False, ports={8080: ('127.0.0.1', port)})
             try:
                 with ReadyWatch(port) as watch:
@@ -599,7 +546,7 @@ class Bench:
                              maintenance_checkpoint=checkpoint, maintenance_state_dir=os.path.join(tmp, 'state'))
                 text = ROLE_PLAYBOOK
             started = time.monotonic()
-            proc = self.ansible.playbook(text, extra, tmp, env=dict(
+            proc = self.ansible.playbook(text, extra, env=dict(
                 ANSIBLE_CALLBACKS_ENABLED='ansible.builtin.junit', JUNIT_OUTPUT_DIR=junit, JUNIT_TASK_CLASS='true',
                 JUNIT_HIDE_TASK_ARGUMENTS='true'))
             total = time.monotonic() - started
@@ -612,7 +559,7 @@ class Bench:
             else:
                 with open(os.path.join(tmp, 'state', 'manifest.json'), encoding='utf-8') as handle:
                     manifest = json.load(handle)
-                freeze_each = [c.get('freeze_seconds') for c in manifest['containers']]
+                freeze_each = [c.get('checkpoint_seconds') for c in manifest['containers']]
                 restore_each = [c.get('restore_seconds') for c in manifest['containers']]
             resumed = all(self.resumed(name) for name in names)
             return dict(mode=mode, n=count, freeze_s=phases['freeze'], restore_s=phases['restore'],
@@ -679,7 +626,7 @@ class Bench:
         try:
             wait_for(lambda: 'allocated' in self.logs(name), 120, 0.1, '%s to allocate %d MB' % (name, megabytes))
             pid = self.pid(name)
-            rss_kb = proc_status_kb(pid, 'VmRSS')
+            rss = rss_bytes(pid)
             cgroup = cgroup_memory_bytes(pid)
             with DiskPeak(self.disk_paths()) as disk_checkpoint:
                 checkpoint, checkpoint_wall = self.ansible.module('docker_checkpoint', dict(container=name, checkpoint='mem'))
@@ -695,12 +642,12 @@ class Bench:
                 restore, restore_wall = self.ansible.module(
                     'docker_restore', dict(container=name, checkpoint='mem', keep_checkpoint=True))
             pid_after = self.pid(name)
-            leftover = sum(dir_size(path) for path in containerd_copies([checkpoint['checkpoint']['container_id']]))
+            leftover = sum(dir_size(path) for path in containerd_copies(directory, CONTAINERD_TMP))
             cgroup_after = cgroup_memory_bytes(pid_after)
-            rss_after_kb = proc_status_kb(pid_after, 'VmRSS')
+            rss_after = rss_bytes(pid_after)
             mib = float(1 << 20)
             return dict(
-                mb=megabytes, rss_mb=round(rss_kb / 1024.0, 1) if rss_kb else None,
+                mb=megabytes, rss_mb=round(rss / mib, 1) if rss else None,
                 cgroup_mb=round(cgroup / mib, 1) if cgroup else None,
                 checkpoint_s=checkpoint['duration'], checkpoint_wall_s=round(checkpoint_wall, 3),
                 restore_s=restore['duration'], restore_wall_s=round(restore_wall, 3), copy_s=round(copy, 3),
@@ -713,7 +660,7 @@ class Bench:
                 restore_peak_disk_mb=round(disk_restore.peak / mib, 1),
                 restore_after_disk_mb=round(disk_restore.after / mib, 1),
                 restore_peak_per_mb=round(disk_restore.peak / mib / megabytes, 2),
-                rss_after_mb=round(rss_after_kb / 1024.0, 1) if rss_after_kb else None,
+                rss_after_mb=round(rss_after / mib, 1) if rss_after else None,
                 cgroup_after_mb=round(cgroup_after / mib, 1) if cgroup_after else None,
                 containerd_leftover_mb=round(leftover / mib, 1), verified=restore['verified'],
                 checkpoint_vs_copy=ratio(checkpoint['duration'], copy), restore_vs_copy=ratio(restore['duration'], copy))
@@ -767,7 +714,8 @@ class Bench:
 
     def environment(self):
         version = self.engine.version()
-        criu = shutil.which('criu', path='/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin')
+        # The criu runc runs: the first on the PATH of the engine's dockerd.
+        criu = _host.find_program('criu', helpers.HOST.search_path(self.options.docker_host)[0])
         criu_version = None
         if criu:
             proc = subprocess.run([criu, '--version'], capture_output=True, text=True, check=False)

@@ -2,6 +2,9 @@
 # Copyright: cryo.docker contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
+# PRIVATE: this file is for use by the cryo.docker collection only. It may change or go away at
+# any time, without notice.
+
 """A checkpoint on disk: where it lives, what we record beside CRIU's images, and how to
 tell that a container resumed it."""
 
@@ -14,6 +17,8 @@ import os
 import shutil
 import struct
 import tempfile
+
+from ansible_collections.cryo.docker.plugins.module_utils._host import Host
 
 METADATA_FILE = 'cryo-checkpoint.json'
 METADATA_FORMAT = 1
@@ -29,12 +34,15 @@ def now_iso():
 
 
 def ensure_private_dir(path):
-    """Create path (and parents) as 0700 root-owned directories: checkpoints hold process memory."""
-    if not os.path.isdir(path):
-        os.makedirs(path, mode=0o700)
-        os.chmod(path, 0o700)
-        return True
-    return False
+    """Create path, and each missing parent, as a 0700 directory: checkpoints hold process memory.
+    True when something was created."""
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        return False
+    ensure_private_dir(os.path.dirname(path))
+    os.mkdir(path, 0o700)
+    os.chmod(path, 0o700)
+    return True
 
 
 def read_metadata(path):
@@ -207,32 +215,14 @@ def parse_mm_image(data):
     return fields[5], fields[6]
 
 
-def parse_proc_stat(text):
-    """(start_stack, start_brk) from /proc/<pid>/stat (fields 28 and 47)."""
-    rest = text[text.rindex(')') + 2:].split()
-    return int(rest[25]), int(rest[44])
-
-
 def checkpoint_layout(path):
     with open(os.path.join(path, 'mm-1.img'), 'rb') as handle:
         return parse_mm_image(handle.read())
 
 
-def process_layout(pid, proc='/proc'):
-    with open(os.path.join(proc, str(pid), 'stat')) as handle:
-        return parse_proc_stat(handle.read())
-
-
-def aslr_enabled(proc='/proc'):
-    try:
-        with open(os.path.join(proc, 'sys/kernel/randomize_va_space')) as handle:
-            return handle.read().strip() != '0'
-    except OSError:
-        return True
-
-
-def verify_resumed(path, pid, proc='/proc'):
+def verify_resumed(path, pid, host=None):
     """{verified: True|False|None, method, detail}: None when it cannot be told here."""
+    host = host or Host()
     method = 'memory-layout'
     try:
         want = checkpoint_layout(path)
@@ -240,12 +230,12 @@ def verify_resumed(path, pid, proc='/proc'):
         return dict(verified=None, method=method, detail='cannot read the checkpoint image mm-1.img: %s' % exc)
     if not pid:
         return dict(verified=False, method=method, detail='the container has no running process')
-    try:
-        have = process_layout(pid, proc)
-    except (OSError, ValueError, IndexError) as exc:
+    found = host.stat(pid)
+    if found is None:
         return dict(verified=None, method=method,
-                    detail='cannot read /proc/%s/stat (is the module running on the engine host?): %s' % (pid, exc))
+                    detail='cannot read /proc/%s/stat (is the module running on the engine host?)' % pid)
+    have = found.layout
     detail = ('PID 1 stack/heap start %#x/%#x, checkpoint %#x/%#x' % (have + want))
-    if not aslr_enabled(proc):
+    if not host.aslr_enabled():
         detail += '; address space randomisation is off on this host, so a fresh start looks the same'
     return dict(verified=have == want, method=method, detail=detail)

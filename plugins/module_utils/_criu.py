@@ -2,11 +2,17 @@
 # Copyright: cryo.docker contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
+# PRIVATE: this file is for use by the cryo.docker collection only. It may change or go away at
+# any time, without notice.
+
 """Understanding CRIU: versions, `criu check`, logs, and runc's CRIU configuration."""
 
 from __future__ import annotations
 
+import os
 import re
+
+from ansible_collections.cryo.docker.plugins.module_utils._common import C_LOCALE
 
 # Lowest CRIU known to work, by kernel release (newest rule first).
 KERNEL_MIN_CRIU = (
@@ -79,6 +85,19 @@ def parse_check(rc, stdout, stderr):
     return dict(ok=ok, rc=rc, warnings=warnings, errors=errors)
 
 
+def probe(module, path):
+    """What the CRIU at path is: {path, version, check, check_ok}, from `criu --version` and `criu check`
+    run through module.run_command. version is None when the file is missing or does not say."""
+    found = dict(path=path, version=None, check=None, check_ok=False)
+    if not path or not os.path.isfile(path):
+        return found
+    rc, out, _err = module.run_command([path, '--version'], environ_update=C_LOCALE)
+    found['version'] = parse_version(out) if rc == 0 else None
+    found['check'] = parse_check(*module.run_command([path, 'check'], environ_update=C_LOCALE))
+    found['check_ok'] = found['check']['ok']
+    return found
+
+
 def log_errors(text, limit=20):
     """The lines of a CRIU log that say why it failed."""
     out = []
@@ -135,11 +154,12 @@ def log_path_from_message(message):
     return match.group(1) if match else None
 
 
-def failure_log(engine_message, extra_paths=()):
+def failure_log(engine_message):
     """(log path, Error lines) for a failed checkpoint or restore: the log the engine names,
     else the persistent log runc was told to keep (/etc/criu/runc.conf log-file)."""
-    return read_log_errors([log_path_from_message(engine_message)] + list(extra_paths) + [runc_log_file()])
+    return read_log_errors([log_path_from_message(engine_message), runc_log_file()])
 
 
-def summarize(errors, limit=3):
+def quote_errors(errors, limit=3):
+    """The first Error lines of a CRIU log, as one line for a message."""
     return ' | '.join(errors[:limit])

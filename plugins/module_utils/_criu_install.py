@@ -2,7 +2,11 @@
 # Copyright: cryo.docker contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Installing CRIU: which one runc uses, distribution package, PPA, or a source build."""
+# PRIVATE: this file is for use by the cryo.docker collection only. It may change or go away at
+# any time, without notice.
+
+"""Installing CRIU: distribution package, PPA, or a source build; pure helpers first, then CriuHost,
+which asks the host's package tools and changes the host."""
 
 from __future__ import annotations
 
@@ -15,23 +19,18 @@ import tempfile
 
 from ansible.module_utils.urls import fetch_url
 
+from ansible_collections.cryo.docker.plugins.module_utils._common import C_LOCALE, ModuleError
 from ansible_collections.cryo.docker.plugins.module_utils._criu import (
     DOCKER_MIN_CRIU,
     format_version,
-    parse_check,
     parse_release,
     parse_version,
     version_at_least,
     version_tuple,
 )
+from ansible_collections.cryo.docker.plugins.module_utils._host import search_dirs
 
-DEFAULT_VERSION = '4.2.1'
-DEFAULT_PREFIX = '/usr/local'
-DEFAULT_PPA = 'ppa:criu/ppa'
 UPSTREAM_URL = 'https://github.com/checkpoint-restore/criu/archive/refs/tags/v{version}.tar.gz'
-
-# The PATH a service manager gives dockerd (systemd's default): used when no dockerd runs.
-SERVICE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
 # Where the distribution packages (Debian, Ubuntu, Fedora, RHEL) put the binary.
 PACKAGE_BINARY = '/usr/sbin/criu'
@@ -51,17 +50,11 @@ BUILD_DEPS = {
 }
 
 BUILD_LOG_TAIL = 40
-C_LOCALE = dict(LANG='C', LC_ALL='C', LC_MESSAGES='C')
 APT_ENV = dict(C_LOCALE, DEBIAN_FRONTEND='noninteractive')
 
 
-class InstallError(Exception):
-    """A failure with a sentence for the operator (msg) and raw details for fail_json."""
-
-    def __init__(self, msg, **details):
-        super().__init__(msg)
-        self.msg = msg
-        self.details = details
+class InstallError(ModuleError):
+    """An install step that failed: what, why and what to do, with the tool's own output beside it."""
 
 
 # -- pure helpers (unit tested with recorded outputs) --------------------------------
@@ -164,30 +157,9 @@ def ppa_in_sources(ppa, texts):
     return False
 
 
-def path_from_environ(data):
-    """The PATH in a /proc/PID/environ blob (bytes), or None."""
-    for entry in (data or b'').split(b'\0'):
-        if entry.startswith(b'PATH='):
-            return entry[5:].decode('utf-8', 'replace')
-    return None
-
-
-def find_on_path(name, search_path):
-    """The first executable `name` in the absolute directories of search_path, or None."""
-    for directory in (search_path or '').split(os.pathsep):
-        if not os.path.isabs(directory):
-            continue
-        candidate = os.path.join(directory, name)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
 def first_criu(search_path, installing):
     """The criu runc would find on search_path once `installing` exists (None when not reachable)."""
-    for directory in (search_path or '').split(os.pathsep):
-        if not os.path.isabs(directory):
-            continue
+    for directory in search_dirs(search_path):
         if same_file(directory, os.path.dirname(installing)):
             return installing
         candidate = os.path.join(directory, 'criu')
@@ -214,7 +186,8 @@ def check_min_version(text):
 
 
 def decide_auto(facts):
-    """What method=auto does, from facts about the host (see CriuInstaller.facts).
+    """What method=auto does, from facts about the host: min_version, version, current (the CRIU runc
+    runs now, from _criu.probe), package (CriuHost.package) and ubuntu.
 
     Returns (action, reason), action one of none, package, ppa, source.
     """
@@ -261,13 +234,11 @@ def safe_members(archive, dest):
 
 # -- the installer ---------------------------------------------------------------------
 
-class CriuInstaller:
-    """Finds out what is installed and installs CRIU; all commands through module.run_command."""
+class CriuHost:
+    """The host's package tools and build tools; every command through module.run_command."""
 
-    def __init__(self, module, proc='/proc'):
+    def __init__(self, module):
         self.module = module
-        self.proc = proc
-        self.warnings = []
         self._manager = None
 
     # running things
@@ -280,57 +251,12 @@ class CriuInstaller:
 
     # what is there
 
-    def kernel(self):
-        return os.uname().release
-
-    def search_path(self):
-        """The PATH runc searches for criu: the running dockerd's, else a service manager's default.
-
-        runc runs under containerd, which dockerd starts with its own environment; with no
-        dockerd running (or its environment unreadable) dockerd will get the service PATH.
-        """
-        try:
-            pids = [pid for pid in os.listdir(self.proc) if pid.isdigit()]
-        except OSError:
-            pids = []
-        for pid in pids:
-            try:
-                with open(os.path.join(self.proc, pid, 'comm')) as handle:
-                    if handle.read().strip() != 'dockerd':
-                        continue
-                with open(os.path.join(self.proc, pid, 'environ'), 'rb') as handle:
-                    path = path_from_environ(handle.read())
-            except OSError:
-                continue
-            if path:
-                return path, 'the running dockerd (pid %s)' % pid
-        return SERVICE_PATH, 'the default service PATH (no running dockerd found)'
-
-    def current(self):
-        """The CRIU runc would run: path, version, and whether `criu check` passes."""
-        search_path, _origin = self.search_path()
-        path = find_on_path('criu', search_path)
-        if not path:
-            return None
-        return self.probe(path)
-
     def version_of(self, path):
+        """The version a criu binary reports, or None (a build not installed yet, a missing file)."""
         if not path or not os.path.isfile(path):
             return None
-        rc, out, err = self.run([path, '--version'])
+        rc, out, _err = self.run([path, '--version'])
         return parse_version(out) if rc == 0 else None
-
-    def check(self, path):
-        rc, out, err = self.run([path, 'check'])
-        return parse_check(rc, out, err)
-
-    def probe(self, path, check=True):
-        version = self.version_of(path)
-        found = dict(path=path, version=version, check=None, check_ok=False)
-        if version and check:
-            found['check'] = self.check(path)
-            found['check_ok'] = found['check']['ok']
-        return found
 
     def os_release(self):
         for path in ('/etc/os-release', '/usr/lib/os-release'):

@@ -2,16 +2,26 @@
 # Copyright: cryo.docker contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Talking to the Docker Engine: connection, checkpoint endpoints, errors."""
+# PRIVATE: this file is for use by the cryo.docker collection only. It may change or go away at
+# any time, without notice.
+
+"""Talking to the Docker Engine: connection, checkpoint endpoints, errors.
+
+Everything goes through the public surface of the docker SDK's APIClient: its wrapped calls
+(inspect_container, update_container, ...) and, for the checkpoint endpoints it does not wrap, the
+requests.Session methods it inherits (get, post, delete) on URLs made from its public base_url and
+api_version. Tested with docker 7.1.0; docker >= 5.0 is required.
+"""
 
 from __future__ import annotations
 
-import os
-import re
 import time
 import traceback
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible.module_utils.six.moves.urllib.parse import quote
+
+from ansible_collections.cryo.docker.plugins.module_utils._common import ModuleError, invalid_name_msg
 
 try:
     import docker
@@ -36,19 +46,16 @@ except ImportError:
         pass
 
 
-CHECKPOINT_NAME_RE = re.compile(r'^[a-zA-Z0-9][a-zA-Z0-9_.-]+$')
-
 # containerd answers that show up right after a checkpoint and go away on a retry.
 TRANSIENT_ERRORS = ('failed to upload checkpoint', 'transport is closing', 'already exists')
-
-HELD_RESTART_POLICIES = ('always', 'unless-stopped', 'on-failure')
 
 ENGINE_FIX = ('Turn it on with the cryo.docker.engine role, or set "experimental": true in '
               '/etc/docker/daemon.json and restart dockerd.')
 
 
-def docker_argument_spec():
-    return dict(
+def docker_argument_spec(**options):
+    """The connection options every engine module has, with the module's own options."""
+    spec = dict(
         docker_host=dict(type='str', default='unix:///var/run/docker.sock', aliases=['docker_url'],
                          fallback=(env_fallback, ['DOCKER_HOST'])),
         tls=dict(type='bool', default=False, fallback=(env_fallback, ['DOCKER_TLS'])),
@@ -61,25 +68,25 @@ def docker_argument_spec():
                          fallback=(env_fallback, ['DOCKER_API_VERSION'])),
         timeout=dict(type='int', default=60, fallback=(env_fallback, ['DOCKER_TIMEOUT'])),
     )
+    spec.update(options)
+    return spec
 
 
-class EngineError(Exception):
-    """A Docker Engine answer turned into a sentence an operator can act on."""
+class EngineError(ModuleError):
+    """A Docker Engine answer turned into a sentence an operator can act on; the HTTP status and
+    the engine's own words are kept beside it (http_status, engine_message)."""
 
     def __init__(self, msg, status=None, engine_message=None, **details):
-        super().__init__(msg)
-        self.msg = msg
+        super().__init__(msg, **details)
         self.status = status
         self.engine_message = engine_message
-        self.details = details
 
     def fail_kwargs(self):
-        out = dict(msg=self.msg)
+        out = super().fail_kwargs()
         if self.status is not None:
             out['http_status'] = self.status
         if self.engine_message:
             out['engine_message'] = self.engine_message
-        out.update(self.details)
         return out
 
 
@@ -118,19 +125,19 @@ class Engine:
 
     # -- raw calls -------------------------------------------------------
 
+    def url(self, path, *args):
+        """The versioned URL of an Engine API path ('/containers/{0}/checkpoints' with its arguments quoted)."""
+        return '%s/v%s%s' % (self.client.base_url, self.client.api_version,
+                             path.format(*[quote(arg, safe='/:') for arg in args]))
+
     def _request(self, method, path, *args, **kwargs):
-        params = kwargs.pop('params', None)
-        data = kwargs.pop('data', None)
-        url = self.client._url(path, *args)
+        """A call the SDK does not wrap, through the requests.Session methods of its APIClient."""
+        call = dict(GET=self.client.get, POST=self.client.post, DELETE=self.client.delete)[method]
+        options = dict(params=kwargs.get('params'), timeout=self.timeout)
+        if kwargs.get('data') is not None:
+            options['json'] = kwargs['data']
         try:
-            if method == 'GET':
-                resp = self.client._get(url, params=params)
-            elif method == 'DELETE':
-                resp = self.client._delete(url, params=params)
-            elif data is not None:
-                resp = self.client._post_json(url, data=data, params=params)
-            else:
-                resp = self.client._post(url, params=params)
+            resp = call(self.url(path, *args), **options)
         except Timeout as exc:
             raise EngineError(
                 'The Docker Engine at %s did not answer within %s seconds (%s). The operation may still be running: '
@@ -298,30 +305,10 @@ class Engine:
         return exc
 
 
-def invalid_name_msg(checkpoint):
-    return ('Checkpoint name %r is not valid: the engine accepts only names that start with a letter or '
-            'digit, followed by at least one letter, digit, "_", "." or "-". Choose another name.'
-            % (checkpoint,))
-
-
-def check_name(module, checkpoint):
-    if not CHECKPOINT_NAME_RE.match(checkpoint or ''):
-        module.fail_json(msg=invalid_name_msg(checkpoint))
-
-
-def check_checkpoint_dir(module, checkpoint_dir):
-    if checkpoint_dir and not os.path.isabs(checkpoint_dir):
-        module.fail_json(msg='checkpoint_dir must be an absolute path, got %r. Give the full path of the '
-                             'directory that holds (or will hold) the checkpoint directories.' % checkpoint_dir)
-
-
-def connect(module):
-    """An Engine for the module's connection options, or a clear failure."""
+def connect(params):
+    """An Engine for a module's connection options; ModuleError when the SDK is missing or the engine
+    cannot be reached."""
     if not HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib('docker (the Docker SDK for Python)') +
-                         ' The cryo.docker.engine role installs it on the host.',
-                         exception=DOCKER_IMPORT_ERROR)
-    try:
-        return Engine(module.params)
-    except EngineError as exc:
-        module.fail_json(**exc.fail_kwargs())
+        raise ModuleError(missing_required_lib('docker (the Docker SDK for Python)') +
+                          '. The cryo.docker.engine role installs it on the host.', exception=DOCKER_IMPORT_ERROR)
+    return Engine(params)

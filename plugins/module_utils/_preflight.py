@@ -2,20 +2,21 @@
 # Copyright: cryo.docker contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Can this host checkpoint and restore? Rules as pure functions over facts, and the readers of those facts.
+# PRIVATE: this file is for use by the cryo.docker collection only. It may change or go away at
+# any time, without notice.
 
-Every rule returns one check: {name, status: pass|warn|fail, detail, remedy}.
-The readers at the end touch /proc, /sys and the file system; the rules never do.
+"""Can this host checkpoint and restore? The rules, as pure functions over facts.
+
+Every rule returns one check: {name, status: pass|warn|fail, detail, remedy}. The facts come from
+the engine's answers and from _host, which reads /proc, /sys and the file system; the rules never do.
 """
 
 from __future__ import annotations
 
 import datetime
-import gzip
-import os
 import re
-import stat
 
+from ansible_collections.cryo.docker.plugins.module_utils._common import HELD_RESTART_POLICIES
 from ansible_collections.cryo.docker.plugins.module_utils._criu import (
     min_version_for_kernel,
     version_at_least,
@@ -23,10 +24,6 @@ from ansible_collections.cryo.docker.plugins.module_utils._criu import (
 )
 
 PASS, WARN, FAIL = 'pass', 'warn', 'fail'
-
-# Where runc looks for `criu`: the PATH it inherits from dockerd or containerd, which for a systemd
-# service (and for root's login shell on Debian) is this one.
-RUNC_PATH = ('/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin')
 
 # Kernel options CRIU cannot work without (y or m both do).
 KERNEL_REQUIRED = (
@@ -84,7 +81,7 @@ def check(name, status, detail, remedy=''):
     return dict(name=name, status=status, detail=detail, remedy=remedy if status != PASS else '')
 
 
-def summarize(checks):
+def count_statuses(checks):
     """(ready, counts): ready is true when no check failed."""
     counts = {PASS: 0, WARN: 0, FAIL: 0}
     for item in checks:
@@ -151,27 +148,18 @@ def check_kernel_config(options, source, kernel_release):
 
 # -- CRIU ---------------------------------------------------------------------
 
-def find_criu(search_path, is_executable):
-    """The first executable `criu` along search_path (a list of directories), or None."""
-    for directory in search_path:
-        if not directory:
-            continue
-        candidate = os.path.join(directory, 'criu')
-        if is_executable(candidate):
-            return candidate
-    return None
-
-
-def check_criu_installed(criu_path, search_path, explicit):
+def check_criu_installed(criu_path, search_path, explicit, origin=None):
+    """search_path: the directories runc searches (see _host.Host.search_path), origin: whose PATH it is."""
     name = 'criu installed'
+    whose = ', %s' % origin if origin else ''
     if criu_path:
-        how = 'given as criu_path' if explicit else 'first on the PATH runc uses: %s' % ':'.join(search_path)
+        how = 'given as criu_path' if explicit else 'first on the PATH runc uses%s: %s' % (whose, ':'.join(search_path))
         return check(name, PASS, 'CRIU is at %s (%s).' % (criu_path, how))
     if explicit:
         return check(name, FAIL, 'criu_path %s is not an executable file.' % explicit,
                      'Point criu_path at the criu binary, or install CRIU with %s.' % CRIU_ROLE)
-    return check(name, FAIL, 'No criu binary on the PATH runc uses (%s), so the engine cannot '
-                             'checkpoint anything.' % ':'.join(search_path),
+    return check(name, FAIL, 'No criu binary on the PATH runc uses (%s%s), so the engine cannot '
+                             'checkpoint anything.' % (':'.join(search_path), whose),
                  'Install CRIU with %s (it builds a CRIU recent enough for this kernel).' % CRIU_ROLE)
 
 
@@ -434,7 +422,7 @@ def check_container(name, inspect, engine_version, live_restore, engine_started,
                          'Start it (docker start %s), or restore it from one of its checkpoints.' % name))
 
     policy = (host_config.get('RestartPolicy') or {}).get('Name') or 'no'
-    if policy in ('always', 'unless-stopped', 'on-failure'):
+    if policy in HELD_RESTART_POLICIES:
         out.append(check(label + ': restart policy', PASS,
                          'Restart policy %s will be held: docker_checkpoint sets it to "no" before the '
                          'checkpoint (or the engine would cold-start the container right after it) and '
@@ -488,163 +476,3 @@ def check_container(name, inspect, engine_version, live_restore, engine_started,
                          'cannot be checkpointed ("invalid task checkpoint option") until restarted.',
                          'Restart it once (docker restart %s).' % name))
     return out
-
-
-# -- readers: /proc, /sys and the file system (not pure) ------------------------------
-
-def read_text(path, binary_gzip=False):
-    try:
-        if binary_gzip:
-            with gzip.open(path, 'rt', errors='replace') as handle:
-                return handle.read()
-        with open(path, errors='replace') as handle:
-            return handle.read()
-    except (OSError, EOFError):
-        return None
-
-
-def read_kernel_config(release, proc='/proc', boot='/boot'):
-    """(options, source) from /proc/config.gz or /boot/config-<release>; (None, None) if neither reads."""
-    text = read_text(os.path.join(proc, 'config.gz'), binary_gzip=True)
-    if text:
-        return parse_kernel_config(text), os.path.join(proc, 'config.gz')
-    path = os.path.join(boot, 'config-%s' % release)
-    text = read_text(path)
-    if text:
-        return parse_kernel_config(text), path
-    return None, None
-
-
-def is_executable(path):
-    return os.path.isfile(path) and os.access(path, os.X_OK)
-
-
-def unix_socket_inodes(net_unix_text, socket_path):
-    """Inodes of the listening unix sockets bound at socket_path, from /proc/net/unix."""
-    wanted = {socket_path, os.path.realpath(socket_path)}
-    inodes = set()
-    for line in (net_unix_text or '').splitlines()[1:]:
-        fields = line.split()
-        if len(fields) < 8:
-            continue
-        path = fields[7]
-        if (path in wanted or os.path.realpath(path) in wanted) and int(fields[3], 16) & 0x10000:
-            inodes.add(fields[6])
-    return inodes
-
-
-def process_start(stat_text, boot_time, clock_ticks):
-    """Start time of a process (seconds since the epoch) from its /proc/PID/stat."""
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    rest = (stat_text or '').rpartition(')')[2].split()
-    if len(rest) < 20:
-        return None
-    return boot_time + int(rest[19]) / float(clock_ticks)
-
-
-def boot_time(proc_stat_text):
-    match = re.search(r'^btime\s+(\d+)', proc_stat_text or '', re.MULTILINE)
-    return int(match.group(1)) if match else None
-
-
-def find_dockerd(docker_host, proc='/proc'):
-    """{pid, started_at} of the dockerd serving docker_host on this host, or None.
-
-    The process holding the listening socket of a unix:// docker_host; for other hosts, the only
-    dockerd running here, if there is exactly one.
-    """
-    pids = []
-    for entry in os.listdir(proc):
-        if entry.isdigit() and (read_text(os.path.join(proc, entry, 'comm')) or '').strip() == 'dockerd':
-            pids.append(entry)
-    chosen = None
-    if docker_host and docker_host.startswith('unix://'):
-        inodes = unix_socket_inodes(read_text(os.path.join(proc, 'net', 'unix')), docker_host[len('unix://'):])
-        targets = {'socket:[%s]' % inode for inode in inodes}
-        for pid in pids:
-            fd_dir = os.path.join(proc, pid, 'fd')
-            try:
-                fds = os.listdir(fd_dir)
-            except OSError:
-                continue
-            for fd in fds:
-                try:
-                    if os.readlink(os.path.join(fd_dir, fd)) in targets:
-                        chosen = pid
-                        break
-                except OSError:
-                    continue
-            if chosen:
-                break
-    elif len(pids) == 1:
-        chosen = pids[0]
-    if not chosen:
-        return None
-    started = process_start(read_text(os.path.join(proc, chosen, 'stat')),
-                            boot_time(read_text(os.path.join(proc, 'stat'))) or 0,
-                            os.sysconf('SC_CLK_TCK'))
-    return dict(pid=int(chosen), started_at=started)
-
-
-def parse_vmrss(status_text):
-    """VmRSS of /proc/PID/status in bytes (0 for kernel threads or if absent)."""
-    match = re.search(r'^VmRSS:\s+(\d+)\s*kB', status_text or '', re.MULTILINE)
-    return int(match.group(1)) * 1024 if match else 0
-
-
-def cgroup_procs_path(proc_cgroup_text, cgroup_root='/sys/fs/cgroup'):
-    """The cgroup.procs file of a process's memory cgroup (v1) or unified cgroup (v2)."""
-    unified = None
-    for line in (proc_cgroup_text or '').splitlines():
-        parts = line.split(':', 2)
-        if len(parts) != 3:
-            continue
-        if 'memory' in parts[1].split(','):
-            return os.path.join(cgroup_root, 'memory', parts[2].lstrip('/'), 'cgroup.procs')
-        if parts[0] == '0' and parts[1] == '':
-            unified = os.path.join(cgroup_root, parts[2].lstrip('/'), 'cgroup.procs')
-    return unified
-
-
-def container_memory(pid, proc='/proc', cgroup_root='/sys/fs/cgroup'):
-    """Resident memory (bytes) of every process in the container of pid: the sum of their VmRSS."""
-    if not pid:
-        return 0
-    procs_path = cgroup_procs_path(read_text(os.path.join(proc, str(pid), 'cgroup')), cgroup_root)
-    pids = (read_text(procs_path) or '').split() if procs_path else []
-    if str(pid) not in pids:
-        pids.append(str(pid))
-    return sum(parse_vmrss(read_text(os.path.join(proc, p, 'status'))) for p in pids)
-
-
-def free_space(path):
-    """(measured path, free bytes) of the file system holding path (or its nearest existing parent)."""
-    probe = os.path.abspath(path)
-    while not os.path.exists(probe) and probe != os.path.dirname(probe):
-        probe = os.path.dirname(probe)
-    try:
-        vfs = os.statvfs(probe)
-    except OSError:
-        return probe, None
-    return probe, vfs.f_bavail * vfs.f_frsize
-
-
-def source_kind(path):
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return None
-    if stat.S_ISSOCK(mode):
-        return 'socket'
-    if stat.S_ISCHR(mode):
-        return 'char'
-    if stat.S_ISBLK(mode):
-        return 'block'
-    if stat.S_ISDIR(mode):
-        return 'dir'
-    return 'file'
-
-
-def cgroup_version_of_host(cgroup_root='/sys/fs/cgroup'):
-    """'2' when cgroup_root is a cgroup2 mount, '1' otherwise."""
-    return '2' if os.path.exists(os.path.join(cgroup_root, 'cgroup.controllers')) else '1'

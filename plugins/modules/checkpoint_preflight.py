@@ -24,9 +24,11 @@ description:
     check-config calls it optional) and C(CONFIG_MEM_SOFT_DIRTY) (needed only for pre-dump, that
     is incremental checkpoints).
   - B(criu installed) - the C(criu) that runc will run. runc looks C(criu) up on the PATH it inherits
-    from dockerd or containerd, which for a service is
-    C(/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin); the module searches that PATH in
-    that order, or takes O(criu_path).
+    from dockerd (through containerd). The module reads that PATH from the environment of the dockerd
+    process serving O(docker_host) (C(/proc/PID/environ)); when that dockerd is not a process on this
+    host, from any running dockerd; with none, it takes the PATH a service manager gives a service,
+    C(/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin). M(cryo.docker.criu_install) reads
+    the same PATH the same way. O(criu_path) checks a given binary instead.
   - B(criu check) - runs C(criu check) and reads its output, because its exit code alone is not
     enough - V(fail) on errors or when it does not say C(Looks good.), V(warn) on warnings.
   - B(criu version) - C(criu --version) against the running kernel - kernels 6.13 and later need
@@ -61,6 +63,10 @@ description:
     every bind mount to CRIU as an external mount, so an ordinary directory or file bind mount and
     named volumes are fine, but what a process holds open through such a mount cannot be dumped).
   - Runs on the engine's host - the kernel, CRIU, C(/proc) and the free space it reads are local.
+extends_documentation_fragment:
+  - cryo.docker._docker
+  - cryo.docker._attributes
+  - cryo.docker._attributes.info_module
 options:
   containers:
     description:
@@ -100,21 +106,6 @@ options:
       - By default the engine's data root (C(DockerRootDir), for example C(/var/lib/docker)), where the
         engine keeps checkpoints and stages them through containerd's content store.
     type: path
-extends_documentation_fragment:
-  - cryo.docker.docker
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.actiongroups
-attributes:
-  action_group:
-    version_added: 0.1.0
-    membership: [cryo.docker.docker]
-  check_mode:
-    support: full
-    details: An information module - it never changes anything and runs the same way in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 notes:
   - Must run as root - C(criu check) needs it, and so do C(/proc/PID/fd) and C(/proc/PID/status) of
     the engine's and containers' processes.
@@ -247,7 +238,7 @@ facts:
       type: str
       sample: 4.2.1
     criu_search_path:
-      description: The directories searched for C(criu), in order (empty with O(criu_path)).
+      description: The directories searched for C(criu), in order - dockerd's PATH (empty with O(criu_path)).
       type: list
       elements: str
       sample: [/usr/local/sbin, /usr/local/bin, /usr/sbin, /usr/bin, /sbin, /bin]
@@ -323,24 +314,26 @@ facts:
 """
 
 import datetime
-import os
-import platform
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.cryo.docker.plugins.module_utils._criu import (
-    min_version_for_kernel,
-    parse_check,
-    parse_version,
-)
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.cryo.docker.plugins.module_utils._common import Manager, check_checkpoint_dir, run
+from ansible_collections.cryo.docker.plugins.module_utils._criu import min_version_for_kernel, probe
 from ansible_collections.cryo.docker.plugins.module_utils._engine import (
-    DOCKER_IMPORT_ERROR,
     HAS_DOCKER,
     Engine,
     EngineError,
     docker_argument_spec,
 )
+from ansible_collections.cryo.docker.plugins.module_utils._host import (
+    Host,
+    find_program,
+    free_space,
+    is_executable,
+    search_dirs,
+    source_kind,
+)
 from ansible_collections.cryo.docker.plugins.module_utils._preflight import (
-    RUNC_PATH,
     check_container,
     check_containerd_version,
     check_criu_installed,
@@ -352,74 +345,71 @@ from ansible_collections.cryo.docker.plugins.module_utils._preflight import (
     check_free_space,
     check_kernel_config,
     check_live_restore,
-    cgroup_version_of_host,
-    container_memory,
+    count_statuses,
     engine_components,
-    find_criu,
-    find_dockerd,
-    free_space,
-    is_executable,
     labels_match,
+    parse_kernel_config,
     parse_timestamp,
-    read_kernel_config,
-    source_kind,
-    summarize,
 )
 
-C_LOCALE = dict(LANG='C', LC_ALL='C', LC_MESSAGES='C')
 
-
-class Preflight:
-    """Gathers the facts and runs the rules of _preflight over them."""
+class Preflight(Manager):
+    """An information module: plan gathers the facts and runs the rules of _preflight over them,
+    report returns the checks."""
 
     def __init__(self, module):
-        self.module = module
-        self.params = module.params
+        super().__init__(module)
+        check_checkpoint_dir(self.params['checkpoint_dir'])
+        self.host = Host()
         self.checks = []
         self.containers = []
         self.facts = dict(docker_host=self.params['docker_host'])
 
-    def run(self):
-        release = platform.release()
+    def plan(self):
+        release = self.host.kernel_release()
         self.facts['kernel_release'] = release
         self.kernel(release)
         self.criu(release)
         self.engine()
-        ready, counts = summarize(self.checks)
+
+    def report(self):
+        ready, counts = count_statuses(self.checks)
         return dict(changed=False, ready=ready, checks=self.checks, summary=counts, facts=self.facts,
                     containers=self.containers)
 
     def kernel(self, release):
-        options, source = read_kernel_config(release)
+        text, source = self.host.kernel_config(release)
         self.facts['kernel_config'] = source
-        self.checks.extend(check_kernel_config(options, source, release))
+        self.checks.extend(check_kernel_config(parse_kernel_config(text) if text else None, source, release))
 
     def criu(self, release):
         explicit = self.params['criu_path']
-        search_path = [] if explicit else list(RUNC_PATH)
-        path = (explicit if is_executable(explicit) else None) if explicit else find_criu(search_path, is_executable)
+        if explicit:
+            search_path, origin = [], None
+            path = explicit if is_executable(explicit) else None
+        else:
+            path_text, origin = self.host.search_path(self.params['docker_host'])
+            search_path = search_dirs(path_text)
+            path = find_program('criu', search_path)
         self.facts.update(criu_path=path, criu_search_path=search_path, criu_version=None,
                           criu_min_version=min_version_for_kernel(release)[0])
-        self.checks.append(check_criu_installed(path, search_path, explicit))
+        self.checks.append(check_criu_installed(path, search_path, explicit, origin))
         if not path:
             return
-        rc, out, err = self.module.run_command([path, '--version'], environ_update=C_LOCALE)
-        version = parse_version(out) if rc == 0 else None
-        self.facts['criu_version'] = version
-        rc, out, err = self.module.run_command([path, 'check'], environ_update=C_LOCALE)
-        self.checks.append(check_criu_run(path, parse_check(rc, out, err)))
-        self.checks.append(check_criu_version(path, version, release))
+        found = probe(self.module, path)
+        self.facts['criu_version'] = found['version']
+        self.checks.append(check_criu_run(path, found['check']))
+        self.checks.append(check_criu_version(path, found['version'], release))
 
     def engine(self):
         host = self.params['docker_host']
         self.facts.update(engine_version=None, api_version=None, containerd_version=None, runc_version=None,
-                          experimental=None, live_restore=None, cgroup_version=cgroup_version_of_host(),
+                          experimental=None, live_restore=None, cgroup_version=self.host.cgroup_version(),
                           cgroup_driver=None, data_root=None, dockerd_pid=None, dockerd_started_at=None)
         if not HAS_DOCKER:
             self.checks.append(check_engine_reachable(
                 host, missing_required_lib('docker (the Docker SDK for Python)') +
-                ' The cryo.docker.engine role installs it.'))
-            self.module.warn('docker SDK import failed: %s' % DOCKER_IMPORT_ERROR)
+                '. The cryo.docker.engine role installs it.'))
             self.space(self.params['checkpoint_dir'] or '/var/lib/docker', [])
             return
         try:
@@ -440,7 +430,7 @@ class Preflight:
         self.checks.append(check_engine_version(parts['engine']))
         self.checks.append(check_containerd_version(parts['containerd']))
 
-        dockerd = find_dockerd(host)
+        dockerd = self.host.dockerd(host)
         if dockerd:
             self.facts['dockerd_pid'] = dockerd['pid']
             if dockerd['started_at'] is not None:
@@ -453,7 +443,6 @@ class Preflight:
         if self.params['select_running']:
             wanted += [c['name'] for c in running if c['name'] not in wanted]
         counted = [] if wanted or self.params['select_running'] else running
-        self.containers = []
         for name in wanted:
             try:
                 inspect = engine.inspect(name)
@@ -495,7 +484,7 @@ class Preflight:
                 continue
             out.append(dict(id=inspect['Id'], name=inspect.get('Name', '').lstrip('/'), pid=state.get('Pid'),
                             started_at=parse_timestamp(state.get('StartedAt')),
-                            memory=container_memory(state.get('Pid'))))
+                            memory=self.host.container_memory(state.get('Pid'))))
         return out
 
     def space(self, path, counted):
@@ -507,8 +496,7 @@ class Preflight:
 
 
 def main():
-    argument_spec = docker_argument_spec()
-    argument_spec.update(
+    argument_spec = docker_argument_spec(
         containers=dict(type='list', elements='str', default=[]),
         select_running=dict(type='bool', default=False),
         include_labels=dict(type='list', elements='str', default=[]),
@@ -516,11 +504,7 @@ def main():
         criu_path=dict(type='path'),
         checkpoint_dir=dict(type='path'),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if module.params['checkpoint_dir'] and not os.path.isabs(module.params['checkpoint_dir']):
-        module.fail_json(msg='checkpoint_dir must be an absolute path, got %r. Give the full path of the '
-                             'directory checkpoints will be written to.' % module.params['checkpoint_dir'])
-    module.exit_json(**Preflight(module).run())
+    run(Preflight, argument_spec)
 
 
 if __name__ == '__main__':

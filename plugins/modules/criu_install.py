@@ -33,6 +33,8 @@ description:
     and package queries, which change nothing) and predicts; it installs, downloads and builds
     nothing.
   - Must run as root (C(become)) to install, and for C(criu check).
+extends_documentation_fragment:
+  - cryo.docker._attributes
 options:
   method:
     description:
@@ -108,16 +110,17 @@ options:
         C(ppa:<owner>/<archive>).
     type: str
     default: ppa:criu/ppa
-extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  idempotent:
+    support: full
   platform:
     platforms: posix
-    description: Linux hosts with apt (Debian, Ubuntu) or dnf (Fedora, RHEL and rebuilds).
+    details:
+      - Linux hosts with apt (Debian, Ubuntu) or dnf (Fedora, RHEL and rebuilds).
 notes:
   - The source build needs a compiler and about 200 MB of space in the temporary directory
     (E(TMPDIR), else C(/tmp)); it takes about 20 seconds on two cores.
@@ -239,10 +242,10 @@ import re
 import shutil
 import tempfile
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.cryo.docker.plugins.module_utils._common import Manager, run
 from ansible_collections.cryo.docker.plugins.module_utils._criu import (
     min_version_for_kernel,
+    probe,
     version_at_least,
     version_tuple,
 )
@@ -251,7 +254,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._criu_install import (
     PACKAGE_BINARY,
     PACKAGE_NAME,
     UPSTREAM_URL,
-    CriuInstaller,
+    CriuHost,
     InstallError,
     check_min_version,
     decide_auto,
@@ -262,36 +265,40 @@ from ansible_collections.cryo.docker.plugins.module_utils._criu_install import (
     upstream_version,
     verify_checksum,
 )
+from ansible_collections.cryo.docker.plugins.module_utils._host import Host, find_program
 
 
-class CriuInstall:
-    def __init__(self, module, installer):
-        self.module = module
-        self.installer = installer
-        self.params = module.params
-        self.kernel = installer.kernel()
-        self.result = dict(changed=False, method='none', kernel=self.kernel)
-        self.validate()
+class CriuInstall(Manager):
+    """plan: which CRIU runc runs and what method gives a good one; act: install it; report: probe
+    the result and fail unless it is new enough and passes `criu check`."""
+
+    def __init__(self, module):
+        super().__init__(module)
+        self.host = Host()
+        self.tools = CriuHost(module)
+        self.kernel = self.host.kernel_release()
+        self.result = dict(method='none', kernel=self.kernel)
+        self.min_version, self.kernel_reason = self.validate()
+        self.result['min_version'] = self.min_version
         self.target = os.path.join(self.params['prefix'], 'sbin', 'criu')
-
-    def fail(self, msg, **details):
-        self.result.update(details)
-        self.module.fail_json(msg=msg, **self.result)
+        self.action = None   # package, ppa or source: what act() does
+        self.path = None     # the CRIU the result is about
+        self.known = None    # its probe, when plan() already ran one
+        self.predicted = None
 
     def validate(self):
         params = self.params
-        kernel_min, self.kernel_reason = min_version_for_kernel(self.kernel)
+        kernel_min, kernel_reason = min_version_for_kernel(self.kernel)
         if params['min_version'] is None:
-            self.min_version = kernel_min
+            min_version = kernel_min
         else:
-            self.min_version, problem = check_min_version(params['min_version'])
+            min_version, problem = check_min_version(params['min_version'])
             if problem:
                 self.fail(problem + '. Leave min_version unset to use the kernel\'s minimum (%s).' % kernel_min)
-            if not version_at_least(self.min_version, kernel_min):
+            if not version_at_least(min_version, kernel_min):
                 self.module.warn('min_version %s is below %s, the oldest CRIU known to work on kernel %s: %s.'
-                                 % (self.min_version, kernel_min, self.kernel, self.kernel_reason))
-            self.kernel_reason = 'min_version is %s' % self.min_version
-        self.result['min_version'] = self.min_version
+                                 % (min_version, kernel_min, self.kernel, kernel_reason))
+            kernel_reason = 'min_version is %s' % min_version
         if not re.match(r'^\d+\.\d+(?:\.\d+)?$', params['version']):
             self.fail('version %r is not a CRIU release such as 4.2.1.' % params['version'])
         if params['source_checksum'] is not None and parse_checksum(params['source_checksum']) is None:
@@ -303,93 +310,126 @@ class CriuInstall:
         url = params['source_url']
         if url is not None and not (re.match(r'^(https?|file)://', url) or os.path.isabs(url)):
             self.fail('source_url must be an http(s) URL or an absolute local path, not %r.' % url)
+        return min_version, kernel_reason
 
-    # -- plan -------------------------------------------------------------------------
-
-    def run(self):
-        try:
-            method = self.params['method']
-            if method == 'auto':
-                current = self.installer.current()
-                facts = dict(min_version=self.min_version, version=self.params['version'], current=current)
-                if not (current and current['check_ok'] and version_at_least(current['version'], self.min_version)):
-                    facts['package'] = self.installer.package(refresh=True)
-                    facts['ubuntu'] = self.installer.is_ubuntu()
-                action, reason = decide_auto(facts)
-                self.result['reason'] = reason
-                if action == 'none':
-                    return self.finish(current['path'], known=current)
-                return getattr(self, 'install_' + action)(auto=True)
-            return getattr(self, 'install_' + method)(auto=False)
-        except InstallError as exc:
-            self.fail(exc.msg, **exc.details)
+    def fail(self, msg, **details):
+        """Raise the failure, with what the result knows so far beside the message."""
+        raise InstallError(msg, **dict(self.result, changed=self.changed, **details))
 
     def too_old(self, what, version):
-        return ('%s is too old for this host: kernel %s needs CRIU >= %s (%s). Use method=source (or method=ppa '
-                'on Ubuntu), or method=auto to let the module choose.'
-                % (what, self.kernel, self.min_version, self.kernel_reason)), dict(version=version)
+        self.fail('%s is too old for this host: kernel %s needs CRIU >= %s (%s). Use method=source (or method=ppa '
+                  'on Ubuntu), or method=auto to let the module choose.'
+                  % (what, self.kernel, self.min_version, self.kernel_reason), version=version)
 
-    # -- the methods ------------------------------------------------------------------
+    # -- plan ---------------------------------------------------------------------------------
 
-    def install_package(self, auto=False, method='package', ppa_note=''):
-        package = self.installer.package(refresh=True)
+    def plan(self):
+        auto = self.params['method'] == 'auto'
+        method = self.plan_auto() if auto else self.params['method']
+        if method is not None:
+            dict(package=self.plan_package, ppa=self.plan_ppa, source=self.plan_source)[method](auto=auto)
+        if self.changed:
+            self.result['method'] = self.action
+
+    def plan_auto(self):
+        """The method auto takes, or None when the CRIU runc runs now is good."""
+        current = self.current()
+        facts = dict(min_version=self.min_version, version=self.params['version'], current=current)
+        if not (current and current['check_ok'] and version_at_least(current['version'], self.min_version)):
+            facts['package'] = self.tools.package(refresh=True)
+            facts['ubuntu'] = self.tools.is_ubuntu()
+        action, reason = decide_auto(facts)
+        self.result['reason'] = reason
+        if action == 'none':
+            self.path, self.known = current['path'], current
+            return None
+        return action
+
+    def current(self):
+        """The CRIU runc would run now (path, version, whether `criu check` passes), or None."""
+        path = find_program('criu', self.host.search_path()[0])
+        return probe(self.module, path) if path else None
+
+    def plan_package(self, auto=False, method='package', ppa_note=''):
+        package = self.tools.package(refresh=True)
         if not package['manager']:
-            raise InstallError('No apt-get or dnf on this host: method=%s cannot install the criu package. '
-                               'Use method=source.' % method)
+            self.fail('No apt-get or dnf on this host: method=%s cannot install the criu package. Use method=source.'
+                      % method)
         installed = upstream_version(package['installed'])
         candidate = upstream_version(package['candidate'])
+        self.path = PACKAGE_BINARY
         if installed and version_at_least(installed, self.min_version):
-            return self.finish(PACKAGE_BINARY, action=method, changed=False)
+            return
         if candidate is None:
-            raise InstallError('The package sources of this host offer no criu package%s. Use method=source.'
-                               % ppa_note, package=package)
+            self.fail('The package sources of this host offer no criu package%s. Use method=source.' % ppa_note,
+                      package=package)
         if not version_at_least(candidate, self.min_version):
             if auto and method == 'ppa':
-                return self.install_source(auto=True)
-            msg, details = self.too_old('The %s package criu %s (%s)%s' % (
-                package['manager'], candidate, package['candidate'], ppa_note), candidate)
-            raise InstallError(msg, package=package, **details)
-        if not self.module.check_mode:
-            self.installer.install_packages([PACKAGE_NAME], 'the criu package')
-        return self.finish(PACKAGE_BINARY, action=method, changed=True, predicted=candidate)
+                return self.plan_source(auto=True)
+            self.too_old('The %s package criu %s (%s)%s' % (package['manager'], candidate, package['candidate'],
+                                                            ppa_note), candidate)
+        self.changed, self.action, self.predicted = True, method, candidate
 
-    def install_ppa(self, auto=False):
-        ppa = self.params['ppa']
-        if not self.installer.is_ubuntu():
-            raise InstallError('method=ppa needs Ubuntu (PPAs are built for Ubuntu releases); this host is %s. '
-                               'Use method=package or method=source.'
-                               % (self.installer.os_release().get('pretty_name') or 'not Ubuntu'))
-        if self.installer.manager() != 'apt':
-            raise InstallError('method=ppa needs apt-get, which this host lacks.')
-        if not self.installer.ppa_configured(ppa):
-            if self.module.check_mode:
-                return self.finish(PACKAGE_BINARY, action='ppa', changed=True, predicted=None)
-            self.installer.add_ppa(ppa)
-            self.result['changed'] = True
-            self.result['method'] = 'ppa'
-        return self.install_package(auto=auto, method='ppa', ppa_note=' (with %s added)' % ppa)
+    def plan_ppa(self, auto=False):
+        if not self.tools.is_ubuntu():
+            self.fail('method=ppa needs Ubuntu (PPAs are built for Ubuntu releases); this host is %s. '
+                      'Use method=package or method=source.'
+                      % (self.tools.os_release().get('pretty_name') or 'not Ubuntu'))
+        if self.tools.manager() != 'apt':
+            self.fail('method=ppa needs apt-get, which this host lacks.')
+        if not self.tools.ppa_configured(self.params['ppa']):
+            # What the PPA offers is known only once it is added (act).
+            self.changed, self.action, self.path = True, 'ppa', PACKAGE_BINARY
+            return
+        self.plan_package(auto=auto, method='ppa', ppa_note=' (with %s added)' % self.params['ppa'])
 
-    def install_source(self, auto=False):
+    def plan_source(self, auto=False):
         version = self.params['version']
         if not version_at_least(version, self.min_version):
-            raise InstallError('version %s is older than %s, the oldest CRIU acceptable here (%s): set version to a '
-                               'newer release.' % (version, self.min_version, self.kernel_reason))
-        installed = self.installer.version_of(self.target)
+            self.fail('version %s is older than %s, the oldest CRIU acceptable here (%s): set version to a newer '
+                      'release.' % (version, self.min_version, self.kernel_reason))
+        self.path = self.target
+        installed = self.tools.version_of(self.target)
         if installed and version_tuple(installed) == version_tuple(version):
-            return self.finish(self.target, action='source', changed=False)
-        url = self.params['source_url'] or UPSTREAM_URL.format(version=version)
+            return
         if self.module.check_mode:
-            local = url[len('file://'):] if url.startswith('file://') else url
+            local = self.source_url()
+            local = local[len('file://'):] if local.startswith('file://') else local
             if not re.match(r'^https?://', local) and not os.path.isfile(local):
-                raise InstallError('The CRIU source tarball %s does not exist (source_url).' % local)
-            return self.finish(self.target, action='source', changed=True, predicted=version)
-        self.build_and_install(url, version)
-        return self.finish(self.target, action='source', changed=True)
+                self.fail('The CRIU source tarball %s does not exist (source_url).' % local)
+        self.changed, self.action, self.predicted = True, 'source', version
 
-    def build_and_install(self, url, version):
+    def source_url(self):
+        return self.params['source_url'] or UPSTREAM_URL.format(version=self.params['version'])
+
+    # -- act ----------------------------------------------------------------------------------
+
+    def act(self):
+        dict(package=self.install_package, ppa=self.install_ppa, source=self.build_and_install)[self.action]()
+
+    def install_package(self):
+        self.tools.install_packages([PACKAGE_NAME], 'the criu package')
+
+    def install_ppa(self):
+        """Add the PPA, then install criu from it; what it offers is known only now, so the package step
+        is planned again: nothing (already new enough), the package, or (auto) a source build when even
+        the PPA's criu is too old."""
+        if not self.tools.ppa_configured(self.params['ppa']):
+            self.tools.add_ppa(self.params['ppa'])
+        self.predicted = None
+        self.plan_package(auto=self.params['method'] == 'auto', method='ppa',
+                          ppa_note=' (with %s added)' % self.params['ppa'])
+        self.result['method'] = self.action
+        if self.action == 'source':
+            self.build_and_install()
+        elif self.predicted:
+            self.install_package()
+
+    def build_and_install(self):
+        url, version = self.source_url(), self.params['version']
         workdir = tempfile.mkdtemp(prefix='cryo-criu-build-')
         try:
-            tarball = self.installer.fetch(url, workdir)
+            tarball = self.tools.fetch(url, workdir)
             expected = parse_checksum(self.params['source_checksum'])
             if expected is None:
                 self.module.warn('source_checksum is not set: the CRIU source from %s was not verified. Set '
@@ -402,54 +442,50 @@ class CriuInstall:
                         'the file is corrupt, incomplete or another release. Nothing was unpacked or installed.'
                         % (url, actual, expected), expected_checksum='sha256:' + expected,
                         actual_checksum='sha256:' + actual)
-            source_dir = self.installer.unpack(tarball, os.path.join(workdir, 'src'))
-            manager = self.installer.manager()
+            source_dir = self.tools.unpack(tarball, os.path.join(workdir, 'src'))
+            manager = self.tools.manager()
             if manager:
-                missing = self.installer.missing_packages(BUILD_DEPS[manager])
+                missing = self.tools.missing_packages(BUILD_DEPS[manager])
                 if missing:
-                    self.installer.install_packages(missing, 'the CRIU build dependencies')
+                    self.tools.install_packages(missing, 'the CRIU build dependencies')
             else:
                 self.module.warn('No apt-get or dnf on this host: the CRIU build dependencies were not installed.')
-            binary = self.installer.build(source_dir, os.path.join(workdir, 'build.log'))
-            built = self.installer.version_of(binary)
+            binary = self.tools.build(source_dir, os.path.join(workdir, 'build.log'))
+            built = self.tools.version_of(binary)
             if not built or version_tuple(built) != version_tuple(version):
                 raise InstallError('The source from %s built CRIU %s, not version %s: set version to the release '
                                    'of the tarball (or source_url to the tarball of %s). Nothing was installed.'
                                    % (url, built or '(unknown)', version, version))
-            self.installer.install_binary(binary, self.target)
+            self.tools.install_binary(binary, self.target)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    # -- report -----------------------------------------------------------------------
+    # -- report -------------------------------------------------------------------------------
 
-    def finish(self, path, action='none', changed=False, predicted=None, known=None):
-        self.result['changed'] = self.result['changed'] or changed
-        if changed:
-            self.result['method'] = action
-        self.result['path'] = path
-        if self.module.check_mode and changed:
-            self.result['version'] = predicted
-            self.warn_if_shadowed(path)
-            self.module.exit_json(**self.result)
-        found = known or self.installer.probe(path)
-        self.result['version'] = found['version']
-        self.result['check'] = found['check']
+    def report(self):
+        self.result.update(changed=self.changed, path=self.path)
+        if self.module.check_mode and self.changed:
+            self.result['version'] = self.predicted
+            self.warn_if_shadowed(self.path)
+            return self.result
+        found = self.known or probe(self.module, self.path)
+        self.result.update(version=found['version'], check=found['check'])
         if not found['version']:
-            self.fail('No working CRIU at %s: `%s --version` failed.' % (path, path))
+            self.fail('No working CRIU at %s: `%s --version` failed.' % (self.path, self.path))
         if not version_at_least(found['version'], self.min_version):
-            msg, details = self.too_old('CRIU %s at %s' % (found['version'], path), found['version'])
-            self.fail(msg, **details)
+            self.too_old('CRIU %s at %s' % (found['version'], self.path), found['version'])
         if not found['check']['ok']:
             self.fail('CRIU %s at %s fails `criu check` on kernel %s: %s. The kernel may lack a feature CRIU needs '
-                      '(see check.errors).' % (found['version'], path, self.kernel, '; '.join(found['check']['errors'][:3])))
+                      '(see check.errors).' % (found['version'], self.path, self.kernel,
+                                               '; '.join(found['check']['errors'][:3])))
         for warning in found['check']['warnings']:
             self.module.warn('criu check: %s' % warning)
-        self.warn_if_shadowed(path)
-        self.module.exit_json(**self.result)
+        self.warn_if_shadowed(self.path)
+        return self.result
 
     def warn_if_shadowed(self, path):
         """Warn when runc would not run path (in check mode: would not once it is installed)."""
-        search_path, origin = self.installer.search_path()
+        search_path, origin = self.host.search_path()
         first = first_criu(search_path, path)
         if first is None:
             self.module.warn('%s is not the criu Docker will run: %s is not on the PATH of %s (%s), and no other '
@@ -464,19 +500,15 @@ class CriuInstall:
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            method=dict(type='str', default='auto', choices=['auto', 'package', 'ppa', 'source']),
-            min_version=dict(type='str'),
-            version=dict(type='str', default='4.2.1'),
-            source_url=dict(type='str'),
-            source_checksum=dict(type='str'),
-            prefix=dict(type='path', default='/usr/local'),
-            ppa=dict(type='str', default='ppa:criu/ppa'),
-        ),
-        supports_check_mode=True,
-    )
-    CriuInstall(module, CriuInstaller(module)).run()
+    run(CriuInstall, dict(
+        method=dict(type='str', default='auto', choices=['auto', 'package', 'ppa', 'source']),
+        min_version=dict(type='str'),
+        version=dict(type='str', default='4.2.1'),
+        source_url=dict(type='str'),
+        source_checksum=dict(type='str'),
+        prefix=dict(type='path', default='/usr/local'),
+        ppa=dict(type='str', default='ppa:criu/ppa'),
+    ))
 
 
 if __name__ == '__main__':

@@ -21,18 +21,11 @@ description:
     M(cryo.docker.docker_restore) can put that policy back.
   - Checkpoint files hold the memory of the container's processes, secrets included.
     Directories this module creates are mode C(0700), owned by root.
+extends_documentation_fragment:
+  - cryo.docker._docker
+  - cryo.docker._docker.checkpoint
+  - cryo.docker._attributes
 options:
-  container:
-    description:
-      - Name or id of the container.
-    type: str
-    required: true
-  checkpoint:
-    description:
-      - Name of the checkpoint. The engine accepts names that start with a letter or digit,
-        followed by at least one letter, digit, C(_), C(.) or C(-).
-    type: str
-    required: true
   state:
     description:
       - V(present) makes sure the checkpoint exists, taking it if needed.
@@ -69,21 +62,10 @@ options:
         M(cryo.docker.docker_restore) puts it back.
     type: bool
     default: true
-extends_documentation_fragment:
-  - cryo.docker.docker
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.actiongroups
-attributes:
-  action_group:
-    version_added: 0.1.0
-    membership: [cryo.docker.docker]
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
 seealso:
+  - name: CRIU and Docker
+    description: How Docker checkpoints a container with CRIU, and what CRIU cannot dump.
+    link: https://criu.org/Docker
   - module: cryo.docker.docker_restore
   - module: cryo.docker.docker_checkpoint_info
   - module: cryo.docker.checkpoint_preflight
@@ -132,42 +114,24 @@ EXAMPLES = r"""
 
 RETURN = r"""
 checkpoint:
-  description: The checkpoint. Empty when O(state=absent).
+  description:
+    - The checkpoint as it is after the run, with the fields of each element of
+      RV(cryo.docker.docker_checkpoint_info#module:checkpoints) - name, container, container_id,
+      directory, size, created, leave_running, restart_policy (the policy the container had when
+      it was checkpointed; docker_restore puts it back).
+    - Empty when O(state=absent). In check mode, when a checkpoint would be taken, C(size) and
+      C(created) are null.
   returned: success
   type: dict
-  contains:
-    name:
-      description: Name of the checkpoint.
-      type: str
-      sample: checkpoint1
-    container:
-      description: Name of the container.
-      type: str
-      sample: cr
-    container_id:
-      description: Full id of the container.
-      type: str
-      sample: 3db2fb40e3463df60a235b0f47177b91c0c1d6c6715287195653dad083e95474
-    directory:
-      description: Directory that holds the checkpoint's files.
-      type: str
-      sample: /var/lib/docker/containers/3db2fb40e346/checkpoints/checkpoint1
-    size:
-      description: Size of the checkpoint in bytes (null when its files are not on this host).
-      type: int
-      sample: 264192
-    created:
-      description: When the checkpoint was taken (ISO 8601, UTC).
-      type: str
-      sample: "2026-11-29T15:19:42+00:00"
-    leave_running:
-      description: Whether the container was left running (null when not recorded by this collection).
-      type: bool
-      sample: false
-    restart_policy:
-      description: Restart policy the container had when it was checkpointed.
-      type: dict
-      sample: {Name: always, MaximumRetryCount: 0}
+  sample:
+    name: checkpoint1
+    container: cr
+    container_id: 3db2fb40e3463df60a235b0f47177b91c0c1d6c6715287195653dad083e95474
+    directory: /var/lib/docker/containers/3db2fb40e346/checkpoints/checkpoint1
+    size: 264192
+    created: "2026-11-29T15:19:42+00:00"
+    leave_running: false
+    restart_policy: {Name: always, MaximumRetryCount: 0}
 duration:
   description: Seconds the checkpoint took (0 when nothing was done).
   returned: success
@@ -198,84 +162,74 @@ import os
 import shutil
 import time
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
-from ansible_collections.cryo.docker.plugins.module_utils._criu import failure_log, summarize
-from ansible_collections.cryo.docker.plugins.module_utils._engine import (
+from ansible_collections.cryo.docker.plugins.module_utils._common import (
     HELD_RESTART_POLICIES,
-    EngineError,
+    Manager,
+    ModuleError,
     check_checkpoint_dir,
-    check_name,
-    connect,
-    docker_argument_spec,
+    check_checkpoint_name,
+    run,
 )
+from ansible_collections.cryo.docker.plugins.module_utils._criu import failure_log, quote_errors
+from ansible_collections.cryo.docker.plugins.module_utils._engine import EngineError, connect, docker_argument_spec
 
 
-class Checkpointer:
-    def __init__(self, module, engine):
-        self.module = module
-        self.engine = engine
-        self.params = module.params
-        self.name = module.params['checkpoint']
-        self.custom_dir = module.params['checkpoint_dir']
-        self.info = engine.inspect(module.params['container'])
+class Checkpointer(Manager):
+    """plan: does the checkpoint exist, may the container be checkpointed; act: take it (restart policy
+    held, a retake under a temporary name) or remove it; report: the checkpoint as it is now."""
+
+    def __init__(self, module):
+        super().__init__(module)
+        self.name = self.params['checkpoint']
+        self.custom_dir = self.params['checkpoint_dir']
+        check_checkpoint_name(self.name)
+        check_checkpoint_dir(self.custom_dir)
+        self.engine = connect(self.params)
+        self.engine.require_experimental()
+        self.info = self.engine.inspect(self.params['container'])
         self.container_id = self.info['Id']
         self.container_name = self.info['Name'].lstrip('/')
-        self.base = self.custom_dir or store.engine_dir(engine.data_root(), self.container_id)
-        self.result = dict(changed=False, checkpoint={}, duration=0.0)
+        self.base = self.custom_dir or store.engine_dir(self.engine.data_root(), self.container_id)
+        self.before = self.after = []
+        self.taken = dict(duration=0.0)
 
-    def existing(self):
-        if self.custom_dir and not os.path.isdir(self.custom_dir):
-            return []
-        return self.engine.list_checkpoints(self.container_id, self.custom_dir)
+    def describe(self):
+        return store.describe(os.path.join(self.base, self.name), self.name, self.container_name, self.container_id)
 
-    def describe(self, name=None):
-        name = name or self.name
-        return store.describe(os.path.join(self.base, name), name, self.container_name, self.container_id)
+    # -- plan
 
-    def run(self):
-        before = self.existing()
-        status = self.info['State'].get('Status')
+    def plan(self):
+        if not self.custom_dir or os.path.isdir(self.custom_dir):
+            self.before = self.engine.list_checkpoints(self.container_id, self.custom_dir)
+        exists = self.name in self.before
         if self.params['state'] == 'absent':
-            self.absent(before)
-            after = [n for n in before if n != self.name]
-        else:
-            self.present(before)
-            after = sorted(set(before) | {self.name})
-            status = 'running' if self.params['leave_running'] else 'exited'
-        if self.result['changed'] and self.module._diff:
-            self.result['diff'] = dict(
-                before=dict(checkpoints=before, container_state=self.info['State'].get('Status')),
-                after=dict(checkpoints=after, container_state=status))
-        return self.result
-
-    def absent(self, before):
-        if self.name not in before:
+            self.changed = exists
+            self.after = [name for name in self.before if name != self.name]
             return
-        self.result['changed'] = True
-        if not self.module.check_mode:
-            self.engine.delete_checkpoint(self.container_id, self.name, self.custom_dir)
-
-    def present(self, before):
-        exists = self.name in before
+        self.after = sorted(set(self.before) | {self.name})
         if exists and not self.params['force']:
-            self.result['checkpoint'] = self.describe()
             return
         if not self.info['State'].get('Running'):
-            self.module.fail_json(
-                msg='Container %s is %s, and only a running container can be checkpointed%s. Start it, or restore '
-                    'it from a checkpoint with cryo.docker.docker_restore.'
-                    % (self.container_name, self.info['State'].get('Status'),
-                       ' (checkpoint %s exists; force would replace it)' % self.name if exists else ''))
-        self.result['changed'] = True
-        if self.module.check_mode:
-            self.result['checkpoint'] = dict(self.describe(), created=None, size=None)
+            raise ModuleError(
+                'Container %s is %s, and only a running container can be checkpointed%s. Start it, or restore '
+                'it from a checkpoint with cryo.docker.docker_restore.'
+                % (self.container_name, self.info['State'].get('Status'),
+                   ' (its checkpoint %s was left as it is)' % self.name if exists else ''))
+        self.changed = True
+
+    # -- act
+
+    def act(self):
+        if self.params['state'] == 'absent':
+            self.engine.delete_checkpoint(self.container_id, self.name, self.custom_dir)
             return
+        replacing = self.name in self.before
         if self.custom_dir:
             store.ensure_private_dir(self.custom_dir)
-        target = self.name + '.cryo-new' if exists else self.name
-        if exists:
+        # A retake goes under a temporary name and replaces the old checkpoint only once it succeeded.
+        target = self.name + '.cryo-new' if replacing else self.name
+        if replacing:
             shutil.rmtree(os.path.join(self.base, target), ignore_errors=True)
         policy = self.info['HostConfig'].get('RestartPolicy') or {'Name': 'no'}
         held = (self.params['hold_restart_policy'] and not self.params['leave_running']
@@ -284,48 +238,64 @@ class Checkpointer:
             self.engine.set_restart_policy(self.container_id, {'Name': 'no'})
         started = time.monotonic()
         try:
-            self.result['attempts'] = self.engine.create_checkpoint(
+            self.taken['attempts'] = self.engine.create_checkpoint(
                 self.container_id, target, self.params['leave_running'], self.custom_dir)
             if not self.params['leave_running']:
                 self.engine.wait_stopped(self.container_id)
         except EngineError as exc:
             if held:
                 self.engine.set_restart_policy(self.container_id, policy)
-            self.fail_checkpoint(exc)
-        self.result['duration'] = round(time.monotonic() - started, 3)
+            raise self.checkpoint_failed(exc)
+        self.taken['duration'] = round(time.monotonic() - started, 3)
         path = os.path.join(self.base, self.name)
-        if exists:
+        if replacing:
             store.swap_in(os.path.join(self.base, target), path)
-        if os.path.isdir(path):
-            store.write_metadata(path, dict(
-                checkpoint=self.name, container=self.container_name, container_id=self.container_id,
-                image=self.info['Config'].get('Image'), created=store.now_iso(),
-                leave_running=self.params['leave_running'], restart_policy=policy,
-                duration=self.result['duration']))
-        else:
+        if not os.path.isdir(path):
             self.module.warn('The checkpoint files are not on this host (%s), so its restart policy and time '
                              'were not recorded. Run the module on the engine host.' % path)
-        self.result['checkpoint'] = self.describe()
+            return
+        store.write_metadata(path, dict(
+            checkpoint=self.name, container=self.container_name, container_id=self.container_id,
+            image=self.info['Config'].get('Image'), created=store.now_iso(),
+            leave_running=self.params['leave_running'], restart_policy=policy, duration=self.taken['duration']))
 
-    def fail_checkpoint(self, exc):
+    def checkpoint_failed(self, exc):
+        """The error for a checkpoint the engine refused: CRIU's reasons, and whether the container runs."""
         running = self.engine.inspect(self.container_id)['State'].get('Running')
         log, errors = failure_log(exc.engine_message)
-        details = exc.fail_kwargs()
         msg = 'Checkpoint %s of container %s failed: %s' % (self.name, self.container_name, exc.msg)
         if errors:
-            msg += ' CRIU says: %s (log: %s).' % (summarize(errors), log)
+            msg += ' CRIU says: %s (log: %s).' % (quote_errors(errors), log)
         msg += (' The container is still running; nothing was lost.' if running else
                 ' The container is NOT running any more: start it again (docker start), since no usable '
                 'checkpoint was taken.')
-        details.update(msg=msg, criu_errors=errors, container_running=running)
+        details = dict(exc.fail_kwargs(), criu_errors=errors, container_running=running)
         if log:
             details['criu_log'] = log
-        self.module.fail_json(**details)
+        details.pop('msg')
+        return ModuleError(msg, **details)
+
+    # -- report
+
+    def report(self):
+        result = dict(changed=self.changed, checkpoint={}, **self.taken)
+        if self.params['state'] == 'present':
+            result['checkpoint'] = self.describe()
+            if self.changed and self.module.check_mode:
+                result['checkpoint'].update(created=None, size=None)
+        if self.changed and self.module._diff:
+            status = self.info['State'].get('Status')
+            if self.params['state'] == 'present':
+                after = 'running' if self.params['leave_running'] else 'exited'
+            else:
+                after = status
+            result['diff'] = dict(before=dict(checkpoints=self.before, container_state=status),
+                                  after=dict(checkpoints=self.after, container_state=after))
+        return result
 
 
 def main():
-    argument_spec = docker_argument_spec()
-    argument_spec.update(
+    argument_spec = docker_argument_spec(
         container=dict(type='str', required=True),
         checkpoint=dict(type='str', required=True),
         state=dict(type='str', default='present', choices=['present', 'absent']),
@@ -334,16 +304,7 @@ def main():
         force=dict(type='bool', default=False),
         hold_restart_policy=dict(type='bool', default=True),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    check_name(module, module.params['checkpoint'])
-    check_checkpoint_dir(module, module.params['checkpoint_dir'])
-    engine = connect(module)
-    try:
-        engine.require_experimental()
-        result = Checkpointer(module, engine).run()
-    except EngineError as exc:
-        module.fail_json(**exc.fail_kwargs())
-    module.exit_json(**result)
+    run(Checkpointer, argument_spec)
 
 
 if __name__ == '__main__':

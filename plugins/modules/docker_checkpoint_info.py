@@ -16,6 +16,10 @@ description:
     without O(container) every checkpoint found there is listed, with the container recorded
     when it was taken.
   - Never changes anything.
+extends_documentation_fragment:
+  - cryo.docker._docker
+  - cryo.docker._attributes
+  - cryo.docker._attributes.info_module
 options:
   container:
     description:
@@ -26,22 +30,6 @@ options:
       - Absolute path of a directory checkpoints were taken into (see
         O(cryo.docker.docker_checkpoint#module:checkpoint_dir)).
     type: path
-extends_documentation_fragment:
-  - cryo.docker.docker
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.actiongroups
-attributes:
-  action_group:
-    version_added: 0.1.0
-    membership: [cryo.docker.docker]
-  check_mode:
-    support: full
-    details: Never changes anything.
-  diff_mode:
-    support: N/A
-    details: Never changes anything.
-  platform:
-    platforms: posix
 seealso:
   - module: cryo.docker.docker_checkpoint
   - module: cryo.docker.docker_restore
@@ -118,53 +106,53 @@ checkpoints:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
-from ansible_collections.cryo.docker.plugins.module_utils._engine import (
-    EngineError,
-    check_checkpoint_dir,
-    connect,
-    docker_argument_spec,
-)
+from ansible_collections.cryo.docker.plugins.module_utils._common import Manager, check_checkpoint_dir, run
+from ansible_collections.cryo.docker.plugins.module_utils._engine import connect, docker_argument_spec
 
 
-def list_checkpoints(engine, container, checkpoint_dir):
-    if checkpoint_dir and not container:
-        return [store.describe(os.path.join(checkpoint_dir, name), name) for name in store.list_dir(checkpoint_dir)]
-    if container:
-        targets = [engine.inspect(container)]
-    else:
-        targets = [engine.inspect(entry['Id']) for entry in engine.containers(all=True)]
-    data_root = engine.data_root()
-    found = []
-    for info in targets:
-        container_id, name = info['Id'], info['Name'].lstrip('/')
-        if checkpoint_dir:
-            names = store.list_dir(checkpoint_dir)
+class CheckpointInfo(Manager):
+    """An information module: plan reads the engine and the checkpoint directories, report lists them."""
+
+    def __init__(self, module):
+        super().__init__(module)
+        check_checkpoint_dir(self.params['checkpoint_dir'])
+        self.engine = connect(self.params)
+        self.engine.require_experimental()
+        self.checkpoints = []
+
+    def plan(self):
+        container, checkpoint_dir = self.params['container'], self.params['checkpoint_dir']
+        if checkpoint_dir and not container:
+            self.checkpoints = [store.describe(os.path.join(checkpoint_dir, name), name)
+                                for name in store.list_dir(checkpoint_dir)]
+            return
+        if container:
+            targets = [self.engine.inspect(container)]
         else:
-            names = engine.list_checkpoints(container_id)
-        base = checkpoint_dir or store.engine_dir(data_root, container_id)
-        found.extend(store.describe(os.path.join(base, checkpoint), checkpoint, name, container_id)
-                     for checkpoint in names)
-    return sorted(found, key=lambda entry: (entry['container'] or '', entry['name']))
+            targets = [self.engine.inspect(entry['Id']) for entry in self.engine.containers(all=True)]
+        data_root = self.engine.data_root()
+        for info in targets:
+            container_id, name = info['Id'], info['Name'].lstrip('/')
+            if checkpoint_dir:
+                names = store.list_dir(checkpoint_dir)
+            else:
+                names = self.engine.list_checkpoints(container_id)
+            base = checkpoint_dir or store.engine_dir(data_root, container_id)
+            self.checkpoints.extend(store.describe(os.path.join(base, checkpoint), checkpoint, name, container_id)
+                                    for checkpoint in names)
+
+    def report(self):
+        return dict(changed=False,
+                    checkpoints=sorted(self.checkpoints, key=lambda entry: (entry['container'] or '', entry['name'])))
 
 
 def main():
-    argument_spec = docker_argument_spec()
-    argument_spec.update(
+    argument_spec = docker_argument_spec(
         container=dict(type='str'),
         checkpoint_dir=dict(type='path'),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    check_checkpoint_dir(module, module.params['checkpoint_dir'])
-    engine = connect(module)
-    try:
-        engine.require_experimental()
-        checkpoints = list_checkpoints(engine, module.params['container'], module.params['checkpoint_dir'])
-    except EngineError as exc:
-        module.fail_json(**exc.fail_kwargs())
-    module.exit_json(changed=False, checkpoints=checkpoints)
+    run(CheckpointInfo, argument_spec)
 
 
 if __name__ == '__main__':

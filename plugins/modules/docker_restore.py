@@ -31,17 +31,11 @@ description:
   - Puts back the restart policy recorded when the checkpoint was taken (see
     O(cryo.docker.docker_checkpoint#module:hold_restart_policy)).
   - Never removes a checkpoint unless O(keep_checkpoint=false) and the restore was verified.
+extends_documentation_fragment:
+  - cryo.docker._docker
+  - cryo.docker._docker.checkpoint
+  - cryo.docker._attributes
 options:
-  container:
-    description:
-      - Name or id of the container to restore.
-    type: str
-    required: true
-  checkpoint:
-    description:
-      - Name of the checkpoint to restore.
-    type: str
-    required: true
   checkpoint_dir:
     description:
       - Absolute path of the directory that holds the checkpoint (as C(<checkpoint_dir>/<checkpoint>)),
@@ -69,8 +63,9 @@ options:
       - What to do when the restore fails.
       - V(fail) leaves the container stopped with its checkpoint and fails with CRIU's reasons.
       - V(cold_start) starts the container afresh (its in-memory state is lost), reports that it
-        did, and keeps the checkpoint. A container without the checkpoint is started afresh too,
-        unless it is already running.
+        did, and keeps the checkpoint. A container that has no checkpoint of that name is started
+        afresh too, unless it is already running. A O(checkpoint_dir) that does not hold the
+        checkpoint is an error all the same - the path is most likely wrong.
     type: str
     choices: [fail, cold_start]
     default: fail
@@ -80,23 +75,13 @@ options:
         the restore was verified.
     type: bool
     default: true
-extends_documentation_fragment:
-  - cryo.docker.docker
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.actiongroups
-attributes:
-  action_group:
-    version_added: 0.1.0
-    membership: [cryo.docker.docker]
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
 seealso:
   - module: cryo.docker.docker_checkpoint
   - module: cryo.docker.docker_checkpoint_info
+  - module: cryo.docker.checkpoint_preflight
+  - name: Restore in Docker's checkpoint documentation
+    description: The experimental C(docker start --checkpoint) this module drives through the Engine API.
+    link: https://docs.docker.com/reference/cli/docker/checkpoint/
 author:
   - cryo.docker contributors (!UNKNOWN)
 """
@@ -229,126 +214,135 @@ import os
 import shutil
 import time
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
-from ansible_collections.cryo.docker.plugins.module_utils._criu import failure_log, summarize
-from ansible_collections.cryo.docker.plugins.module_utils._engine import (
-    EngineError,
+from ansible_collections.cryo.docker.plugins.module_utils._common import (
+    Manager,
+    ModuleError,
     check_checkpoint_dir,
-    check_name,
-    connect,
-    docker_argument_spec,
+    check_checkpoint_name,
+    run,
 )
+from ansible_collections.cryo.docker.plugins.module_utils._criu import failure_log, quote_errors
+from ansible_collections.cryo.docker.plugins.module_utils._engine import EngineError, connect, docker_argument_spec
 
 
-class Restorer:
-    def __init__(self, module, engine):
-        self.module = module
-        self.engine = engine
-        self.params = module.params
-        self.name = module.params['checkpoint']
-        self.info = engine.inspect(module.params['container'])
+class RestoreFailure:
+    """Why a restore did not give the checkpointed processes back."""
+
+    def __init__(self, reason, engine_message=None, details=None, running_fresh=False):
+        self.reason = reason
+        self.engine_message = engine_message
+        self.details = details or {}
+        self.running_fresh = running_fresh
+
+
+class Restorer(Manager):
+    """plan: where the checkpoint is and whether the container needs it (restore, cold start, nothing);
+    act: stage, restore, verify, put the restart policy back, fall back or fail; report: the outcome."""
+
+    def __init__(self, module):
+        super().__init__(module)
+        self.name = self.params['checkpoint']
+        check_checkpoint_name(self.name)
+        check_checkpoint_dir(self.params['checkpoint_dir'])
+        self.engine = connect(self.params)
+        self.engine.require_experimental()
+        self.info = self.engine.inspect(self.params['container'])
         self.container_id = self.info['Id']
         self.container_name = self.info['Name'].lstrip('/')
-        self.engine_path = os.path.join(store.engine_dir(engine.data_root(), self.container_id), self.name)
-        custom = module.params['checkpoint_dir']
+        self.engine_path = os.path.join(store.engine_dir(self.engine.data_root(), self.container_id), self.name)
+        custom = self.params['checkpoint_dir']
         self.source = os.path.join(custom, self.name) if custom else self.engine_path
+        self.action = None  # restore or cold_start: what act() does
         self.staged = False
-        self.started = time.monotonic()
-        self.result = dict(changed=False, restored=False, verified=None, fallback_used=False,
-                           checkpoint_removed=False, duration=0.0, containerd_copies_removed=0,
-                           verification=dict(method='none', detail='not verified'))
+        self.outcome = dict(restored=False, verified=None, fallback_used=False, checkpoint_removed=False,
+                            duration=0.0, containerd_copies_removed=0, checkpoint={},
+                            verification=dict(method='none', detail='not verified'))
 
-    def find_checkpoint(self):
-        if self.params['checkpoint_dir']:
-            if not store.looks_like_checkpoint(self.source):
-                self.module.fail_json(
-                    msg='Checkpoint %s is not in %s (no %s/inventory.img). Check checkpoint and checkpoint_dir; '
-                        'cryo.docker.docker_checkpoint_info lists what a directory holds.'
-                        % (self.name, self.params['checkpoint_dir'], self.source))
-        elif self.name not in self.engine.list_checkpoints(self.container_id):
-            if self.params['fallback'] == 'cold_start':
-                return False
-            self.module.fail_json(
-                msg='Container %s has no checkpoint named %s. cryo.docker.docker_checkpoint_info lists its '
-                    'checkpoints; give checkpoint_dir if it was taken into another directory.'
-                    % (self.container_name, self.name))
-        self.result['checkpoint'] = store.describe(self.source, self.name, self.container_name, self.container_id)
-        return True
+    # -- plan
 
-    def run(self):
-        if not self.find_checkpoint():
-            return self.cold_start_without_checkpoint()
-        state = self.info['State']
-        if state.get('Running') and not self.params['force']:
-            self.result['verification'] = check = store.verify_resumed(self.source, state.get('Pid'))
-            self.result['verified'] = check['verified']
+    def plan(self):
+        running = self.info['State'].get('Running')
+        if not self.checkpoint_found():
+            # fallback: cold_start, and this container has no such checkpoint.
+            self.action = 'cold_start'
+            self.changed = not running
+            self.outcome.update(fallback_used=self.changed, verified=False if self.changed else None)
+            return
+        self.outcome['checkpoint'] = store.describe(self.source, self.name, self.container_name, self.container_id)
+        if running and not self.params['force']:
+            check = store.verify_resumed(self.source, self.info['State'].get('Pid'))
+            self.outcome.update(verification=check, verified=check['verified'])
             if check['verified'] is False:
                 self.module.warn(
                     'Container %s is running, but not from checkpoint %s (%s): something else started it, for '
                     'example its restart policy. Nothing was restored; use force: true to rewind it to the '
                     'checkpoint.' % (self.container_name, self.name, check['detail']))
-            return self.finish()
-        self.result['changed'] = True
-        if self.module._diff:
-            self.result['diff'] = dict(before=dict(container_state=state.get('Status')),
-                                       after=dict(container_state='running', checkpoint=self.name))
-        if self.module.check_mode:
-            return self.finish()
-        if state.get('Running'):
+            return
+        self.action = 'restore'
+        self.changed = True
+
+    def checkpoint_found(self):
+        """True when the checkpoint is there; False when it is not and fallback allows a cold start."""
+        if self.params['checkpoint_dir']:
+            if store.looks_like_checkpoint(self.source):
+                return True
+            raise ModuleError(
+                'Checkpoint %s is not in %s (no %s/inventory.img). Check checkpoint and checkpoint_dir; '
+                'cryo.docker.docker_checkpoint_info lists what a directory holds.'
+                % (self.name, self.params['checkpoint_dir'], self.source))
+        if self.name in self.engine.list_checkpoints(self.container_id):
+            return True
+        if self.params['fallback'] == 'cold_start':
+            return False
+        raise ModuleError(
+            'Container %s has no checkpoint named %s. cryo.docker.docker_checkpoint_info lists its checkpoints; '
+            'give checkpoint_dir if it was taken into another directory.' % (self.container_name, self.name))
+
+    # -- act
+
+    def act(self):
+        started = time.monotonic()
+        if self.action == 'cold_start':
+            self.engine.start(self.container_id)
+            self.outcome['duration'] = round(time.monotonic() - started, 3)
+            return
+        if self.info['State'].get('Running'):
             self.engine.stop(self.container_id, timeout=1)
             self.engine.wait_stopped(self.container_id)
         self.stage()
-        self.started = time.monotonic()
         try:
-            self.engine.start_from_checkpoint(self.container_id, self.name)
-        except EngineError as exc:
-            self.clean_containerd_copies()
+            started = time.monotonic()
+            failure = self.restore()
+            self.outcome['duration'] = round(time.monotonic() - started, 3)
+            if failure is None and self.params['verify']:
+                failure = self.verify()
+            elif failure is None:
+                self.outcome['verification'] = dict(method='none', detail='verify is false')
+        finally:
             self.unstage()
-            return self.failed(exc.msg, exc.engine_message, exc.fail_kwargs())
-        self.clean_containerd_copies()
-        info = self.engine.wait_running(self.container_id)
-        self.result['duration'] = round(time.monotonic() - self.started, 3)
-        if not info['State'].get('Running'):
-            self.unstage()
-            return self.failed('the container is %s after the restore (exit code %s).'
-                               % (info['State'].get('Status'), info['State'].get('ExitCode')),
-                               info['State'].get('Error'), {})
-        self.verify(info)
-        self.unstage()
+        if failure is not None:
+            self.fall_back(failure, started)
+            return
         self.put_back_policy()
-        if not self.params['keep_checkpoint'] and self.result['verified']:
+        if self.params['keep_checkpoint']:
+            return
+        if self.outcome['verified']:
             self.remove_checkpoint()
-        elif not self.params['keep_checkpoint']:
+        else:
             self.module.warn('Checkpoint %s was kept although keep_checkpoint is false: the restore could not be '
                              'verified.' % self.name)
-        return self.finish()
-
-    def cold_start_without_checkpoint(self):
-        self.result['checkpoint'] = {}
-        if self.info['State'].get('Running'):
-            return self.finish()
-        self.result.update(changed=True, fallback_used=True, verified=False)
-        if not self.module.check_mode:
-            self.engine.start(self.container_id)
-            self.result['duration'] = round(time.monotonic() - self.started, 3)
-        self.module.warn('Container %s has no checkpoint named %s, so it was started afresh (fallback: cold_start).'
-                         % (self.container_name, self.name))
-        return self.finish()
-
-    def clean_containerd_copies(self):
-        self.result['containerd_copies_removed'] = len(store.remove_containerd_copies(self.source))
 
     def stage(self):
+        """The engine restores only from its own place: copy a checkpoint_dir checkpoint there."""
         if not self.params['checkpoint_dir']:
             return
         if os.path.exists(self.engine_path):
-            self.module.fail_json(
-                msg='Container %s already has a checkpoint named %s in the engine\'s place (%s), so the one in %s '
-                    'cannot be staged there. Restore it without checkpoint_dir, or remove it first '
-                    '(cryo.docker.docker_checkpoint state=absent).'
-                    % (self.container_name, self.name, self.engine_path, self.params['checkpoint_dir']))
+            raise ModuleError(
+                'Container %s already has a checkpoint named %s in the engine\'s place (%s), so the one in %s '
+                'cannot be staged there. Restore it without checkpoint_dir, or remove it first '
+                '(cryo.docker.docker_checkpoint state=absent).'
+                % (self.container_name, self.name, self.engine_path, self.params['checkpoint_dir']))
         store.stage(self.source, self.engine_path)
         self.staged = True
 
@@ -358,52 +352,65 @@ class Restorer:
             shutil.rmtree(self.engine_path, ignore_errors=True)
             self.staged = False
 
-    def verify(self, info):
-        self.result['restored'] = True
-        if not self.params['verify']:
-            self.result['verification'] = dict(method='none', detail='verify is false')
-            return
-        check = store.verify_resumed(self.source, info['State'].get('Pid'))
-        self.result['verification'] = check
-        self.result['verified'] = check['verified']
+    def restore(self):
+        """Start the container from the checkpoint; a RestoreFailure, or None once it runs."""
+        try:
+            self.engine.start_from_checkpoint(self.container_id, self.name)
+        except EngineError as exc:
+            return RestoreFailure(exc.msg, exc.engine_message, exc.fail_kwargs())
+        finally:
+            self.outcome['containerd_copies_removed'] = len(store.remove_containerd_copies(self.source))
+        state = self.engine.wait_running(self.container_id)['State']
+        if not state.get('Running'):
+            return RestoreFailure('the container is %s after the restore (exit code %s).'
+                                  % (state.get('Status'), state.get('ExitCode')), state.get('Error'))
+        self.outcome['restored'] = True
+        return None
+
+    def verify(self):
+        """Prove the running PID 1 is the checkpointed one; a RestoreFailure when it started afresh."""
+        pid = self.engine.inspect(self.container_id)['State'].get('Pid')
+        check = store.verify_resumed(self.source, pid)
+        self.outcome.update(verification=check, verified=check['verified'])
         if check['verified'] is None:
             self.module.warn('The restore of %s could not be verified: %s.' % (self.container_name, check['detail']))
-        elif not check['verified']:
-            self.result['restored'] = False
-            self.failed('the container is running but did not resume the checkpointed processes: it started afresh '
-                        '(%s). Its restart policy, or a containerd older than 1.5, can do this.' % check['detail'],
-                        None, {}, running_fresh=True)
+            return None
+        if check['verified']:
+            return None
+        self.outcome['restored'] = False
+        return RestoreFailure('the container is running but did not resume the checkpointed processes: it started '
+                              'afresh (%s). Its restart policy, or a containerd older than 1.5, can do this.'
+                              % check['detail'], running_fresh=True)
 
-    def failed(self, reason, engine_message, details, running_fresh=False):
-        log, errors = failure_log(engine_message)
-        msg = 'Restore of container %s from checkpoint %s failed: %s' % (self.container_name, self.name, reason)
+    def fall_back(self, failure, started):
+        """fallback: cold_start starts the container afresh and reports it; fail raises, with CRIU's reasons."""
+        log, errors = failure_log(failure.engine_message)
+        msg = 'Restore of container %s from checkpoint %s failed: %s' % (self.container_name, self.name, failure.reason)
         if errors:
-            msg += ' CRIU says: %s (log: %s).' % (summarize(errors), log)
-        if self.params['fallback'] == 'cold_start':
-            if not running_fresh:
-                try:
-                    self.engine.start(self.container_id)
-                except EngineError as exc:
-                    details.update(msg=msg + ' The cold start failed too: %s' % exc.msg, criu_errors=errors)
-                    self.module.fail_json(**details)
-            self.result.update(fallback_used=True, restored=False, criu_errors=errors, verified=False,
-                               duration=round(time.monotonic() - self.started, 3))
-            if log:
-                self.result['criu_log'] = log
-            self.module.warn(msg + ' The container was started afresh (fallback: cold_start); the checkpoint '
-                                   'was kept.')
-            self.put_back_policy()
-            return self.finish()
-        msg += (' The container runs afresh; the checkpoint was kept.' if running_fresh else
-                ' The container stays stopped and the checkpoint was kept; fix the cause and run again, or use '
-                'fallback: cold_start to start it afresh.')
-        details.update(msg=msg, criu_errors=errors)
+            msg += ' CRIU says: %s (log: %s).' % (quote_errors(errors), log)
+        details = dict(failure.details, criu_errors=errors)
+        details.pop('msg', None)
         if log:
             details['criu_log'] = log
-        self.module.fail_json(**details)
+        if self.params['fallback'] != 'cold_start':
+            raise ModuleError(msg + (
+                ' The container runs afresh; the checkpoint was kept.' if failure.running_fresh else
+                ' The container stays stopped and the checkpoint was kept; fix the cause and run again, or use '
+                'fallback: cold_start to start it afresh.'), **details)
+        if not failure.running_fresh:
+            try:
+                self.engine.start(self.container_id)
+            except EngineError as exc:
+                raise ModuleError(msg + ' The cold start failed too: %s' % exc.msg, **details)
+        self.outcome.update(fallback_used=True, restored=False, verified=False, criu_errors=errors,
+                            duration=round(time.monotonic() - started, 3))
+        if log:
+            self.outcome['criu_log'] = log
+        self.module.warn(msg + ' The container was started afresh (fallback: cold_start); the checkpoint was kept.')
+        self.put_back_policy()
 
     def put_back_policy(self):
-        recorded = (self.result.get('checkpoint') or {}).get('restart_policy')
+        recorded = self.outcome['checkpoint'].get('restart_policy')
         if not self.params['restore_restart_policy'] or not recorded:
             return
         current = self.engine.inspect(self.container_id)['HostConfig'].get('RestartPolicy') or {}
@@ -415,19 +422,26 @@ class Restorer:
             shutil.rmtree(self.source)
         else:
             self.engine.delete_checkpoint(self.container_id, self.name)
-        self.result['checkpoint_removed'] = True
+        self.outcome['checkpoint_removed'] = True
 
-    def finish(self):
+    # -- report
+
+    def report(self):
         info = self.engine.inspect(self.container_id)
-        self.result['container'] = dict(name=self.container_name, id=self.container_id,
-                                        status=info['State'].get('Status'), running=bool(info['State'].get('Running')))
-        self.result['restart_policy'] = info['HostConfig'].get('RestartPolicy')
-        return self.result
+        result = dict(self.outcome, changed=self.changed, restart_policy=info['HostConfig'].get('RestartPolicy'),
+                      container=dict(name=self.container_name, id=self.container_id,
+                                     status=info['State'].get('Status'), running=bool(info['State'].get('Running'))))
+        if self.action == 'cold_start' and self.changed:
+            self.module.warn('Container %s has no checkpoint named %s, so it was started afresh (fallback: '
+                             'cold_start).' % (self.container_name, self.name))
+        if self.changed and self.module._diff:
+            result['diff'] = dict(before=dict(container_state=self.info['State'].get('Status')),
+                                  after=dict(container_state='running', checkpoint=self.name))
+        return result
 
 
 def main():
-    argument_spec = docker_argument_spec()
-    argument_spec.update(
+    argument_spec = docker_argument_spec(
         container=dict(type='str', required=True),
         checkpoint=dict(type='str', required=True),
         checkpoint_dir=dict(type='path'),
@@ -437,16 +451,7 @@ def main():
         fallback=dict(type='str', default='fail', choices=['fail', 'cold_start']),
         keep_checkpoint=dict(type='bool', default=True),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    check_name(module, module.params['checkpoint'])
-    check_checkpoint_dir(module, module.params['checkpoint_dir'])
-    engine = connect(module)
-    try:
-        engine.require_experimental()
-        result = Restorer(module, engine).run()
-    except EngineError as exc:
-        module.fail_json(**exc.fail_kwargs())
-    module.exit_json(**result)
+    run(Restorer, argument_spec)
 
 
 if __name__ == '__main__':

@@ -1,30 +1,22 @@
 """Bad input to the checkpoint modules: a clear msg and failed, never a traceback.
 
-The "not experimental" case runs against a second dockerd this module starts with
-{"experimental": false} and stops at the end.
+The "not experimental" case runs against an engine of its own (tests/testbed/fleet.py's Engine)
+with {"experimental": false}, started for this module and removed at its end.
 """
 
 import json
 import os
-import shutil
-import signal
 import subprocess
-import time
 
-import docker
 import pytest
 
-from conftest import COUNTER, IMAGE, checkpoints, run_module, state, wait_counter
+from fleet import Engine
+from helpers import COUNTER, IMAGE, checkpoints, run_module, state, wait_counter
 
 MODULES = ('docker_checkpoint', 'docker_checkpoint_info', 'docker_restore')
 
-NOEXP = 'cryo-lc-noexp'
-NOEXP_DIR = '/var/tmp/%s' % NOEXP
-NOEXP_SOCK = 'unix:///run/%s.sock' % NOEXP
-# Its own bridge: --bridge=none would make dockerd delete the host's docker0, which the
-# main engine's containers need.
-NOEXP_BRIDGE = 'cryolcnoexp0'
-NOEXP_BRIDGE_ADDR = '10.213.77.1/24'
+NOEXP = Engine('cryo-lc-noexp', config={'experimental': False})
+NOEXP_SOCK = NOEXP.docker_host
 
 
 def args_for(module, container, **extra):
@@ -68,7 +60,8 @@ def test_checkpoint_of_stopped_container(engine, make_container):
     wait_counter(engine, stopped, 1)
     engine.kill(stopped)
     engine.wait(stopped, timeout=10)
-    failed_cleanly(run_module('docker_checkpoint', args_for('docker_checkpoint', stopped)), stopped, 'running container')
+    failed_cleanly(run_module('docker_checkpoint', args_for('docker_checkpoint', stopped)), stopped,
+                   'running container')
     assert checkpoints(engine, stopped) == []
 
 
@@ -123,61 +116,18 @@ def test_sdk_missing(python_without_sdk, module):
 
 
 @pytest.fixture(scope='module')
-def noexp_engine(engine):
-    """A second dockerd, not in experimental mode, with one running counter container."""
-    os.makedirs(NOEXP_DIR + '/data', exist_ok=True)
-    config = NOEXP_DIR + '/daemon.json'
-    with open(config, 'w', encoding='utf-8') as handle:
-        json.dump({'experimental': False}, handle)
-    subprocess.run(['ip', 'link', 'del', NOEXP_BRIDGE], capture_output=True, check=False)
-    subprocess.run(['ip', 'link', 'add', NOEXP_BRIDGE, 'type', 'bridge'], check=True)
-    subprocess.run(['ip', 'addr', 'add', NOEXP_BRIDGE_ADDR, 'dev', NOEXP_BRIDGE], check=True)
-    subprocess.run(['ip', 'link', 'set', NOEXP_BRIDGE, 'up'], check=True)
-    log = open(NOEXP_DIR + '/dockerd.log', 'ab')  # pylint: disable=consider-using-with
-    proc = subprocess.Popen(  # pylint: disable=consider-using-with
-        ['dockerd', '--data-root', NOEXP_DIR + '/data', '--exec-root', '/run/' + NOEXP,
-         '--pidfile', '/run/%s.pid' % NOEXP, '-H', NOEXP_SOCK,
-         '--bridge', NOEXP_BRIDGE, '--iptables=false', '--ip-masq=false',
-         '--config-file', config], stdout=log, stderr=subprocess.STDOUT)
-    client = None
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                client = docker.APIClient(base_url=NOEXP_SOCK, version='auto')
-                client.ping()
-                break
-            except docker.errors.DockerException:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError('second dockerd did not come up, see %s/dockerd.log' % NOEXP_DIR)
-                time.sleep(0.3)
+def noexp_engine():
+    """A second engine, not in experimental mode, with one running counter container."""
+    with NOEXP:
+        NOEXP.up()
+        client = NOEXP.client()
         assert not client.version().get('Experimental')
-        client.load_image(b''.join(engine.get_image(IMAGE)))
+        NOEXP.load_image()
         client.create_container(IMAGE, ['/bin/sh', '-c', COUNTER], name='cryo-lc-noexp-counter',
                                 host_config=client.create_host_config(network_mode='none',
                                                                       security_opt=['seccomp=unconfined']))
         client.start('cryo-lc-noexp-counter')
         yield 'cryo-lc-noexp-counter'
-    finally:
-        if client is not None:
-            try:
-                client.remove_container('cryo-lc-noexp-counter', force=True)
-            except docker.errors.DockerException:
-                pass
-            client.close()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        subprocess.run(['ip', 'link', 'del', NOEXP_BRIDGE], capture_output=True, check=False)
-        with open('/proc/mounts', encoding='utf-8') as mounts:
-            mounted = mounts.read()
-        for path in (NOEXP_DIR, '/run/' + NOEXP):
-            if path not in mounted:
-                shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.parametrize('module', MODULES)

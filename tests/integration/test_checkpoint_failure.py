@@ -4,7 +4,7 @@ A host-network container holding an established TCP connection to a peer outside
 cannot be dumped without CRIU's tcp-established option (off by default in the criu role).
 """
 
-from conftest import run_module, state, wait_counter
+from helpers import run_module, state, wait_counter
 
 NC_COUNTER = ('(while true; do echo x; sleep 1; done) | nc 127.0.0.1 {port} & '
               'i=0; while true; do echo $i; i=$(expr $i + 1); sleep 1; done')

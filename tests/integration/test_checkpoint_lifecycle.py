@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from conftest import (checkpoint_path, checkpoints, counter, counter_lines, free_port, run_module, state,
-                      wait_counter, wait_http, wait_running)
+from helpers import (checkpoint_path, checkpoints, counter, counter_lines, free_port, run_module, runs, state,
+                     wait_counter, wait_http, wait_lines, wait_running)
 
 
 # -- helpers -----------------------------------------------------------------
@@ -32,29 +32,6 @@ def ok(result):
     assert_clean(result)
     assert not result.get('failed'), result.get('msg', result)
     return result
-
-
-def runs(numbers):
-    """Split a counter log into runs of consecutive numbers: [[0..9], [0..3]] is a restart."""
-    out = []
-    for value in numbers:
-        if out and value == out[-1][-1] + 1:
-            out[-1].append(value)
-        else:
-            out.append([value])
-    return out
-
-
-def wait_lines(engine, name, count, timeout=20):
-    """Wait until the counter log holds at least `count` numbers; return them."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        lines = counter_lines(engine, name)
-        if len(lines) >= count:
-            return lines
-        time.sleep(0.2)
-    raise AssertionError('counter of %s printed only %s numbers, expected %s: %s'
-                         % (name, len(counter_lines(engine, name)), count, runs(counter_lines(engine, name))))
 
 
 def checkpoint(name, cp='cp1', **kwargs):

@@ -1,7 +1,7 @@
 """cryo.docker.criu_install on this machine: Debian's package, a real source build, the PATH rule.
 
 The source tarball is CRIU's upstream release tarball from Debian's source archive, fetched by
-`make host` (scripts/criu-source-from-debian.sh). Its path and checksum come from
+`make host` (scripts/debian-archive.sh). Its path and checksum come from
 CRYO_CRIU_SOURCE_URL / CRYO_CRIU_SOURCE_CHECKSUM, else from .cache/criu, where the checksum is read
 from Debian's signed .dsc (not computed from the file under test).
 """
@@ -12,9 +12,8 @@ import subprocess
 
 import pytest
 
-from conftest import run_module
+from helpers import ROOT, run_module
 
-ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), '..', '..'))
 CACHE = os.path.join(ROOT, '.cache', 'criu')
 VERSION = '4.2.1'
 
@@ -31,7 +30,8 @@ def source():
         pytest.fail('The CRIU source tarball is missing (%s): run `make host`, or set CRYO_CRIU_SOURCE_URL and '
                     'CRYO_CRIU_SOURCE_CHECKSUM.' % tarball)
     with open(dsc) as handle:
-        match = re.search(r'^Checksums-Sha256:\n(?:\s.*\n)*?\s([0-9a-f]{64}) \d+ %s$' % re.escape(os.path.basename(tarball)),
+        match = re.search(r'^Checksums-Sha256:\n(?:\s.*\n)*?\s([0-9a-f]{64}) \d+ %s$'
+                          % re.escape(os.path.basename(tarball)),
                           handle.read(), re.MULTILINE)
     assert match, 'no sha256 for %s in %s' % (tarball, dsc)
     return tarball, 'sha256:' + match.group(1)

@@ -18,8 +18,8 @@ import uuid
 
 import pytest
 
-from conftest import (COUNTER, checkpoint_path, checkpoints, counter, counter_lines, free_port, http_get, run_module,
-                      state, wait_counter, wait_http, wait_running)
+from helpers import (COUNTER, HOST, checkpoint_path, checkpoints, counter, counter_lines, free_port, http_get,
+                     run_module, state, wait_counter, wait_http, wait_running)
 
 REBOOT = """
 - name: Simulate a reboot
@@ -55,14 +55,6 @@ def create(client, name, command, ports=None, restart_policy=None):
 
 def dockerd_pid(fleet, host):
     return fleet.engine(host).pid()
-
-
-def cmdline(pid):
-    try:
-        with open('/proc/%d/cmdline' % pid, 'rb') as handle:
-            return handle.read()
-    except OSError:
-        return None
 
 
 @pytest.fixture
@@ -170,7 +162,7 @@ def test_power_cut_keeps_checkpoints_and_restores(fleet, workloads, engine):
             wait_counter(client, names[kind], 2)
         assert wait_http(names['port']) == 'served by %s' % host
     pids = {host: dockerd_pid(fleet, host) for host in fleet.hosts}
-    first_processes = {pid: cmdline(pid) for pid in fleet.engine(first).processes()}
+    first_processes = {pid: HOST.cmdline(pid) for pid in fleet.engine(first).processes()}
     main_engine = engine.info()['ID']
 
     # One engine alone: the power cut touches nothing of the others (nor of the main engine).
@@ -179,7 +171,7 @@ def test_power_cut_keeps_checkpoints_and_restores(fleet, workloads, engine):
     proc = fleet.playbook(REBOOT, limit=first)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert dockerd_pid(fleet, first) not in (None, pids[first])
-    survivors = [(pid, args) for pid, args in first_processes.items() if cmdline(pid) == args]
+    survivors = [(pid, args) for pid, args in first_processes.items() if HOST.cmdline(pid) == args]
     assert not survivors, 'processes of %s survived the power cut: %s' % (first, survivors)
     assert_frozen(fleet, first, workloads[first], last[first])
     for host in others:

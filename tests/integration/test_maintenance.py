@@ -17,8 +17,8 @@ import uuid
 
 import pytest
 
-from conftest import (COUNTER, TESTBED, counter, counter_lines, free_port, run_playbook, state, wait_counter,
-                      wait_http, wait_running)
+from helpers import (COUNTER, TESTBED, checkpoints, counter, counter_lines, free_port, run_playbook, state,
+                     wait_counter, wait_http, wait_running)
 
 STATE_ROOT = '/var/tmp/cryo-maintenance-test'
 SIMULATE_REBOOT = os.path.abspath(os.path.join(TESTBED, 'simulate_reboot.yml'))
@@ -46,8 +46,10 @@ DAMAGE_CHECKPOINT = """---
 
 - name: Damage the checkpoint of the victim
   ansible.builtin.file:
-    path: "{{ cryo_fleet_data_root }}/containers/{{ cryo_test_victim_id }}/checkpoints/{{ maintenance_checkpoint }}/pages-1.img"
+    path: "{{ cryo_test_checkpoints }}/{{ maintenance_checkpoint }}/pages-1.img"
     state: absent
+  vars:
+    cryo_test_checkpoints: "{{ cryo_fleet_data_root }}/containers/{{ cryo_test_victim_id }}/checkpoints"
 """ % SIMULATE_REBOOT
 
 
@@ -169,7 +171,7 @@ def test_check_mode_shows_the_plan_and_changes_nothing(fleet, workload, state_di
     assert not os.path.exists(os.path.join(state_dir, host))
     assert fleet.clients[host].inspect_container(name)['State']['Running']
     assert_continued(fleet.clients[host], name, last[(host, name)])
-    listed = fleet.clients[host]._get(fleet.clients[host]._url('/containers/{0}/checkpoints', name)).json()
+    listed = checkpoints(fleet.clients[host], name)
     assert not listed
 
 
@@ -242,7 +244,8 @@ def test_failed_restore_fail_then_cold_start(fleet, workload, state_dir, tmp_pat
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     assert wait_running(client, victim)
     assert counter_lines(client, victim).count(0) == 2, 'the victim was not started afresh'
-    assert [c['status'] for c in manifest(state_dir, host)['containers'] if c['container'] == victim] == ['cold_started'], proc.stdout[-5000:]
+    statuses = [c['status'] for c in manifest(state_dir, host)['containers'] if c['container'] == victim]
+    assert statuses == ['cold_started'], proc.stdout[-5000:]
     assert os.path.isdir(kept), 'a cold start must keep the checkpoint'
     assert 'cold_started' in proc.stdout
 

@@ -1,25 +1,18 @@
 """checkpoint_preflight on this machine: ready as it is, and injected faults that it must name.
 
-Faults: (a) a second Docker Engine of our own, started with experimental off, then fixed by
-following the remedy; (b) the old Debian CRIU 3.17.1 instead of 4.2.1, then the newer one;
-(c) live-restore on that second engine, with a container that outlived an engine restart.
+Faults: (a) a second Docker Engine of our own (tests/testbed/fleet.py's Engine), started with
+experimental off, then fixed by following the remedy; (b) the old Debian CRIU 3.17.1 instead of
+4.2.1, then the newer one; (c) live-restore on that second engine, with a container that outlived
+an engine restart.
 """
 
 import json
-import os
-import shutil
-import signal
-import subprocess
-import tempfile
-import time
 
-import docker
 import pytest
 
-from conftest import IMAGE, run_module
+from fleet import Engine
+from helpers import IMAGE, run_module, run_playbook
 
-SOCKET = '/run/cryo-preflight.sock'
-HOST = 'unix://' + SOCKET
 NEW_CRIU = '/usr/local/sbin/criu'
 OLD_CRIU = '/usr/sbin/criu'
 
@@ -34,108 +27,12 @@ def failing(result):
     return [c for c in result['checks'] if c['status'] == 'fail']
 
 
-BRIDGE = 'cryopreflight0'
-BRIDGE_ADDRESS = '10.213.79.1/24'
-
-
-class SecondEngine:
-    """A dockerd of our own: own data root, exec root, socket, pid file, config file and bridge
-    (with --bridge=none dockerd deletes the host's docker0, which the main engine needs)."""
-
-    def __init__(self):
-        self.base = tempfile.mkdtemp(prefix='cryo-preflight-')
-        self.config = os.path.join(self.base, 'daemon.json')
-        self.pidfile = os.path.join(self.base, 'docker.pid')
-        self.log = os.path.join(self.base, 'dockerd.log')
-        self.proc = None
-
-    def configure(self, **settings):
-        with open(self.config, 'w') as handle:
-            json.dump(settings, handle)
-
-    def start(self):
-        assert not os.path.exists(SOCKET), '%s is in use by someone else' % SOCKET
-        if subprocess.run(['ip', 'link', 'show', BRIDGE], capture_output=True, check=False).returncode:
-            subprocess.run(['ip', 'link', 'add', BRIDGE, 'type', 'bridge'], check=True)
-            subprocess.run(['ip', 'addr', 'add', BRIDGE_ADDRESS, 'dev', BRIDGE], check=True)
-            subprocess.run(['ip', 'link', 'set', BRIDGE, 'up'], check=True)
-        with open(self.log, 'a') as log:
-            self.proc = subprocess.Popen(
-                ['dockerd', '--config-file', self.config, '--data-root', os.path.join(self.base, 'data'),
-                 '--exec-root', os.path.join(self.base, 'exec'), '-H', HOST, '--pidfile', self.pidfile,
-                 '--bridge', BRIDGE, '--iptables=false', '--ip-masq=false'],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError('dockerd exited with %s:\n%s' % (self.proc.returncode, self.read_log()))
-            try:
-                self.client().ping()
-                return self.proc.pid
-            except (docker.errors.DockerException, OSError):
-                time.sleep(0.2)
-        raise AssertionError('dockerd did not answer on %s:\n%s' % (SOCKET, self.read_log()))
-
-    def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def restart(self):
-        self.stop()
-        return self.start()
-
-    def client(self):
-        return docker.APIClient(base_url=HOST, version='auto', timeout=30)
-
-    def containerd_pid(self):
-        """The containerd this engine started (it outlives dockerd when live-restore is on)."""
-        path = os.path.join(self.base, 'exec', 'containerd', 'containerd.pid')
-        try:
-            with open(path) as handle:
-                return int(handle.read().strip())
-        except (OSError, ValueError):
-            return None
-
-    def read_log(self):
-        try:
-            with open(self.log) as handle:
-                return handle.read()[-3000:]
-        except OSError:
-            return ''
-
-    def destroy(self):
-        if self.proc is not None and self.proc.poll() is None:
-            client = self.client()
-            for container in client.containers(all=True):
-                client.remove_container(container['Id'], force=True)
-        self.stop()
-        subprocess.run(['ip', 'link', 'del', BRIDGE], capture_output=True, check=False)
-        pid = self.containerd_pid()
-        if pid:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        subprocess.run(['umount', '-R', os.path.join(self.base, 'exec')], capture_output=True, check=False)
-        subprocess.run(['umount', '-R', os.path.join(self.base, 'data')], capture_output=True, check=False)
-        shutil.rmtree(self.base, ignore_errors=True)
-
-
 @pytest.fixture
 def second_engine():
-    engine = SecondEngine()
-    try:
+    """A dockerd of our own (own data root, exec root, socket /run/cryo-preflight.sock, pidfile,
+    daemon.json and bridge), not started yet: configure() it, then up()."""
+    with Engine('cryo-preflight') as engine:
         yield engine
-    finally:
-        engine.destroy()
 
 
 def test_this_machine_is_ready(make_container, engine):
@@ -213,12 +110,13 @@ def test_old_criu_fails_then_the_newer_one_passes():
 
 def test_experimental_off_fails_then_the_remedy_fixes_it(second_engine):
     second_engine.configure(experimental=False)
-    pid = second_engine.start()
-    result = run_module('checkpoint_preflight', {'docker_host': HOST})
+    pid = second_engine.up()
+    docker_host = second_engine.docker_host
+    result = run_module('checkpoint_preflight', {'docker_host': docker_host})
     assert not result.get('failed'), result
     assert result['facts']['dockerd_pid'] == pid
     assert result['facts']['experimental'] is False
-    assert result['facts']['data_root'] == os.path.join(second_engine.base, 'data')
+    assert result['facts']['data_root'] == second_engine.data_root
     assert result['ready'] is False
     item = by_name(result, 'engine experimental')
     assert item['status'] == 'fail'
@@ -228,28 +126,29 @@ def test_experimental_off_fails_then_the_remedy_fixes_it(second_engine):
     # Follow the remedy: "experimental": true in the engine's daemon.json, restart dockerd.
     second_engine.configure(experimental=True)
     new_pid = second_engine.restart()
-    result = run_module('checkpoint_preflight', {'docker_host': HOST})
+    result = run_module('checkpoint_preflight', {'docker_host': docker_host})
     assert result['facts']['dockerd_pid'] == new_pid != pid
     assert by_name(result, 'engine experimental')['status'] == 'pass'
     assert result['ready'] is True, failing(result)
 
 
-def test_live_restore_names_containers_that_outlived_the_engine(second_engine, engine):
+def test_live_restore_names_containers_that_outlived_the_engine(second_engine):
     second_engine.configure(experimental=True, **{'live-restore': True})
-    second_engine.start()
-    client = second_engine.client()
-    client.load_image(engine.get_image(IMAGE))
+    second_engine.up()
+    docker_host = second_engine.docker_host
+    client = second_engine.client(timeout=30)
+    second_engine.load_image()
     name = 'preflight-lr'
     client.create_container(IMAGE, ['/bin/sh', '-c', 'while true; do sleep 1; done'], name=name,
                             host_config=client.create_host_config(network_mode='none'))
     client.start(name)
-    result = run_module('checkpoint_preflight', {'docker_host': HOST, 'containers': [name]})
+    result = run_module('checkpoint_preflight', {'docker_host': docker_host, 'containers': [name]})
     assert by_name(result, 'live-restore')['status'] == 'pass'
     assert result['ready'] is True, failing(result)
 
     second_engine.restart()  # live-restore keeps the container running through this
     assert client.inspect_container(name)['State']['Running']
-    result = run_module('checkpoint_preflight', {'docker_host': HOST, 'containers': [name]})
+    result = run_module('checkpoint_preflight', {'docker_host': docker_host, 'containers': [name]})
     host = by_name(result, 'live-restore')
     assert host['status'] == 'warn' and name in host['detail']
     item = by_name(result, 'container %s: engine restart' % name)
@@ -258,7 +157,7 @@ def test_live_restore_names_containers_that_outlived_the_engine(second_engine, e
 
     # Follow the remedy: restart the container under the current engine.
     client.restart(name, timeout=1)
-    result = run_module('checkpoint_preflight', {'docker_host': HOST, 'containers': [name]})
+    result = run_module('checkpoint_preflight', {'docker_host': docker_host, 'containers': [name]})
     assert by_name(result, 'live-restore')['status'] == 'pass'
     assert not [c for c in result['checks'] if c['name'].endswith('engine restart')]
     assert result['ready'] is True, failing(result)
@@ -284,12 +183,7 @@ PLAY = """\
 def run_role(tmp_path, **variables):
     """ansible-playbook with the preflight role; (rc, output, preflight_result or None)."""
     result_file = tmp_path / 'result.json'
-    playbook = tmp_path / 'play.yml'
-    playbook.write_text(PLAY % result_file)
-    cmd = ['ansible-playbook', str(playbook), '-e', json.dumps(variables)]
-    env = dict(os.environ, ANSIBLE_LOCALHOST_WARNING='false', ANSIBLE_INVENTORY_UNPARSED_WARNING='false',
-               ANSIBLE_NOCOLOR='1')
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    proc = run_playbook(PLAY % result_file, extra_vars=variables)
     result = json.loads(result_file.read_text()) if result_file.exists() else None
     return proc.returncode, proc.stdout + proc.stderr, result
 

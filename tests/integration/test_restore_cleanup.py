@@ -4,7 +4,7 @@
 import glob
 import os
 
-from conftest import checkpoint_path, run_module, wait_counter
+from helpers import checkpoint_path, run_module, wait_counter
 
 
 def identity(path):

@@ -17,10 +17,8 @@ import uuid
 
 import pytest
 
-from conftest import (COUNTER, DOCKER_HOST, TESTBED, checkpoint_path, checkpoints, counter, counter_lines, free_port,
-                      http_get, run_module, run_playbook, state, wait_counter, wait_running)
-
-INVENTORY = os.path.join(TESTBED, 'inventory.yml')
+from helpers import (COUNTER, DOCKER_HOST, INVENTORY, checkpoint_path, checkpoints, counter, counter_lines, free_port,
+                     http_get, run_module, run_playbook, state, wait_counter, wait_lines, wait_running)
 
 
 def playbook(name):
@@ -40,14 +38,6 @@ def play(name, **extra_vars):
 def discontinuities(lines):
     """Indexes where the counter output does not go on by one."""
     return [i for i in range(1, len(lines)) if lines[i] != lines[i - 1] + 1]
-
-
-def wait_lines(engine, name, count, timeout=20):
-    deadline = time.monotonic() + timeout
-    while len(counter_lines(engine, name)) < count:
-        assert time.monotonic() < deadline, '%s printed %d lines, not %d' % (name, len(counter_lines(engine, name)), count)
-        time.sleep(0.2)
-    return counter_lines(engine, name)
 
 
 def log_times(engine, name):

@@ -8,6 +8,9 @@ with the main engine's or each other's. iptables is off for these engines: a sec
 dockerd with iptables on shares and rewrites the main engine's DOCKER chains. Published
 ports work through docker-proxy (the userland proxy), which listens on the host.
 
+`Engine` is also the one way a test starts a Docker Engine of its own (another daemon.json,
+experimental off, live-restore): `with Engine('cryo-NAME', config={...}) as engine: engine.up()`.
+
 Usage:
     fleet.py up [--count 3] [--prefix cryo-fleet]      start (keep those already running),
                                                        load the test image, write the inventory
@@ -18,6 +21,9 @@ The inventory (`/var/lib/PREFIX/inventory.yml`) has one host per engine (`fleet-
 in group `fleet`, with a local connection, `cryo_docker_host`, the variables
 tests/testbed/simulate_reboot.yml needs (`cryo_fleet_*`) and those with which the
 collection's `engine` role restarts the engine directly (`engine_*`).
+
+Processes are read through the collection's host module (module_utils/_host.py), found as
+tests/testbed/helpers.py finds it: run `make collection` once.
 """
 
 import argparse
@@ -30,13 +36,21 @@ import sys
 import time
 import zlib
 
+try:
+    import helpers
+except ImportError as error:
+    if __name__ != '__main__':
+        raise
+    sys.exit('fleet.py: %s' % error)
+
 import docker
 import yaml
 
-IMAGE = os.environ.get('CRYO_TEST_IMAGE', 'cryo-test/busybox:1')
-MAIN_DOCKER_HOST = os.environ.get('DOCKER_HOST', 'unix:///var/run/docker.sock')
-# runc finds criu on dockerd's PATH: a CRIU built from source in /usr/local/sbin comes first.
-DOCKERD_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+from ansible_collections.cryo.docker.plugins.module_utils import _host
+
+HOST = helpers.HOST
+# Where engines that are not part of a fleet keep their state (a fleet: /var/lib/PREFIX).
+STATE_DIR = '/var/lib/cryo-engines'
 START_TIMEOUT = 60
 STOP_TIMEOUT = 30
 
@@ -48,21 +62,8 @@ def _run(argv, check=True):
     return proc
 
 
-def _pid_alive(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as handle:
-            # A zombie has exited; only its parent has not reaped it yet.
-            return handle.read().rsplit(')', 1)[1].split()[0] != 'Z'
-    except (OSError, IndexError):
-        return False
-
-
 def _cmdline(pid):
-    try:
-        with open('/proc/%d/cmdline' % pid, 'rb') as handle:
-            return handle.read().replace(b'\0', b' ').decode(errors='replace')
-    except OSError:
-        return ''
+    return ' '.join(HOST.cmdline(pid))
 
 
 def _read_pid(path):
@@ -75,48 +76,44 @@ def _read_pid(path):
 
 def _mounts():
     """Mount points of this mount namespace, with their propagation tags."""
-    mounts = []
-    with open('/proc/self/mountinfo') as handle:
-        for line in handle:
-            fields = line.split()
-            optional = fields[6:fields.index('-')]
-            target = fields[4].replace('\\040', ' ')
-            mounts.append((target, optional))
-    return mounts
+    return HOST.mounts()
 
 
 def _processes():
-    """{pid: (ppid, cmdline, cgroup text)} of every process."""
-    table = {}
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        pid = int(entry)
-        try:
-            with open('/proc/%d/stat' % pid) as handle:
-                stat = handle.read().rsplit(')', 1)[1].split()
-            if stat[0] == 'Z':
-                continue
-            with open('/proc/%d/cmdline' % pid, 'rb') as handle:
-                cmdline = handle.read().replace(b'\0', b' ').decode(errors='replace').strip()
-            with open('/proc/%d/cgroup' % pid) as handle:
-                cgroup = handle.read()
-        except (OSError, IndexError):
-            continue
-        table[pid] = (int(stat[1]), cmdline, cgroup)
-    return table
+    """{pid: (ppid, cmdline, cgroup text)} of every process that has not exited."""
+    return HOST.processes()
+
+
+def _subnet(seed, first, index=None):
+    """10.X.Y.1/24: X in first..first+49 from seed, Y the index or from seed too."""
+    crc = zlib.crc32(seed.encode())
+    return '10.%d.%d.1/24' % (first + crc % 50, index if index is not None else 1 + (crc >> 8) % 250)
 
 
 class Engine:
-    """One engine of the fleet: its names, paths and command line."""
+    """A Docker Engine of the test bed: its names, paths, command line and life cycle.
 
-    def __init__(self, prefix, index, state_dir):
-        self.index = index
-        self.name = '%s-%d' % (prefix, index)
-        self.host = 'fleet-%d' % index
+    name:  the engine's name (`cryo-...`): its socket /run/NAME.sock, pidfile /run/NAME.pid,
+           exec root /run/NAME, cgroup parent NAME and bridge NAME (hashed past 15 characters).
+    state_dir: where its data root, daemon.json and log live (in STATE_DIR/NAME by default).
+    config: the content of its daemon.json ({"experimental": true} by default); configure() changes it.
+    host:  its inventory host name (the fleet's fleet-N; the name by default).
+    bridge_address: its bridge's address, 10.X.Y.1/24 (by default from the name, 10.150-199.Y).
+
+    up() starts it and waits for its API; restart() and shutdown() are graceful (SIGTERM to dockerd,
+    which leaves containers running with live-restore); stop() kills its containers and every
+    process of the engine; remove() wipes its state. As a `with` block, it is stopped and removed
+    at the end.
+    """
+
+    def __init__(self, name, state_dir=STATE_DIR, config=None, host=None, bridge_address=None):
+        self.name = name
+        self.host = host or name
+        self.state_dir = state_dir
         self.base = os.path.join(state_dir, self.name)
         self.data_root = os.path.join(self.base, 'data')
         self.config_file = os.path.join(self.base, 'daemon.json')
+        self.config = dict(config) if config is not None else {'experimental': True}
         self.log = os.path.join(self.base, 'dockerd.log')
         self.exec_root = '/run/%s' % self.name
         self.socket = '/run/%s.sock' % self.name
@@ -124,9 +121,17 @@ class Engine:
         self.cgroup_parent = self.name
         self._process = None
         # Interface names have at most 15 characters.
-        self.bridge = self.name if len(self.name) <= 15 else 'cryo-br-%06x' % (zlib.crc32(self.name.encode()) & 0xffffff)
-        # 10.X.N.1/24, X from the prefix, so fleets with other prefixes do not overlap.
-        self.bridge_address = '10.%d.%d.1/24' % (200 + zlib.crc32(prefix.encode()) % 50, index)
+        crc = zlib.crc32(self.name.encode()) & 0xffffff
+        self.bridge = self.name if len(self.name) <= 15 else 'cryo-br-%06x' % crc
+        self.bridge_address = bridge_address or _subnet(self.name, 150)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        self.remove()
+        return False
 
     @property
     def docker_host(self):
@@ -151,7 +156,14 @@ class Engine:
     def pid(self):
         """The pid of this engine's dockerd, if it runs (a stale pidfile may name another process)."""
         pid = _read_pid(self.pidfile)
-        if pid and _pid_alive(pid) and 'dockerd' in _cmdline(pid) and self.socket in _cmdline(pid):
+        if pid and HOST.alive(pid) and 'dockerd' in _cmdline(pid) and self.socket in _cmdline(pid):
+            return pid
+        return None
+
+    def containerd_pid(self):
+        """The pid of the containerd this engine's dockerd started (it outlives dockerd with live-restore)."""
+        pid = _read_pid(os.path.join(self.exec_root, 'containerd', 'containerd.pid'))
+        if pid and HOST.alive(pid) and self.exec_root + '/' in _cmdline(pid):
             return pid
         return None
 
@@ -168,9 +180,7 @@ class Engine:
         docker-proxy), the containerd shims of its containerd and every process of its containers."""
         table = _processes()
         dockerd = self.pid()
-        containerd = _read_pid(os.path.join(self.exec_root, 'containerd', 'containerd.pid'))
-        if containerd and self.exec_root + '/' not in _cmdline(containerd):
-            containerd = None
+        containerd = self.containerd_pid()
         address = os.path.join(self.exec_root, 'containerd', 'containerd.sock')
         cgroup_marker = ':/%s/' % self.cgroup_parent
         found = set()
@@ -218,7 +228,7 @@ class Engine:
             'cryo_fleet_bridge_address': self.bridge_address,
             'cryo_fleet_cgroup_parent': self.cgroup_parent,
             'cryo_fleet_dockerd_argv': self.argv,
-            'cryo_fleet_dockerd_path': DOCKERD_PATH,
+            'cryo_fleet_dockerd_path': _host.SERVICE_PATH,
             # The collection's `engine` role, pointed at this engine and restarting it directly
             # with the same command line.
             'engine_service_manager': 'direct',
@@ -227,10 +237,21 @@ class Engine:
             'engine_dockerd_pidfile': self.pidfile,
             'engine_dockerd_log': self.log,
             'engine_dockerd_args': self.dockerd_args,
-            'engine_dockerd_path': DOCKERD_PATH,
+            'engine_dockerd_path': _host.SERVICE_PATH,
         }
 
-    # -- start -----------------------------------------------------------------------------
+    # -- configure and start -----------------------------------------------------------------
+
+    def configure(self, **settings):
+        """Replace the engine's daemon.json with settings (it takes effect at the next start)."""
+        self.config = settings
+        self.write_config()
+
+    def write_config(self):
+        os.makedirs(self.base, mode=0o711, exist_ok=True)
+        with open(self.config_file, 'w') as handle:
+            json.dump(self.config, handle, indent=2)
+            handle.write('\n')
 
     def prepare(self):
         os.makedirs(self.data_root, mode=0o711, exist_ok=True)
@@ -248,24 +269,39 @@ class Engine:
         if self.bridge_address not in addresses.split():
             _run(['ip', 'addr', 'add', self.bridge_address, 'dev', self.bridge])
         _run(['ip', 'link', 'set', self.bridge, 'up'])
-        with open(self.config_file, 'w') as handle:
-            json.dump({'experimental': True}, handle, indent=2)
-            handle.write('\n')
+        self.write_config()
 
     def _check_subnet_free(self):
         network = self.bridge_address.rsplit('.', 1)[0] + '.'
         for line in _run(['ip', '-o', '-4', 'addr', 'show']).stdout.splitlines():
             fields = line.split()
             if fields[3].startswith(network):
-                raise RuntimeError('%s: the subnet %s.0/24 is already used by %s; choose another --prefix'
+                raise RuntimeError('%s: the subnet %s.0/24 is already used by %s; choose another name or prefix'
                                    % (self.name, network.rstrip('.'), fields[1]))
 
+    def launch(self):
+        """Start the engine afresh, without waiting: whatever is left of an earlier run of it (a
+        crash, a power cut) is killed and wiped first."""
+        if _host.find_program('dockerd', _host.SERVICE_PATH) is None:
+            raise RuntimeError('dockerd is not installed (make host installs the Docker Engine)')
+        self.kill()
+        self.clear_run()
+        self.prepare()
+        self.start()
+
+    def up(self, timeout=START_TIMEOUT):
+        """launch() and wait until the engine answers; its dockerd's pid."""
+        self.launch()
+        self.wait(timeout)
+        return self.pid()
+
     def start(self):
-        """Start dockerd in the background (its own session, log appended)."""
+        """Start dockerd in the background (its own session, log appended), with the PATH a
+        service manager gives it: runc finds CRIU on it (/usr/local/sbin first)."""
         with open(self.log, 'ab') as log:
             self._process = subprocess.Popen(  # pylint: disable=consider-using-with
                 self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, env=dict(os.environ, PATH=DOCKERD_PATH), close_fds=True)
+                start_new_session=True, env=dict(os.environ, PATH=_host.SERVICE_PATH), close_fds=True)
 
     def wait(self, timeout=START_TIMEOUT):
         deadline = time.monotonic() + timeout
@@ -286,11 +322,11 @@ class Engine:
         except OSError:
             return '(no log)'
 
-    def load_image(self, image=IMAGE):
+    def load_image(self, image=helpers.IMAGE):
         client = self.client(timeout=120)
         if client.images(name=image):
             return 'kept'
-        main = docker.APIClient(base_url=MAIN_DOCKER_HOST, version='auto', timeout=120)
+        main = docker.APIClient(base_url=helpers.DOCKER_HOST, version='auto', timeout=120)
         try:
             if main.images(name=image):
                 client.load_image(b''.join(main.get_image(image)))
@@ -303,22 +339,46 @@ class Engine:
 
     # -- stop ------------------------------------------------------------------------------
 
+    def _reap(self):
+        """Collect dockerd's exit status if this process started it (a zombie holds its pid)."""
+        if self._process is not None and self._process.poll() is not None:
+            self._process = None
+
+    def shutdown(self, timeout=STOP_TIMEOUT):
+        """Stop dockerd gracefully, as a service manager does: SIGTERM, then wait for it to exit
+        (SIGKILL after timeout). It stops its containers, unless live-restore keeps them (and
+        their containerd) running; nothing else of the engine is touched."""
+        pid = self.pid()
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while HOST.alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if HOST.alive(pid):
+                os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + 5
+                while HOST.alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+        self._reap()
+
+    def restart(self, timeout=START_TIMEOUT):
+        """shutdown(), then dockerd again with the same command line; the new dockerd's pid."""
+        self.shutdown()
+        self.start()
+        self.wait(timeout)
+        return self.pid()
+
     def stop(self, timeout=STOP_TIMEOUT):
         """Stop dockerd (its running containers killed first: they ignore SIGTERM as PID 1),
         then SIGKILL whatever of the engine is left."""
-        pid = self.pid()
-        if pid and self.answers():
+        if self.pid() and self.answers():
             client = self.client(timeout=20)
             for container in client.containers():
                 try:
                     client.kill(container['Id'])
                 except docker.errors.DockerException:
                     pass
-        if pid:
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while _pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.2)
+        self.shutdown(timeout)
         self.kill()
 
     def kill(self):
@@ -326,10 +386,12 @@ class Engine:
         dockerd takes a zombie in its or containerd's pidfile for a running process)."""
         killed = set()
         for _attempt in range(50):
+            self._reap()
             pids = self.processes()
             if not pids:
                 deadline = time.monotonic() + 5
-                while any(os.path.exists('/proc/%d' % pid) for pid in killed) and time.monotonic() < deadline:
+                while any(HOST.stat(pid) for pid in killed) and time.monotonic() < deadline:
+                    self._reap()
                     time.sleep(0.05)
                 return
             killed.update(pids)
@@ -380,6 +442,8 @@ class Engine:
                 os.rmdir(parent)
             except OSError:
                 pass
+        if os.path.isdir(self.state_dir) and not os.listdir(self.state_dir):
+            os.rmdir(self.state_dir)
 
     def _cgroups(self):
         """The engine's cgroup parent in every hierarchy (it may sit below the cgroup this
@@ -402,7 +466,10 @@ class Fleet:
         self.prefix = prefix
         self.state_dir = state_dir or os.path.join('/var/lib', prefix)
         self.inventory = os.path.join(self.state_dir, 'inventory.yml')
-        self.engines = [Engine(prefix, index, self.state_dir) for index in range(1, count + 1)]
+        # 10.X.N.1/24, X from the prefix, so fleets with other prefixes do not overlap.
+        self.engines = [Engine('%s-%d' % (prefix, index), self.state_dir, host='fleet-%d' % index,
+                               bridge_address=_subnet(prefix, 200, index))
+                        for index in range(1, count + 1)]
 
     @property
     def hosts(self):
@@ -417,19 +484,14 @@ class Fleet:
 
     def up(self, log=print):
         """Start the engines that do not run (concurrently), load the image, write the inventory."""
-        if shutil.which('dockerd', path=DOCKERD_PATH) is None:
-            raise RuntimeError('dockerd is not installed (make host installs the Docker Engine)')
         started = time.monotonic()
         starting = []
         for engine in self.engines:
             if engine.pid() and engine.answers():
                 log('%s: running (pid %s), kept' % (engine.name, engine.pid()))
                 continue
-            # Leftovers of an engine that died (or of a power cut).
-            engine.kill()
-            engine.clear_run()
-            engine.prepare()
-            engine.start()
+            # Leftovers of an engine that died (or of a power cut) are wiped first.
+            engine.launch()
             starting.append(engine)
         for engine in starting:
             engine.wait()
@@ -438,7 +500,7 @@ class Fleet:
             version = engine.client().version()
             if not version.get('Experimental'):
                 raise RuntimeError('%s runs without experimental mode; see %s' % (engine.name, engine.config_file))
-            log('%s: image %s %s' % (engine.name, IMAGE, engine.load_image()))
+            log('%s: image %s %s' % (engine.name, helpers.IMAGE, engine.load_image()))
         self.write_inventory()
         log('fleet up in %.1f s; inventory %s' % (time.monotonic() - started, self.inventory))
         return self

@@ -8,6 +8,7 @@ import stat
 import pytest
 
 from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
+from ansible_collections.cryo.docker.plugins.module_utils._host import Host
 
 FIXTURES = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures')
 # Recorded on this project's test bed: the counter container's PID 1, and its checkpoint.
@@ -23,17 +24,6 @@ def read(path, mode='r'):
 
 def test_mm_image_gives_stack_and_heap_start():
     assert store.parse_mm_image(read(MM_IMAGE, 'rb')) == LAYOUT
-
-
-def test_proc_stat_gives_the_same_fields():
-    assert store.parse_proc_stat(read(PROC_STAT)) == LAYOUT
-
-
-def test_proc_stat_with_spaces_and_parens_in_comm():
-    text = read(PROC_STAT)
-    head, rest = text.split(')', 1)
-    odd = head.split('(')[0] + '(my (odd) name' + ')' + rest
-    assert store.parse_proc_stat(odd) == LAYOUT
 
 
 @pytest.mark.parametrize('data', [b'', b'\x19\x43\x56\x54', b'\x19\x43\x56\x54\x20\x28\x49\x57\x02\x00\x00\x00\x08\x01'])
@@ -57,7 +47,7 @@ def fake_proc(tmp_path, pid, stat_text, aslr='2'):
     (proc / str(pid) / 'stat').write_text(stat_text)
     (proc / 'sys' / 'kernel').mkdir(parents=True)
     (proc / 'sys' / 'kernel' / 'randomize_va_space').write_text(aslr + '\n')
-    return str(proc)
+    return Host(proc=str(proc))
 
 
 def test_resumed_process_is_verified(tmp_path):
@@ -83,10 +73,10 @@ def test_no_aslr_is_said(tmp_path):
 
 def test_cannot_tell_without_image_or_proc(tmp_path):
     make_checkpoint(str(tmp_path / 'cp'), mm=False)
-    assert store.verify_resumed(str(tmp_path / 'cp'), 1, str(tmp_path))['verified'] is None
+    assert store.verify_resumed(str(tmp_path / 'cp'), 1, Host(proc=str(tmp_path)))['verified'] is None
     make_checkpoint(str(tmp_path / 'cp2'))
-    assert store.verify_resumed(str(tmp_path / 'cp2'), 99999, str(tmp_path))['verified'] is None
-    assert store.verify_resumed(str(tmp_path / 'cp2'), 0, str(tmp_path))['verified'] is False
+    assert store.verify_resumed(str(tmp_path / 'cp2'), 99999, Host(proc=str(tmp_path)))['verified'] is None
+    assert store.verify_resumed(str(tmp_path / 'cp2'), 0, Host(proc=str(tmp_path)))['verified'] is False
 
 
 def test_metadata_round_trip_is_private(tmp_path):

@@ -25,7 +25,7 @@ def test_log_errors_keep_the_cause_and_drop_noise():
     assert errors[0].endswith('consider using --tcp-established option.')
     assert errors[-1].endswith('Dumping FAILED.')
     assert not any('RLIMIT_NOFILE' in line or 'cgroupd' in line for line in errors)
-    assert _criu.summarize(errors, 1) == errors[0]
+    assert _criu.quote_errors(errors, 1) == errors[0]
 
 
 def test_log_path_named_by_the_engine():

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from ansible_collections.cryo.docker.plugins.module_utils import _criu_install as ci
+from ansible_collections.cryo.docker.plugins.module_utils._host import find_program
 from ansible_collections.cryo.docker.plugins.module_utils._criu import (
     min_version_for_kernel,
     parse_check,
@@ -197,45 +198,18 @@ def test_checksum_verify(tmp_path):
     assert not ok and actual == good
 
 
-def test_path_from_dockerd_environ():
-    blob = b'HOME=/root\0PATH=/usr/local/sbin:/usr/sbin:/usr/bin\0DOCKER_HOST=x\0'
-    assert ci.path_from_environ(blob) == '/usr/local/sbin:/usr/sbin:/usr/bin'
-    assert ci.path_from_environ(b'HOME=/root\0') is None
-
-
-def make_criu(directory):
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / 'criu'
-    path.write_text('#!/bin/sh\n')
-    path.chmod(0o755)
-    return str(path)
-
-
-def test_first_on_path_is_the_installed_one(tmp_path):
+def test_first_on_path_is_the_installed_one(tmp_path, make_criu):
     local = make_criu(tmp_path / 'usr/local/sbin')
     system = make_criu(tmp_path / 'usr/sbin')
     search = '%s:relative/dir:%s' % (tmp_path / 'usr/local/sbin', tmp_path / 'usr/sbin')
-    assert ci.find_on_path('criu', search) == local
-    assert ci.find_on_path('criu', str(tmp_path / 'usr/sbin')) == system
-    assert ci.find_on_path('criu', 'relative/dir') is None
+    assert find_program('criu', search) == local
+    assert find_program('criu', str(tmp_path / 'usr/sbin')) == system
+    assert find_program('criu', 'relative/dir') is None
     # A build not yet installed into a directory that comes first would be the one.
     opt = str(tmp_path / 'opt/sbin/criu')
     assert ci.first_criu('%s:%s' % (tmp_path / 'opt/sbin', search), opt) == opt
     assert ci.first_criu(search, opt) == local
     assert ci.first_criu('/nonexistent', opt) is None
-
-
-def test_search_path_reads_dockerd_environment(tmp_path):
-    for pid, comm, environ in (('12', 'containerd\n', b'PATH=/wrong\0'),
-                               ('34', 'dockerd\n', b'LANG=C\0PATH=/opt/bin:/usr/sbin\0')):
-        (tmp_path / pid).mkdir()
-        (tmp_path / pid / 'comm').write_text(comm)
-        (tmp_path / pid / 'environ').write_bytes(environ)
-    (tmp_path / 'self').mkdir()
-    installer = ci.CriuInstaller(module=None, proc=str(tmp_path))
-    assert installer.search_path() == ('/opt/bin:/usr/sbin', 'the running dockerd (pid 34)')
-    (tmp_path / '34' / 'comm').write_text('bash\n')
-    assert installer.search_path() == (ci.SERVICE_PATH, 'the default service PATH (no running dockerd found)')
 
 
 WORKING_421 = dict(path='/usr/local/sbin/criu', version='4.2.1', check_ok=True)
@@ -289,22 +263,17 @@ def test_unpack_refuses_members_outside(tmp_path):
     payload.write_text('x')
     with tarfile.open(str(bad), 'w') as archive:
         archive.add(str(payload), arcname='../escaped')
-    installer = ci.CriuInstaller(module=None)
+    installer = ci.CriuHost(module=None)
     with pytest.raises(ci.InstallError):
         installer.unpack(str(bad), str(tmp_path / 'src'))
     assert not (tmp_path / 'escaped').exists()
 
 
-def test_unpack_finds_the_source_tree(tmp_path):
+def test_unpack_finds_the_source_tree(tmp_path, criu_tarball):
     import tarfile
-    tree = tmp_path / 'tree' / 'criu-4.2.1'
-    (tree / 'criu').mkdir(parents=True)
-    (tree / 'Makefile').write_text('all:\n')
-    good = tmp_path / 'good.tar.gz'
-    with tarfile.open(str(good), 'w:gz') as archive:
-        archive.add(str(tree), arcname='criu-4.2.1')
-    installer = ci.CriuInstaller(module=None)
-    assert installer.unpack(str(good), str(tmp_path / 'src')) == os.path.join(str(tmp_path / 'src'), 'criu-4.2.1')
+    good = criu_tarball[0]
+    installer = ci.CriuHost(module=None)
+    assert installer.unpack(good, str(tmp_path / 'src')) == os.path.join(str(tmp_path / 'src'), 'criu-4.2.1')
     (tmp_path / 'other').mkdir()
     not_criu = tmp_path / 'other.tar'
     with tarfile.open(str(not_criu), 'w') as archive:

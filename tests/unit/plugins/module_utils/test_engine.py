@@ -3,7 +3,8 @@
 import pytest
 
 from ansible_collections.cryo.docker.plugins.module_utils import _engine
-from ansible_collections.cryo.docker.plugins.module_utils._engine import CHECKPOINT_NAME_RE, Engine, EngineError
+from ansible_collections.cryo.docker.plugins.module_utils._common import CHECKPOINT_NAME_RE
+from ansible_collections.cryo.docker.plugins.module_utils._engine import Engine, EngineError
 
 CID = 'eab16c0ecb20704e21454505a9b938ac589c20017d6e9f29d2a8bec778086648'
 
@@ -18,30 +19,30 @@ class Response:
 
 
 class FakeClient:
-    """Plays back engine answers: a list of Response per call."""
+    """Plays back engine answers: a list of Response per call. Only the SDK's public surface:
+    base_url, api_version and the requests.Session methods get, post and delete."""
+
+    base_url = 'http+docker://localhost'
+    api_version = '1.41'
 
     def __init__(self, answers, running=True):
         self.answers = list(answers)
         self.calls = []
         self.running = running
 
-    def _url(self, path, *args):
-        return path.format(*args)
-
     def _answer(self, method, url, **kwargs):
+        if 'json' in kwargs:
+            kwargs['data'] = kwargs.pop('json')
         self.calls.append((method, url, kwargs))
         return self.answers.pop(0)
 
-    def _get(self, url, **kwargs):
+    def get(self, url, **kwargs):
         return self._answer('GET', url, **kwargs)
 
-    def _delete(self, url, **kwargs):
+    def delete(self, url, **kwargs):
         return self._answer('DELETE', url, **kwargs)
 
-    def _post_json(self, url, **kwargs):
-        return self._answer('POST', url, **kwargs)
-
-    def _post(self, url, **kwargs):
+    def post(self, url, **kwargs):
         return self._answer('POST', url, **kwargs)
 
     def inspect_container(self, container):
@@ -120,11 +121,18 @@ def test_checkpoint_body_and_list():
     eng.create_checkpoint('cr', 'cp1', leave_running=True, checkpoint_dir='/srv/cp')
     assert eng.client.calls[0][2]['data'] == {'CheckpointID': 'cp1', 'Exit': False, 'CheckpointDir': '/srv/cp'}
     assert eng.list_checkpoints('cr') == []
+    assert eng.client.calls[1][1] == 'http+docker://localhost/v1.41/containers/cr/checkpoints'
+
+
+def test_urls_quote_their_arguments():
+    eng = engine([])
+    assert eng.url('/containers/{0}/checkpoints/{1}', 'a b', 'c?d') == \
+        'http+docker://localhost/v1.41/containers/a%20b/checkpoints/c%3Fd'
 
 
 def test_a_hanging_engine_call_is_not_called_unreachable():
     class Hanging(FakeClient):
-        def _post(self, url, **kwargs):
+        def post(self, url, **kwargs):
             raise _engine.Timeout('Read timed out. (read timeout=60)')
 
     eng = Engine({'docker_host': 'unix:///var/run/docker.sock', 'timeout': 60}, client=Hanging([]))

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import copy
 import datetime
-import gzip
-import socket
 
 import pytest
 
 from ansible_collections.cryo.docker.plugins.module_utils import _preflight as pf
 from ansible_collections.cryo.docker.plugins.module_utils._criu import parse_check
+from ansible_collections.cryo.docker.plugins.module_utils._host import SERVICE_PATH
 
 RELEASE = '6.18.44-fc-v657'
 
@@ -81,30 +80,9 @@ INSPECT = {
     'Mounts': [],
 }
 
-# /proc/3397/stat of dockerd and btime of /proc/stat on this machine.
-DOCKERD_STAT = ('3397 (dockerd) S 1 3393 1084 0 -1 4194560 11860 171470 11 43 76 118 80 85 20 0 11 0 11039 '
-                '1570406400 22108 18446744073709551615 94281420976128 94281448223189 140735028127072 0 0 0 '
-                '1002055680 0 2143420159 0 0 0 17 1 0 0 0 0 0')
+# btime of /proc/stat and the start of dockerd (pid 3397) on this machine.
 BTIME = 1795965454
 DOCKERD_STARTED = BTIME + 110.39  # 2026-11-29T15:19:24Z
-
-PROC_NET_UNIX = """\
-Num       RefCount Protocol Flags    Type St Inode Path
-0000000033afe216: 00000003 00000000 00000000 0001 03  7593 /var/run/docker/containerd/containerd.sock
-00000000e9a7f6e9: 00000002 00000000 00010000 0001 01  6902 /var/run/docker.sock
-0000000011111111: 00000003 00000000 00000000 0001 03  7001 /var/run/docker.sock
-0000000022222222: 00000002 00000000 00010000 0001 01  8100 /run/cryo-preflight.sock
-"""
-
-PROC_CGROUP_V1 = """\
-9:name=systemd:/docker/bcd0a959206a
-8:pids:/docker/bcd0a959206a
-4:memory:/docker/bcd0a959206a
-1:cpu:/docker/bcd0a959206a
-0::/docker/bcd0a959206a
-"""
-PROC_CGROUP_V2 = '0::/system.slice/docker-bcd0a959206a.scope\n'
-STATUS = 'Name:\tsh\nVmPeak:\t    1400 kB\nVmRSS:\t    1120 kB\nRssAnon:\t      96 kB\n'
 
 
 def by_name(checks, name):
@@ -127,9 +105,9 @@ def assert_shape(item):
 
 def test_ready_only_without_fail():
     checks = [pf.check('a', 'pass', 'x'), pf.check('b', 'warn', 'y', 'z')]
-    assert pf.summarize(checks) == (True, {'pass': 1, 'warn': 1, 'fail': 0})
+    assert pf.count_statuses(checks) == (True, {'pass': 1, 'warn': 1, 'fail': 0})
     checks.append(pf.check('c', 'fail', 'y', 'z'))
-    assert pf.summarize(checks) == (False, {'pass': 1, 'warn': 1, 'fail': 1})
+    assert pf.count_statuses(checks) == (False, {'pass': 1, 'warn': 1, 'fail': 1})
 
 
 def test_human_bytes():
@@ -195,33 +173,13 @@ def test_kernel_config_unreadable_warns():
     assert 'modprobe configs' in checks[0]['remedy']
 
 
-def test_read_kernel_config_prefers_proc_then_boot(tmp_path):
-    proc, boot = tmp_path / 'proc', tmp_path / 'boot'
-    proc.mkdir()
-    boot.mkdir()
-    assert pf.read_kernel_config(RELEASE, str(proc), str(boot)) == (None, None)
-    (boot / ('config-' + RELEASE)).write_text('# CONFIG_CHECKPOINT_RESTORE is not set\n')
-    options, source = pf.read_kernel_config(RELEASE, str(proc), str(boot))
-    assert source == str(boot / ('config-' + RELEASE)) and options['CONFIG_CHECKPOINT_RESTORE'] == 'n'
-    with gzip.open(str(proc / 'config.gz'), 'wt') as handle:
-        handle.write(KERNEL_CONFIG)
-    options, source = pf.read_kernel_config(RELEASE, str(proc), str(boot))
-    assert source == str(proc / 'config.gz') and options['CONFIG_CHECKPOINT_RESTORE'] == 'y'
-
-
 # -- CRIU -------------------------------------------------------------------------
-
-def test_find_criu_follows_runc_path_order():
-    present = {'/usr/sbin/criu', '/usr/local/sbin/criu'}
-    assert pf.find_criu(pf.RUNC_PATH, present.__contains__) == '/usr/local/sbin/criu'
-    assert pf.find_criu(pf.RUNC_PATH, {'/usr/sbin/criu'}.__contains__) == '/usr/sbin/criu'
-    assert pf.find_criu(pf.RUNC_PATH, set().__contains__) is None
 
 
 def test_criu_installed():
-    item = pf.check_criu_installed('/usr/local/sbin/criu', list(pf.RUNC_PATH), None)
+    item = pf.check_criu_installed('/usr/local/sbin/criu', SERVICE_PATH.split(':'), None)
     assert item['status'] == 'pass' and '/usr/local/sbin:/usr/local/bin' in item['detail']
-    item = pf.check_criu_installed(None, list(pf.RUNC_PATH), None)
+    item = pf.check_criu_installed(None, SERVICE_PATH.split(':'), None)
     assert item['status'] == 'fail' and 'cryo.docker.criu' in item['remedy']
     item = pf.check_criu_installed(None, [], '/opt/criu')
     assert item['status'] == 'fail' and '/opt/criu' in item['detail']
@@ -357,22 +315,6 @@ def test_parse_timestamp():
     assert pf.parse_timestamp('yesterday') is None
 
 
-def test_dockerd_start_time_from_proc():
-    assert pf.boot_time('cpu  1 2 3\nbtime %d\nprocesses 9\n' % BTIME) == BTIME
-    started = pf.process_start(DOCKERD_STAT, BTIME, 100)
-    assert started == pytest.approx(DOCKERD_STARTED)
-    assert datetime.datetime.fromtimestamp(int(started), datetime.timezone.utc).isoformat() == '2026-11-29T15:19:24+00:00'
-    # A command name with spaces and parentheses does not shift the fields.
-    assert pf.process_start(DOCKERD_STAT.replace('(dockerd)', '(a) b (c)'), BTIME, 100) == pytest.approx(started)
-    assert pf.process_start('', BTIME, 100) is None
-
-
-def test_unix_socket_inodes_only_listening_ones():
-    assert pf.unix_socket_inodes(PROC_NET_UNIX, '/var/run/docker.sock') == {'6902'}
-    assert pf.unix_socket_inodes(PROC_NET_UNIX, '/run/cryo-preflight.sock') == {'8100'}
-    assert pf.unix_socket_inodes(PROC_NET_UNIX, '/run/none.sock') == set()
-
-
 def test_live_restore_off_passes():
     item = pf.check_live_restore(False, None, [])
     assert item['status'] == 'pass'
@@ -422,31 +364,6 @@ def test_free_space_against_memory(free, memory, status):
 
 def test_free_space_unmeasurable_warns():
     assert pf.check_free_space('/nowhere', None, 10, 1)['status'] == 'warn'
-
-
-def test_free_space_measures_nearest_existing_parent(tmp_path):
-    path, free = pf.free_space(str(tmp_path / 'not' / 'yet'))
-    assert path == str(tmp_path) and free > 0
-
-
-def test_container_memory_from_cgroup_procs():
-    assert pf.parse_vmrss(STATUS) == 1120 * 1024
-    assert pf.parse_vmrss('Name:\tkthreadd\n') == 0
-    assert pf.cgroup_procs_path(PROC_CGROUP_V1, '/sys/fs/cgroup') == '/sys/fs/cgroup/memory/docker/bcd0a959206a/cgroup.procs'
-    assert pf.cgroup_procs_path(PROC_CGROUP_V2, '/sys/fs/cgroup') == \
-        '/sys/fs/cgroup/system.slice/docker-bcd0a959206a.scope/cgroup.procs'
-
-
-def test_container_memory_sums_the_cgroup(tmp_path):
-    proc, cgroup = tmp_path / 'proc', tmp_path / 'cgroup'
-    for pid, kb in (('100', 1000), ('101', 24)):
-        (proc / pid).mkdir(parents=True)
-        (proc / pid / 'status').write_text('VmRSS:\t%d kB\n' % kb)
-    (proc / '100' / 'cgroup').write_text('4:memory:/docker/abc\n')
-    (cgroup / 'memory' / 'docker' / 'abc').mkdir(parents=True)
-    (cgroup / 'memory' / 'docker' / 'abc' / 'cgroup.procs').write_text('100\n101\n')
-    assert pf.container_memory(100, str(proc), str(cgroup)) == 1024 * 1024
-    assert pf.container_memory(0, str(proc), str(cgroup)) == 0
 
 
 # -- containers ---------------------------------------------------------------------
@@ -573,18 +490,3 @@ def test_container_older_than_engine_with_live_restore_fails():
     # The same container without live-restore, or started after the engine: no such check.
     assert not [c for c in container_checks(inspect, live_restore=False) if c['name'].endswith('engine restart')]
     assert not [c for c in container_checks(INSPECT, live_restore=True) if c['name'].endswith('engine restart')]
-
-
-def test_source_kind_on_this_host(tmp_path):
-    assert pf.source_kind('/dev/null') == 'char'
-    assert pf.source_kind(str(tmp_path)) == 'dir'
-    assert pf.source_kind(str(tmp_path / 'none')) is None
-    plain = tmp_path / 'f'
-    plain.write_text('x')
-    assert pf.source_kind(str(plain)) == 'file'
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        listener.bind(str(tmp_path / 's.sock'))
-        assert pf.source_kind(str(tmp_path / 's.sock')) == 'socket'
-    finally:
-        listener.close()

@@ -11,6 +11,7 @@ from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.cryo.docker.plugins.module_utils import _criu_install as ci
+from ansible_collections.cryo.docker.plugins.module_utils import _host
 from ansible_collections.cryo.docker.plugins.modules import criu_install
 
 KERNEL = '6.18.44-fc-v657'
@@ -43,20 +44,12 @@ class Host:
         return [call for call in self.calls if os.path.basename(call[0]) == program]
 
 
-def criu_file(directory):
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / 'criu'
-    path.write_text('#!/bin/sh\n')
-    path.chmod(0o755)
-    return str(path)
-
-
 @pytest.fixture
-def host(tmp_path, monkeypatch):
+def host(tmp_path, monkeypatch, make_criu):
     """A Debian 12 host on kernel 6.18: Debian's broken 3.17.1 installed, dockerd's PATH in tmp_path."""
     system = tmp_path / 'usr/sbin'
     local = tmp_path / 'usr/local/sbin'
-    package_binary = criu_file(system)
+    package_binary = make_criu(system)
     local.mkdir(parents=True)
     search_path = '%s:%s' % (local, system)
     answers = {
@@ -72,9 +65,10 @@ def host(tmp_path, monkeypatch):
     monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path',
                         lambda self, name, required=False, opt_dirs=None: '/usr/bin/' + name
                         if name in ('apt-get', 'apt-cache', 'dpkg-query', 'make') else None)
-    monkeypatch.setattr(ci.CriuInstaller, 'kernel', lambda self: KERNEL)
-    monkeypatch.setattr(ci.CriuInstaller, 'search_path', lambda self: (search_path, 'the running dockerd (pid 1)'))
-    monkeypatch.setattr(ci.CriuInstaller, 'os_release', lambda self: dict(id='debian', pretty_name='Debian 12'))
+    monkeypatch.setattr(_host.Host, 'kernel_release', lambda self: KERNEL)
+    monkeypatch.setattr(_host.Host, 'search_path',
+                        lambda self, docker_host=None: (search_path, 'the running dockerd (pid 1)'))
+    monkeypatch.setattr(ci.CriuHost, 'os_release', lambda self: dict(id='debian', pretty_name='Debian 12'))
     monkeypatch.setattr(criu_install, 'PACKAGE_BINARY', package_binary)
     ansible_warnings._global_warnings.clear()
     return fake
@@ -124,8 +118,8 @@ def test_package_check_mode_predicts(host, capsys):
     assert not host.ran('apt-get')
 
 
-def test_auto_keeps_working_criu(host, capsys):
-    local = criu_file(host.local)
+def test_auto_keeps_working_criu(host, capsys, make_criu):
+    local = make_criu(host.local)
     host.answers[(local, '--version')] = (0, 'Version: 4.2.1\n', '')
     host.answers[(local, 'check')] = CHECK_GOOD
     result = run(capsys, {})
@@ -145,8 +139,8 @@ def test_auto_on_debian_12_chooses_source_and_check_mode_builds_nothing(host, ca
     assert not host.ran('make') and not host.ran('apt-get')
 
 
-def test_source_already_installed_is_unchanged(host, capsys):
-    local = criu_file(host.local)
+def test_source_already_installed_is_unchanged(host, capsys, make_criu):
+    local = make_criu(host.local)
     host.answers[(local, '--version')] = (0, 'Version: 4.2.1\n', '')
     host.answers[(local, 'check')] = CHECK_GOOD
     result = run(capsys, dict(method='source', prefix=str(host.local.parent)))
@@ -154,8 +148,8 @@ def test_source_already_installed_is_unchanged(host, capsys):
     assert not host.ran('make')
 
 
-def test_source_into_prefix_not_on_path_warns(host, capsys):
-    opt = criu_file(host.tmp_path / 'opt/sbin')
+def test_source_into_prefix_not_on_path_warns(host, capsys, make_criu):
+    opt = make_criu(host.tmp_path / 'opt/sbin')
     host.answers[(opt, '--version')] = (0, 'Version: 4.2.1\n', '')
     host.answers[(opt, 'check')] = CHECK_GOOD
     result = run(capsys, dict(method='source', prefix=str(host.tmp_path / 'opt')))
@@ -216,19 +210,8 @@ def test_kept_criu_failing_check_is_reported(host, capsys):
     assert result['check']['ok'] is False
 
 
-def source_tarball(tmp_path):
-    import tarfile
-    tree = tmp_path / 'tree' / 'criu-4.2.1'
-    (tree / 'criu').mkdir(parents=True)
-    (tree / 'Makefile').write_text('criu:\n')
-    tarball = tmp_path / 'criu-4.2.1.tar.gz'
-    with tarfile.open(str(tarball), 'w:gz') as archive:
-        archive.add(str(tree), arcname='criu-4.2.1')
-    return str(tarball), 'sha256:' + hashlib.sha256(tarball.read_bytes()).hexdigest()
-
-
-def test_source_build_failure_reports_the_end_of_the_build_log(host, capsys, tmp_path):
-    tarball, checksum = source_tarball(tmp_path)
+def test_source_build_failure_reports_the_end_of_the_build_log(host, capsys, tmp_path, criu_tarball):
+    tarball, checksum = criu_tarball
     deps = ci.BUILD_DEPS['apt']
     host.answers[('dpkg-query', '-W', '-f=${Package}\t${Status}\n')] = (
         0, ''.join('%s\tinstall ok installed\n' % name for name in deps), '')
@@ -247,8 +230,8 @@ def test_source_build_failure_reports_the_end_of_the_build_log(host, capsys, tmp
     assert not host.ran('apt-get')  # every build dependency was already there
 
 
-def test_source_missing_build_dependencies_are_installed_first(host, capsys, tmp_path):
-    tarball, checksum = source_tarball(tmp_path)
+def test_source_missing_build_dependencies_are_installed_first(host, capsys, tmp_path, criu_tarball):
+    tarball, checksum = criu_tarball
     host.answers[('dpkg-query', '-W', '-f=${Package}\t${Status}\n')] = (
         1, 'build-essential\tinstall ok installed\n', 'dpkg-query: no packages found matching uuid-dev\n')
     host.answers[('apt-get', 'install')] = (0, '', '')
@@ -261,10 +244,10 @@ def test_source_missing_build_dependencies_are_installed_first(host, capsys, tmp
     assert host.calls.index(installs[0]) < host.calls.index(host.ran('make')[0])
 
 
-def test_source_downloads_over_http_and_verifies(host, capsys, tmp_path):
+def test_source_downloads_over_http_and_verifies(host, capsys, tmp_path, criu_tarball):
     import http.server
     import threading
-    tarball, checksum = source_tarball(tmp_path)
+    tarball, checksum = criu_tarball
     directory = os.path.dirname(tarball)
 
     class Quiet(http.server.SimpleHTTPRequestHandler):

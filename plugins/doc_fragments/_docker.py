@@ -2,11 +2,15 @@
 # Copyright: cryo.docker contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
+# PRIVATE: this fragment is for use by the cryo.docker collection only. It may change or go away at
+# any time, without notice.
+
 from __future__ import annotations
 
 
 class ModuleDocFragment:
-    """Options shared by every module that talks to the Docker Engine."""
+    """What every module that talks to the Docker Engine shares: the connection options, and
+    membership of the action group cryo.docker.docker (module_defaults group/cryo.docker.docker)."""
 
     DOCUMENTATION = r"""
 options:
@@ -61,9 +65,42 @@ options:
       - If not set, the value of the E(DOCKER_TIMEOUT) environment variable is used.
     type: int
     default: 60
+attributes:
+  action_group:
+    description: Use C(group/cryo.docker.docker) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - cryo.docker.docker
 requirements:
   - docker (Python SDK) >= 5.0 on the host that runs the module
 notes:
   - Checkpoint endpoints exist only when the engine runs in experimental mode;
     the P(cryo.docker.engine#role) role turns it on.
+"""
+
+    # The container and checkpoint that docker_checkpoint and docker_restore act on, and how these
+    # modules behave (with cryo.docker._attributes for what the attributes mean).
+    CHECKPOINT = r"""
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: partial
+    details:
+      - With O(force=true) the module acts on every run - it takes the checkpoint again, or stops and
+        restores (rewinds) a running container.
+options:
+  container:
+    description:
+      - Name or id of the container.
+    type: str
+    required: true
+  checkpoint:
+    description:
+      - Name of the checkpoint. The engine accepts names that start with a letter or digit,
+        followed by at least one letter, digit, C(_), C(.) or C(-).
+    type: str
+    required: true
 """

@@ -1,0 +1,298 @@
+"""The test bed's Python library: what the integration tests, fleet.py and bench/run.py share.
+
+- The collection on sys.path (PYTHONPATH, else ANSIBLE_COLLECTIONS_PATH, else <repo>/build/collections)
+  and `HOST`, the collection's one reader of /proc (module_utils/_host.py).
+- Playbooks and modules run as an operator runs them: `run_playbook` (ansible-playbook with a playbook
+  given as text), `run_module` (one module as a playbook task, its registered result back) and
+  `FleetBed.run_module` (one module on several hosts of the simulated fleet in one play).
+- The counter container: `counter`, `counter_lines`, `wait_counter`, `wait_lines`, `runs`.
+- Containers and checkpoints as the engine sees them: `state`, `wait_running`, `checkpoints`,
+  `checkpoint_path`.
+- HTTP on the host's loopback: `free_port`, `http_get`, `wait_http`.
+
+Plain functions, no pytest: the fixtures are in tests/integration/conftest.py. tests/README.md says
+what is where.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+TESTBED = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(TESTBED))
+INVENTORY = os.path.join(TESTBED, 'inventory.yml')
+IMAGE = os.environ.get('CRYO_TEST_IMAGE', 'cryo-test/busybox:1')
+DOCKER_HOST = os.environ.get('DOCKER_HOST', 'unix:///var/run/docker.sock')
+# Prints 0, 1, 2 ... once a second: its log shows whether it froze, resumed, rewound or restarted.
+COUNTER = 'i=0; while true; do echo $i; i=$(expr $i + 1); sleep 1; done'
+
+
+# -- the collection ---------------------------------------------------------------------------------
+
+def _find_collection():
+    """Make `ansible_collections.cryo.docker` importable, or say how."""
+    try:
+        from ansible_collections.cryo.docker.plugins.module_utils import _host  # pylint: disable=unused-import
+        return
+    except ImportError:
+        pass
+    candidates = [path for path in os.environ.get('ANSIBLE_COLLECTIONS_PATH', '').split(os.pathsep) if path]
+    candidates.append(os.path.join(ROOT, 'build', 'collections'))
+    for candidate in candidates:
+        if os.path.isfile(os.path.join(candidate, 'ansible_collections', 'cryo', 'docker', 'plugins', 'module_utils',
+                                       '_host.py')):
+            sys.path.insert(0, os.path.abspath(candidate))
+            return
+    raise ImportError('the collection cryo.docker is not importable: it is not on PYTHONPATH, ANSIBLE_COLLECTIONS_PATH '
+                      'nor in %s. Run `make collection` in %s (it links this tree there).'
+                      % (candidates[-1], ROOT))
+
+
+_find_collection()
+
+from ansible_collections.cryo.docker.plugins.module_utils import _engine, _host  # noqa: E402
+
+# The collections directory the collection was imported from (what ansible-playbook must search).
+COLLECTIONS = _host.__file__.rsplit(os.sep + 'ansible_collections' + os.sep, 1)[0]
+HOST = _host.Host()
+
+
+# -- ansible-playbook -------------------------------------------------------------------------------
+
+def _ansible_playbook():
+    """The ansible-playbook of this Python's environment (the project's .venv), else the one on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
+    return beside if _host.is_executable(beside) else 'ansible-playbook'
+
+
+def run_playbook(text, inventory=INVENTORY, limit=None, extra_vars=None, extra_env=None, options=()):
+    """ansible-playbook with a playbook given as YAML text; the CompletedProcess (stdout, stderr as text).
+
+    `{testbed}` in the text is tests/testbed. The inventory is this machine (tests/testbed/inventory.yml)
+    unless given; extra_vars go in as a JSON file, so values keep their types. The environment is this
+    process's with the collection on ANSIBLE_COLLECTIONS_PATH (unless set), this Python as the
+    interpreter (unless set), no colours and no localhost warnings; extra_env comes on top."""
+    with tempfile.TemporaryDirectory(prefix='cryo-test-') as tmp:
+        playbook = os.path.join(tmp, 'play.yml')
+        with open(playbook, 'w', encoding='utf-8') as handle:
+            handle.write(text.replace('{testbed}', TESTBED))
+        cmd = [_ansible_playbook(), playbook, '-i', inventory] + list(options)
+        if limit:
+            cmd += ['--limit', limit if isinstance(limit, str) else ','.join(limit)]
+        if extra_vars:
+            with open(os.path.join(tmp, 'vars.json'), 'w', encoding='utf-8') as handle:
+                json.dump(extra_vars, handle)
+            cmd += ['-e', '@' + os.path.join(tmp, 'vars.json')]
+        env = dict(os.environ, ANSIBLE_LOCALHOST_WARNING='false', ANSIBLE_INVENTORY_UNPARSED_WARNING='false',
+                   ANSIBLE_NOCOLOR='1')
+        env.setdefault('ANSIBLE_COLLECTIONS_PATH', COLLECTIONS)
+        env.setdefault('ANSIBLE_COLLECTIONS_SCAN_SYS_PATH', 'false')
+        env.setdefault('ANSIBLE_PYTHON_INTERPRETER', sys.executable)
+        env.update(extra_env or {})
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+
+
+MODULE_PLAYBOOK = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: The module under test
+      {module}: {args}
+      register: cryo_result
+      ignore_errors: true
+    - name: Hand the result to the test
+      ansible.builtin.copy:
+        content: "{{{{ cryo_result | to_json }}}}"
+        dest: "{{{{ cryo_out }}}}"
+        mode: "0600"
+      check_mode: false
+      diff: false
+"""
+
+
+def run_module(module, args=None, check=False, diff=False, extra_env=None, extra_vars=None):
+    """Run cryo.docker.<module> (or a FQCN) on localhost as a playbook task; return its registered
+    result, with ansible-playbook's output under `_output`."""
+    name = module if '.' in module else 'cryo.docker.' + module
+    with tempfile.TemporaryDirectory(prefix='cryo-test-') as tmp:
+        out = os.path.join(tmp, 'result.json')
+        proc = run_playbook(MODULE_PLAYBOOK.format(module=name, args=json.dumps(args or {})),
+                            extra_vars=dict(extra_vars or {}, cryo_out=out), extra_env=extra_env,
+                            options=(['--check'] if check else []) + (['--diff'] if diff else []))
+        try:
+            with open(out, encoding='utf-8') as handle:
+                result = json.load(handle)
+        except (OSError, ValueError):
+            raise AssertionError('ansible-playbook did not return a result (rc %s):\n%s\n%s'
+                                 % (proc.returncode, proc.stdout, proc.stderr)) from None
+    result['_output'] = proc.stdout + proc.stderr
+    return result
+
+
+FLEET_MODULE_PLAYBOOK = """
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: The module under test
+      {module}:
+        docker_host: "{{{{ item['docker_host'] | default(cryo_docker_host) }}}}"{options}
+      loop: "{{{{ cryo_test_args[inventory_hostname] }}}}"
+      register: cryo_result
+      ignore_errors: true
+    - name: Hand the results to the test
+      ansible.builtin.copy:
+        content: "{{{{ cryo_result.results | to_json }}}}"
+        dest: "{{{{ cryo_out }}}}/{{{{ inventory_hostname }}}}.json"
+        mode: "0600"
+      check_mode: false
+      diff: false
+"""
+
+
+class FleetBed:
+    """The simulated fleet (fleet.Fleet) as tests see it: `inventory` (path), `hosts` (fleet-1 ...),
+    `clients` ({host: docker.APIClient}), `engine(host)` (the fleet.Engine of a host)."""
+
+    def __init__(self, fleet):
+        self.fleet = fleet
+        self.inventory = fleet.inventory
+        self.hosts = fleet.hosts
+        self.clients = fleet.clients()
+
+    def engine(self, host):
+        return self.fleet.engine(host)
+
+    def docker_host(self, host):
+        return self.fleet.engine(host).docker_host
+
+    def playbook(self, text, limit=None, extra_vars=None):
+        """Run a playbook (YAML text) against the fleet inventory; return the CompletedProcess."""
+        return run_playbook(text, self.inventory, limit=limit, extra_vars=extra_vars)
+
+    def run_module(self, module, args_by_host):
+        """Run cryo.docker.<module> on several hosts in one play, once per args dict, each on
+        its host's engine (docker_host is the host's cryo_docker_host unless given).
+        {host: [args, ...]} -> {host: [result, ...]}."""
+        name = module if '.' in module else 'cryo.docker.' + module
+        keys = sorted({key for args_list in args_by_host.values() for args in args_list for key in args}
+                      - {'docker_host'})
+        options = ''.join('\n        %s: "{{ item[%r] | default(omit) }}"' % (key, key) for key in keys)
+        text = FLEET_MODULE_PLAYBOOK.format(module=name, options=options)
+        with tempfile.TemporaryDirectory(prefix='cryo-test-') as out:
+            proc = self.playbook(text, limit=sorted(args_by_host),
+                                 extra_vars={'cryo_test_args': args_by_host, 'cryo_out': out})
+            results = {}
+            for host in args_by_host:
+                try:
+                    with open(os.path.join(out, host + '.json'), encoding='utf-8') as handle:
+                        results[host] = json.load(handle)
+                except (OSError, ValueError):
+                    raise AssertionError('ansible-playbook did not return results for %s (rc %s):\n%s\n%s'
+                                         % (host, proc.returncode, proc.stdout, proc.stderr)) from None
+        return results
+
+
+# -- the counter container --------------------------------------------------------------------------
+
+def counter_lines(engine, name):
+    """Every number the counter container printed, in order."""
+    return [int(x) for x in engine.logs(name).decode(errors='replace').split() if x.isdigit()]
+
+
+def counter(engine, name):
+    """The last number the counter container printed (None before the first)."""
+    numbers = counter_lines(engine, name)
+    return numbers[-1] if numbers else None
+
+
+def runs(numbers):
+    """Split a counter log into runs of consecutive numbers: [[0..9], [0..3]] is a restart."""
+    out = []
+    for value in numbers:
+        if out and value == out[-1][-1] + 1:
+            out[-1].append(value)
+        else:
+            out.append([value])
+    return out
+
+
+def wait_counter(engine, name, at_least, timeout=20):
+    """Wait until the counter printed at_least (or more); return the last number."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = counter(engine, name)
+        if value is not None and value >= at_least:
+            return value
+        time.sleep(0.2)
+    raise AssertionError('counter of %s did not reach %s (last %s)' % (name, at_least, counter(engine, name)))
+
+
+def wait_lines(engine, name, count, timeout=20):
+    """Wait until the counter log holds at least `count` numbers; return them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = counter_lines(engine, name)
+        if len(lines) >= count:
+            return lines
+        time.sleep(0.2)
+    lines = counter_lines(engine, name)
+    raise AssertionError('counter of %s printed only %s numbers, expected %s: %s'
+                         % (name, len(lines), count, runs(lines)))
+
+
+# -- containers and checkpoints ---------------------------------------------------------------------
+
+def state(engine, name):
+    return engine.inspect_container(name)['State']
+
+
+def wait_running(engine, name, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if state(engine, name).get('Running'):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def checkpoints(engine, name, checkpoint_dir=None):
+    """Names of the checkpoints the engine lists for a container (sorted), asked the way the modules ask."""
+    return _engine.Engine({'docker_host': engine.base_url}, client=engine).list_checkpoints(name, checkpoint_dir)
+
+
+def checkpoint_path(engine, name, checkpoint):
+    """Where the engine keeps a container's checkpoint on disk."""
+    root = engine.info().get('DockerRootDir') or '/var/lib/docker'
+    return os.path.join(root, 'containers', engine.inspect_container(name)['Id'], 'checkpoints', checkpoint)
+
+
+# -- HTTP on the loopback ---------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def http_get(port, path='/index.html', timeout=2):
+    """One GET on 127.0.0.1:port; the body, stripped."""
+    with urllib.request.urlopen('http://127.0.0.1:%d%s' % (port, path), timeout=timeout) as response:
+        return response.read().decode().strip()
+
+
+def wait_http(port, path='/index.html', timeout=15):
+    """GET until something answers on 127.0.0.1:port; the body, stripped."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return http_get(port, path)
+        except (urllib.error.URLError, OSError) as error:
+            if time.monotonic() > deadline:
+                raise AssertionError('nothing answered on 127.0.0.1:%s%s within %ss: %s' % (port, path, timeout, error))
+            time.sleep(0.2)

@@ -1,0 +1,390 @@
+"""cryo.docker.checkpoint_preflight on fake host facts, recorded CRIU outputs and a fake engine."""
+
+import datetime
+import os
+
+import pytest
+
+from ansible.module_utils import basic
+
+from ansible_collections.cryo.docker.plugins.module_utils import _engine, _preflight
+from ansible_collections.cryo.docker.plugins.module_utils._host import Host
+from ansible_collections.cryo.docker.plugins.modules import checkpoint_preflight
+
+from fake_engine import DOCKER_HOST, run_module, warnings_of
+
+KERNEL = '6.18.44-fc-v657'
+GiB = 1024 ** 3
+DOCKERD_STARTED = 1795965564.39  # 2026-11-29T15:19:24Z
+KERNEL_CONFIG = '\n'.join(['%s=y' % opt for opt, _why in _preflight.KERNEL_REQUIRED] +
+                          ['CONFIG_USER_NS=y', '# CONFIG_MEM_SOFT_DIRTY is not set', ''])
+# `criu --version` and `criu check` as recorded on Debian 12 (3.17.1) and CRIU 4.2.1 from source, kernel 6.18.
+VERSION_421 = (0, 'Version: 4.2.1\n', '')
+VERSION_3171 = (0, 'Version: 3.17.1\n', '')
+CHECK_GOOD = (0, 'Looks good.\n', '')
+CHECK_BAD = (1, '', 'Error (criu/vdso.c:381): vdso: Unexpected rt vDSO area bounds\n'
+                    'Error (criu/crtools.c:260): Could not initialize kernel features detection.\n')
+CHECK_PARTIAL = (1, 'Warn  (criu/cr-check.c:1346): Dirty tracking is OFF. Memory snapshot will not work.\n'
+                    'Looks good but some kernel features are missing\nwhich, depending on your process tree, '
+                    'may cause\ndump or restore failure.\n', '')
+
+
+class FakeHost(Host):
+    """The engine's host: kernel, dockerd and its PATH, memory of processes, as the test sets them."""
+
+    def __init__(self, tmp_path):
+        super().__init__(proc=str(tmp_path / 'proc'), sys_root=str(tmp_path / 'sys'), boot=str(tmp_path / 'boot'))
+        self.config = KERNEL_CONFIG
+        self.search = '%s:%s' % (tmp_path / 'usr/local/sbin', tmp_path / 'usr/sbin')
+        self.daemon = dict(pid=3397, started_at=DOCKERD_STARTED, path=self.search, options={}, config_file='',
+                           exec_root='/var/run/docker')
+        self.memory = {}
+
+    def kernel_release(self):
+        return KERNEL
+
+    def kernel_config(self, release):
+        return (self.config, '/boot/config-%s' % release) if self.config is not None else (None, None)
+
+    def search_path(self, docker_host=None):
+        return self.search, 'the running dockerd (pid 3397)'
+
+    def dockerd(self, docker_host=None):
+        return self.daemon
+
+    def container_memory(self, pid, cgroup_root=None):
+        return self.memory.get(pid, 0)
+
+
+def criu_file(directory):
+    os.makedirs(str(directory), exist_ok=True)
+    path = os.path.join(str(directory), 'criu')
+    with open(path, 'w') as handle:
+        handle.write('#!/bin/sh\n')
+    os.chmod(path, 0o755)
+    return path
+
+
+@pytest.fixture
+def host(tmp_path, monkeypatch, engine):
+    """A ready host: CRIU 4.2.1 first on dockerd's PATH, Debian's 3.17.1 after it, the fake engine, 100 GiB free."""
+    fake = FakeHost(tmp_path)
+    fake.local = criu_file(tmp_path / 'usr/local/sbin')
+    fake.system = criu_file(tmp_path / 'usr/sbin')
+    fake.answers = {(fake.local, '--version'): VERSION_421, (fake.local, 'check'): CHECK_GOOD,
+                    (fake.system, '--version'): VERSION_3171, (fake.system, 'check'): CHECK_BAD}
+    fake.commands = []
+    fake.free = 100 * GiB
+    fake.space_asked = []
+
+    def run_command(self, args, **kwargs):
+        fake.commands.append(list(args))
+        assert kwargs.get('environ_update', {}).get('LC_ALL') == 'C'
+        return fake.answers[tuple(args)]
+
+    def free_space(path):
+        fake.space_asked.append(path)
+        return path, fake.free
+
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command', run_command)
+    monkeypatch.setattr(checkpoint_preflight, 'Host', lambda: fake)
+    monkeypatch.setattr(checkpoint_preflight, 'free_space', free_space)
+    monkeypatch.setattr(checkpoint_preflight, 'Engine', lambda params: engine)
+    return fake
+
+
+def run(capsys, **args):
+    args.setdefault('docker_host', DOCKER_HOST)
+    return run_module(capsys, checkpoint_preflight, args, check_mode=args.pop('check_mode', False))
+
+
+def by_name(result):
+    return {check['name']: check for check in result['checks']}
+
+
+def statuses(result):
+    return {check['name']: check['status'] for check in result['checks']}
+
+
+# -- the host as a whole ----------------------------------------------------------------------------
+
+def test_ready_host(host, engine, capsys):
+    web = engine.add('web')
+    host.memory[web.pid] = 64 * 1024 ** 2
+    result = run(capsys)
+    assert result['changed'] is False and result['ready'] is True
+    assert statuses(result) == {
+        'kernel config': 'pass', 'kernel CONFIG_MEM_SOFT_DIRTY': 'warn', 'criu installed': 'pass',
+        'criu check': 'pass', 'criu version': 'pass', 'engine reachable': 'pass', 'engine experimental': 'pass',
+        'engine version': 'pass', 'containerd version': 'pass', 'live-restore': 'pass', 'free space': 'pass'}
+    assert result['summary'] == {'pass': 10, 'warn': 1, 'fail': 0}
+    facts = result['facts']
+    assert facts['criu_path'] == host.local and facts['criu_version'] == '4.2.1' and facts['criu_min_version'] == '4.2'
+    assert facts['criu_search_path'] == host.search.split(':')
+    assert facts['kernel_release'] == KERNEL and facts['kernel_config'] == '/boot/config-%s' % KERNEL
+    assert (facts['engine_version'], facts['api_version'], facts['containerd_version'], facts['runc_version']) == (
+        '20.10.24', '1.41', '1.6.20~ds1', '1.1.5+ds1')
+    assert facts['experimental'] is True and facts['live_restore'] is False and facts['data_root'] == engine.root
+    assert facts['cgroup_version'] == '1' and facts['cgroup_driver'] == 'cgroupfs'
+    assert facts['dockerd_pid'] == 3397 and facts['dockerd_started_at'] == '2026-11-29T15:19:24+00:00'
+    assert facts['free_bytes'] == 100 * GiB and facts['memory_bytes'] == 64 * 1024 ** 2
+    assert facts['running_containers'] == 1 and facts['space_path'] == engine.root
+    assert by_name(result)['criu installed']['detail'] == (
+        'CRIU is at %s (first on the PATH runc uses, the running dockerd (pid 3397): %s).' % (host.local, host.search))
+    assert host.commands == [[host.local, '--version'], [host.local, 'check']]
+    assert result['containers'] == [] and engine.changes() == []
+    assert not warnings_of(result)
+
+
+def test_check_mode_runs_the_same_checks(host, engine, capsys):
+    assert run(capsys, check_mode=True)['ready'] is True
+    assert host.commands == [[host.local, '--version'], [host.local, 'check']]
+
+
+def test_old_criu_is_not_ready(host, capsys):
+    os.unlink(host.local)
+    result = run(capsys)
+    assert result['ready'] is False and result['facts']['criu_path'] == host.system
+    checks = by_name(result)
+    assert checks['criu check']['status'] == 'fail'
+    assert 'vdso: Unexpected rt vDSO area bounds' in checks['criu check']['detail']
+    assert checks['criu version']['status'] == 'fail'
+    assert checks['criu version']['detail'].startswith(
+        'CRIU 3.17.1 at %s is too old for kernel %s: it needs >= 4.2.' % (host.system, KERNEL))
+    assert 'cryo.docker.criu' in checks['criu version']['remedy']
+
+
+def test_criu_check_with_warnings(host, capsys):
+    host.answers[(host.local, 'check')] = CHECK_PARTIAL
+    result = run(capsys)
+    check = by_name(result)['criu check']
+    assert result['ready'] is True and check['status'] == 'warn'
+    assert 'Dirty tracking is OFF' in check['detail']
+
+
+def test_criu_that_does_not_say_its_version(host, capsys):
+    host.answers[(host.local, '--version')] = (0, 'criu, some build\n', '')
+    result = run(capsys)
+    assert result['facts']['criu_version'] is None
+    assert by_name(result)['criu version']['status'] == 'fail'
+
+
+def test_explicit_criu_path(host, capsys):
+    result = run(capsys, criu_path=host.system)
+    assert result['facts']['criu_path'] == host.system and result['facts']['criu_search_path'] == []
+    assert by_name(result)['criu installed']['detail'] == 'CRIU is at %s (given as criu_path).' % host.system
+    assert host.commands == [[host.system, '--version'], [host.system, 'check']]
+
+
+def test_explicit_criu_path_that_is_no_program(host, capsys, tmp_path):
+    result = run(capsys, criu_path=str(tmp_path / 'nothing'))
+    check = by_name(result)['criu installed']
+    assert check['status'] == 'fail' and check['detail'] == 'criu_path %s is not an executable file.' % (
+        tmp_path / 'nothing')
+    assert 'criu check' not in by_name(result) and host.commands == []
+    assert result['facts']['criu_path'] is None and result['ready'] is False
+
+
+def test_no_criu_on_dockerds_path(host, capsys):
+    os.unlink(host.local)
+    os.unlink(host.system)
+    result = run(capsys)
+    check = by_name(result)['criu installed']
+    assert check['status'] == 'fail'
+    assert check['detail'] == ('No criu binary on the PATH runc uses (%s, the running dockerd (pid 3397)), so the '
+                               'engine cannot checkpoint anything.' % host.search)
+    assert host.commands == []
+
+
+def test_kernel_config_missing_an_option_and_unreadable(host, capsys):
+    host.config = KERNEL_CONFIG.replace('CONFIG_CHECKPOINT_RESTORE=y', '# CONFIG_CHECKPOINT_RESTORE is not set')
+    check = by_name(run(capsys))['kernel config']
+    assert check['status'] == 'fail' and 'CONFIG_CHECKPOINT_RESTORE (checkpoint/restore support' in check['detail']
+    host.config = None
+    result = run(capsys)
+    assert by_name(result)['kernel config']['status'] == 'warn' and result['facts']['kernel_config'] is None
+
+
+# -- the engine -------------------------------------------------------------------------------------
+
+def test_engine_unreachable(host, capsys, monkeypatch, tmp_path):
+    """The real connection code, on a socket that does not exist."""
+    monkeypatch.setattr(checkpoint_preflight, 'Engine', _engine.Engine)
+    socket = 'unix://%s' % (tmp_path / 'nope.sock')
+    result = run(capsys, docker_host=socket)
+    check = by_name(result)['engine reachable']
+    assert result['ready'] is False and check['status'] == 'fail'
+    assert check['detail'].startswith('Cannot talk to the Docker Engine at %s: Cannot reach the Docker Engine' % socket)
+    assert 'engine experimental' not in by_name(result)
+    assert host.space_asked == ['/var/lib/docker'] and result['facts']['running_containers'] == 0
+    assert result['facts']['engine_version'] is None
+
+
+def test_engine_unreachable_measures_the_checkpoint_dir(host, engine, capsys, tmp_path):
+    engine.unreachable = True
+    result = run(capsys, checkpoint_dir=str(tmp_path / 'srv'))
+    assert by_name(result)['engine reachable']['status'] == 'fail'
+    assert host.space_asked == [str(tmp_path / 'srv')]
+
+
+def test_sdk_missing(host, capsys, monkeypatch):
+    monkeypatch.setattr(checkpoint_preflight, 'HAS_DOCKER', False)
+    result = run(capsys)
+    check = by_name(result)['engine reachable']
+    assert result['ready'] is False and check['status'] == 'fail'
+    assert 'docker (the Docker SDK for Python)' in check['detail'] and 'cryo.docker.engine role' in check['detail']
+    assert warnings_of(result) == []  # the check says it all; no traceback as a warning
+    assert host.space_asked == ['/var/lib/docker']
+
+
+def test_experimental_off(host, engine, capsys):
+    engine.experimental = False
+    result = run(capsys)
+    check = by_name(result)['engine experimental']
+    assert result['ready'] is False and check['status'] == 'fail'
+    assert '"experimental": true' in check['remedy']
+
+
+@pytest.mark.parametrize('version, status', [('25.0.2', 'fail'), ('28.5.2', 'warn'), ('26.1.5', 'pass')])
+def test_engine_versions_known_to_break_restore(host, engine, capsys, version, status):
+    engine.version_text = version
+    assert by_name(run(capsys))['engine version']['status'] == status
+
+
+# -- containers -------------------------------------------------------------------------------------
+
+def test_containers_listed_eligible_ineligible_and_missing(host, engine, capsys):
+    web = engine.add('web', restart_policy='always')
+    engine.add('stopped', running=False)
+    result = run(capsys, containers=['web', 'stopped', 'missing'])
+    assert result['ready'] is False
+    assert [(c['name'], c['eligible']) for c in result['containers']] == [
+        ('web', True), ('stopped', False), ('missing', False)]
+    first, second, third = result['containers']
+    assert first['id'] == web.id and first['reasons'] == []
+    assert first['restart_policy'] == dict(Name='always', MaximumRetryCount=0)
+    assert second['reasons'] == ['Container stopped is exited: only a running container can be checkpointed.']
+    assert third['id'] is None and third['restart_policy'] is None
+    assert third['reasons'] == ['Container missing does not exist on the Docker Engine at %s. Check the name or id '
+                                '(docker_checkpoint_info lists the containers that have checkpoints).' % DOCKER_HOST]
+    checks = statuses(result)
+    assert checks['container web: running'] == 'pass' and checks['container web: restart policy'] == 'pass'
+    assert checks['container stopped: running'] == 'fail' and checks['container missing'] == 'fail'
+    assert result['facts']['running_containers'] == 1  # only the listed containers that run are counted
+
+
+def test_labels_include_and_exclude(host, engine, capsys):
+    engine.add('db', labels={'tier': 'db'})
+    engine.add('db-skip', labels={'tier': 'db', 'cryo.skip': 'true'})
+    engine.add('web', labels={'tier': 'web'})
+    result = run(capsys, containers=['db', 'db-skip', 'web'], include_labels=['tier=db'], exclude_labels=['cryo.skip'])
+    assert [c['name'] for c in result['containers']] == ['db']
+    assert not any(check['name'].startswith(('container web', 'container db-skip')) for check in result['checks'])
+
+
+def test_select_running_adds_the_running_containers(host, engine, capsys):
+    engine.add('api')
+    engine.add('idle', running=False)
+    engine.add('worker')
+    result = run(capsys, containers=['worker'], select_running=True)
+    assert [c['name'] for c in result['containers']] == ['worker', 'api']
+    assert result['facts']['running_containers'] == 2
+
+
+def test_select_running_on_an_engine_without_containers(host, engine, capsys):
+    result = run(capsys, select_running=True)
+    assert result['containers'] == [] and result['facts']['running_containers'] == 0
+
+
+def test_containers_that_stop_or_go_away_while_listed_are_skipped(host, engine, capsys):
+    web = engine.add('web')
+    host.memory[web.pid] = 1024 ** 2
+    stopped = engine.add('stopped', running=False)
+    engine.ghosts = ['0ff1ce', stopped.id]
+    result = run(capsys)
+    assert result['facts']['running_containers'] == 1 and result['facts']['memory_bytes'] == 1024 ** 2
+    assert not warnings_of(result)
+
+
+def test_listing_the_running_containers_fails(host, engine, capsys):
+    engine.add('web')
+    engine.list_error = 'Error response from daemon: context deadline exceeded'
+    result = run(capsys)
+    assert warnings_of(result) == ['Cannot list the running containers: Error response from daemon: context '
+                                   'deadline exceeded']
+    assert result['facts']['running_containers'] == 0
+
+
+# -- free space -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('free_gib, status', [(10, 'pass'), (2.5, 'warn'), (1.5, 'fail')])
+def test_free_space_against_the_memory_to_dump(host, engine, capsys, tmp_path, free_gib, status):
+    for name in ('a', 'b'):
+        container = engine.add(name)
+        host.memory[container.pid] = GiB // 2
+    host.free = int(free_gib * GiB)
+    result = run(capsys, checkpoint_dir=str(tmp_path / 'srv'))
+    check = by_name(result)['free space']
+    assert check['status'] == status
+    assert check['detail'].startswith('%s free at %s for 1.0 GiB of memory in 2 running container(s)'
+                                      % (_preflight.human_bytes(host.free), tmp_path / 'srv'))
+    assert result['ready'] is (status != 'fail')
+    assert host.space_asked == [str(tmp_path / 'srv')]
+
+
+def test_free_space_that_cannot_be_measured(host, capsys):
+    host.free = None
+    assert by_name(run(capsys))['free space']['status'] == 'warn'
+
+
+# -- live-restore -----------------------------------------------------------------------------------
+
+def iso(epoch):
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+
+
+def test_live_restore_names_the_containers_that_outlived_the_engine(host, engine, capsys):
+    engine.live_restore = True
+    engine.add('old', started_at=iso(DOCKERD_STARTED - 3600))
+    engine.add('new', started_at=iso(DOCKERD_STARTED + 60))
+    result = run(capsys, containers=['old', 'new'])
+    check = by_name(result)['live-restore']
+    assert check['status'] == 'warn' and check['detail'].endswith('("invalid task checkpoint option"): old.')
+    assert '1 running container(s)' in check['detail']
+    checks = statuses(result)
+    assert checks['container old: engine restart'] == 'fail' and 'container new: engine restart' not in checks
+    assert [(c['name'], c['eligible']) for c in result['containers']] == [('old', False), ('new', True)]
+
+
+def test_live_restore_with_every_container_started_by_this_engine(host, engine, capsys):
+    engine.live_restore = True
+    engine.add('new', started_at=iso(DOCKERD_STARTED + 60))
+    check = by_name(run(capsys))['live-restore']
+    assert check['status'] == 'pass' and 'dockerd pid 3397' in check['detail']
+
+
+def test_live_restore_without_the_engines_process(host, engine, capsys):
+    engine.live_restore = True
+    host.daemon = None
+    result = run(capsys)
+    assert by_name(result)['live-restore']['status'] == 'warn'
+    assert result['facts']['dockerd_pid'] is None and result['facts']['dockerd_started_at'] is None
+
+
+def test_dockerd_whose_start_time_is_unknown(host, capsys):
+    host.daemon = dict(host.daemon, started_at=None)
+    facts = run(capsys)['facts']
+    assert facts['dockerd_pid'] == 3397 and facts['dockerd_started_at'] is None
+
+
+def test_relative_checkpoint_dir_is_refused(host, capsys):
+    result = run(capsys, checkpoint_dir='srv')
+    assert result['failed'] is True and result['msg'].startswith("checkpoint_dir must be an absolute path, got 'srv'.")
+    assert host.commands == []
+
+
+def test_cgroup_version_from_the_host_when_the_engine_does_not_say(host, engine, capsys, tmp_path):
+    engine.cgroup_version = None  # engines before API 1.40
+    (tmp_path / 'sys' / 'fs' / 'cgroup').mkdir(parents=True)
+    (tmp_path / 'sys' / 'fs' / 'cgroup' / 'cgroup.controllers').write_text('cpu memory\n')
+    assert run(capsys)['facts']['cgroup_version'] == '2'
