@@ -15,9 +15,9 @@ import glob
 import json
 import os
 import shutil
-import struct
 import tempfile
 
+from ansible_collections.cryo.docker.plugins.module_utils._criu import image_entry
 from ansible_collections.cryo.docker.plugins.module_utils._host import Host
 
 METADATA_FILE = 'cryo-checkpoint.json'
@@ -177,39 +177,9 @@ def remove_containerd_copies(path, tmpdir='/tmp'):
 # (ASLR). So PID 1's stack and heap start addresses, as recorded in the checkpoint's
 # mm-1.img, match the running PID 1 only when it is the restored process.
 
-def _varint(data, pos):
-    result = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return result, pos
-
-
 def parse_mm_image(data):
-    """(start_stack, start_brk) from a CRIU mm-<pid>.img (magics, then u32 size + MmEntry protobuf)."""
-    if len(data) < 12:
-        raise ValueError('mm image too short')
-    size = struct.unpack_from('<I', data, 8)[0]
-    entry = data[12:12 + size]
-    fields = {}
-    pos = 0
-    while pos < len(entry):
-        key, pos = _varint(entry, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            fields[number], pos = _varint(entry, pos)
-        elif wire == 1:
-            pos += 8
-        elif wire == 2:
-            length, pos = _varint(entry, pos)
-            pos += length
-        elif wire == 5:
-            pos += 4
-        else:
-            raise ValueError('unexpected protobuf wire type %d' % wire)
+    """(start_stack, start_brk) from a CRIU mm-<pid>.img (MmEntry fields 5 and 6)."""
+    fields = image_entry(data)
     if 5 not in fields or 6 not in fields:
         raise ValueError('mm image has no stack/brk start')
     return fields[5], fields[6]

@@ -22,6 +22,11 @@ C_LOCALE = dict(LANG='C', LC_ALL='C', LC_MESSAGES='C')
 # docker_checkpoint holds them (sets "no") and docker_restore puts them back.
 HELD_RESTART_POLICIES = ('always', 'unless-stopped', 'on-failure')
 
+# The label that marks a network holder (cryo.docker.docker_network_holder): a container that only owns a
+# network namespace for others to join (network_mode container:<holder>). It is never checkpointed; it is
+# started again (cold) before the containers in it are restored.
+HOLDER_LABEL = 'cryo.docker.network-holder'
+
 # What the engine accepts as a checkpoint name (moby's restrictedNamePattern).
 CHECKPOINT_NAME_RE = re.compile(r'^[a-zA-Z0-9][a-zA-Z0-9_.-]+$')
 

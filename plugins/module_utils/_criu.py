@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 
 from ansible_collections.cryo.docker.plugins.module_utils._common import C_LOCALE
 
@@ -163,3 +164,83 @@ def failure_log(engine_message):
 def quote_errors(errors, limit=3):
     """The first Error lines of a CRIU log, as one line for a message."""
     return ' | '.join(errors[:limit])
+
+
+# -- CRIU's images ---------------------------------------------------------------------------
+#
+# An image file is two 32-bit magics, then entries, each a 32-bit size and a protobuf message.
+# Only the first entry and its scalar fields are read here: what the verification (mm-<pid>.img)
+# and the statistics (stats-dump, stats-restore) need.
+
+def _varint(data, pos):
+    result = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return result, pos
+
+
+def protobuf_fields(message):
+    """{field number: int (varint) or bytes (length-delimited)} of a protobuf message; the last wins."""
+    fields = {}
+    pos = 0
+    while pos < len(message):
+        key, pos = _varint(message, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            fields[number], pos = _varint(message, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 2:
+            length, pos = _varint(message, pos)
+            fields[number] = message[pos:pos + length]
+            pos += length
+        elif wire == 5:
+            pos += 4
+        else:
+            raise ValueError('unexpected protobuf wire type %d' % wire)
+    return fields
+
+
+def image_entry(data):
+    """The fields of the first entry of a CRIU image file (bytes); ValueError when it is not one."""
+    if len(data) < 12:
+        raise ValueError('CRIU image too short')
+    size = struct.unpack_from('<I', data, 8)[0]
+    if 12 + size > len(data):
+        raise ValueError('CRIU image truncated')
+    try:
+        return protobuf_fields(data[12:12 + size])
+    except IndexError:
+        raise ValueError('CRIU image entry is not a protobuf message')
+
+
+# StatsEntry (criu/images/stats.proto): dump = 1 (DumpStatsEntry), restore = 2 (RestoreStatsEntry).
+# Times in microseconds. Named as Podman's --print-stats names them.
+DUMP_STATS = ((1, 'freezing_time'), (2, 'frozen_time'), (3, 'memdump_time'), (4, 'memwrite_time'),
+              (5, 'pages_scanned'), (6, 'pages_skipped_parent'), (7, 'pages_written'), (9, 'pages_lazy'))
+RESTORE_STATS = ((1, 'pages_compared'), (2, 'pages_skipped_cow'), (3, 'forking_time'), (4, 'restore_time'),
+                 (5, 'pages_restored'))
+
+
+def parse_stats(data):
+    """CRIU's statistics from stats-dump or stats-restore: {'dump': {...}} or {'restore': {...}}."""
+    entry = image_entry(data)
+    out = {}
+    for number, kind, names in ((1, 'dump', DUMP_STATS), (2, 'restore', RESTORE_STATS)):
+        if isinstance(entry.get(number), bytes):
+            fields = protobuf_fields(entry[number])
+            out[kind] = {name: fields.get(field, 0) for field, name in names}
+    return out
+
+
+def read_stats(directory, name):
+    """The statistics CRIU kept in directory (name: 'stats-dump' or 'stats-restore'), or None."""
+    try:
+        with open(os.path.join(directory, name), 'rb') as handle:
+            return parse_stats(handle.read()).get(name.split('-', 1)[1]) or None
+    except (OSError, ValueError, IndexError):
+        return None

@@ -22,6 +22,7 @@ from ansible.module_utils.basic import env_fallback, missing_required_lib
 from ansible.module_utils.six.moves.urllib.parse import quote
 
 from ansible_collections.cryo.docker.plugins.module_utils._common import ModuleError, invalid_name_msg
+from ansible_collections.cryo.docker.plugins.module_utils._preflight import NETNS_REMEDY
 
 try:
     import docker
@@ -299,6 +300,13 @@ class Engine:
                        'checkpoints it has.' % (checkpoint, container))
         elif 'invalid checkpoint id' in low:
             exc.msg = invalid_name_msg(checkpoint)
+        elif 'bind-mount /proc/0/ns/net' in low:
+            exc.msg = ('The Docker Engine at %s cannot restore container %s, which has a network namespace of '
+                       'its own: the engine sets that namespace up only after the task is created, and a '
+                       'restored task has no process yet ("bind-mount /proc/0/ns/net ... no such file or '
+                       'directory"), a bug of Docker 26.0.0 and 28.0 to 29.x (containerd/containerd#12141, '
+                       'moby/moby#50750). CRIU never ran; the checkpoint is intact. %s'
+                       % (self.host, container, NETNS_REMEDY))
         elif 'custom checkpointdir is not supported' in low:
             exc.msg = ('The Docker Engine refuses to restore from a custom checkpoint directory; stage the '
                        'checkpoint into the container first (docker_restore does this).')

@@ -49,7 +49,18 @@ KERNEL_OPTIONAL = (
                               'checkpoints); a full checkpoint still works'),
 )
 
-# Engine releases whose restore is known to be broken.
+# Engine releases whose restore is known to be broken. own_netns_only: only containers with a network
+# namespace of their own (bridge, none, a user network) are affected; host and container:<holder>
+# containers share a namespace the engine does not set up at restore, and restore.
+NETNS_REASON = ('restoring a container that has its own network namespace (bridge, none or a user network) '
+                'fails before CRIU runs ("bind-mount /proc/0/ns/net -> <exec-root>/netns/<id>: no such file or '
+                'directory"): the engine sets the network namespace up after the task is created, and a '
+                'restored task has no process yet; containers on the host network, or in the network '
+                'namespace of another container, restore')
+NETNS_REMEDY = ('Run such containers in the network namespace of a network holder (network_mode '
+                'container:<holder>; cryo.docker.docker_network_holder creates and keeps one, with the '
+                'networks and published ports), or on the host network; or run an engine without the bug: '
+                'older than 28 (27.x, 26.0.1 and later 26.x, 25.0.4 and later, 24.x, 20.10).')
 BROKEN_ENGINES = (
     dict(first=(25, 0, 0), last=(25, 0, 3), own_netns_only=False,
          reason='restoring a checkpoint fails ("failed to create task for container: content digest ...: '
@@ -57,14 +68,13 @@ BROKEN_ENGINES = (
                 'containerd\'s content store, fixed in 25.0.4',
          reference='moby/moby#47456 (fix), moby/moby#47466 (25.0.4 backport), moby/moby#42900 (report)',
          remedy='Upgrade the Docker Engine to 25.0.4 or later.'),
-    dict(first=(28, 0, 0), last=(29, 999, 999), own_netns_only=True,
-         reason='restoring a container that has its own network namespace (bridge, none or a user '
-                'network) fails ("bind-mount /proc/0/ns/net -> /var/run/docker/netns/...: no such file '
-                'or directory"); only containers on the host network restore',
-         reference='checkpoint-restore/criu#2834 (CRIU CI excludes Docker 28 and 29), '
-                   'containerd/containerd#12141, moby/moby#50750',
-         remedy='Run an engine older than 28 (27.x, 26.x, 25.0.4+, 24.x, 20.10 with containerd >= 1.5) '
-                'on hosts that checkpoint containers, or run the containers with --network host.'),
+    dict(first=(26, 0, 0), last=(26, 0, 0), own_netns_only=True, reason=NETNS_REASON,
+         reference='moby/moby 26.0.0 (network set up after task creation; reverted in 26.0.1)',
+         remedy=NETNS_REMEDY),
+    dict(first=(28, 0, 0), last=(29, 999, 999), own_netns_only=True, reason=NETNS_REASON,
+         reference='containerd/containerd#12141, moby/moby#50750, checkpoint-restore/criu#2834 (CRIU CI '
+                   'excludes Docker 28 and 29)',
+         remedy=NETNS_REMEDY),
 )
 MIN_CONTAINERD = '1.5.0'
 
@@ -197,6 +207,15 @@ def check_criu_version(criu_path, version, kernel_release):
 
 # -- Docker Engine --------------------------------------------------------------
 
+def image_store(info):
+    """'containerd' when the engine keeps images in containerd's snapshotters (Docker 29's default,
+    "containerd-snapshotter" before), 'graphdriver' otherwise; None when /info does not say."""
+    if not info or not info.get('Driver'):
+        return None
+    status = dict(tuple(pair) for pair in info.get('DriverStatus') or [] if len(pair) == 2)
+    return 'containerd' if status.get('driver-type') == 'io.containerd.snapshotter.v1' else 'graphdriver'
+
+
 def engine_components(version, info):
     """{'engine', 'containerd', 'runc', 'experimental', ...} from the engine's /version and /info answers."""
     version = version or {}
@@ -215,6 +234,8 @@ def engine_components(version, info):
         cgroup_version=str(info['CgroupVersion']) if info.get('CgroupVersion') else None,
         cgroup_driver=info.get('CgroupDriver'),
         data_root=info.get('DockerRootDir'),
+        storage_driver=info.get('Driver'),
+        image_store=image_store(info),
     )
     # Older engines name containerd and runc only by commit in /info.
     if not out['containerd']:
@@ -253,6 +274,29 @@ def broken_engine(engine_version):
         if entry['first'] <= have <= entry['last']:
             return entry
     return None
+
+
+def has_own_netns(network_mode):
+    """Whether a container with this NetworkMode gets a network namespace of its own from the engine."""
+    mode = network_mode or 'default'
+    return not (mode == 'host' or mode.startswith('container:'))
+
+
+def unrestorable(engine_version, network_mode):
+    """The BROKEN_ENGINES entry that keeps this engine from restoring a container with this network
+    mode, or None when nothing known does. The one rule every module asks before it stops a container."""
+    entry = broken_engine(engine_version)
+    if entry is None or (entry['own_netns_only'] and not has_own_netns(network_mode)):
+        return None
+    return entry
+
+
+def unrestorable_msg(engine_version, network_mode, entry):
+    """What, why and what to do, for a container this engine cannot restore."""
+    what = ('a container with its own network namespace (network %s)' % (network_mode or 'default')
+            if entry['own_netns_only'] else 'any checkpoint')
+    return ('Docker Engine %s cannot restore %s: %s. See %s. %s'
+            % (engine_version, what, entry['reason'], entry['reference'], entry['remedy']))
 
 
 def check_engine_version(engine_version):
@@ -442,18 +486,22 @@ def check_container(name, inspect, engine_version, live_restore, engine_started,
                          'or test a checkpoint with leave_running first.'))
 
     network = host_config.get('NetworkMode') or 'default'
-    entry = broken_engine(engine_version)
-    if network == 'host':
+    entry = unrestorable(engine_version, network)
+    if entry is not None and entry['own_netns_only']:
+        out.append(check(label + ': network', FAIL, 'Has its own network namespace (%s) on Docker Engine %s: %s. '
+                                                    'See %s.' % (network, engine_version, entry['reason'],
+                                                                 entry['reference']), entry['remedy']))
+    elif network == 'host':
         out.append(check(label + ': network', WARN,
                          'Uses the host network: its sockets are the host\'s. Listening ports must still be '
                          'free at restore, and established TCP connections need tcp-established in '
                          '/etc/criu/runc.conf.',
                          'Keep its ports free until the restore; set tcp-established through '
                          'cryo.docker.criu if it holds TCP connections.'))
-    elif entry is not None and entry['own_netns_only']:
-        out.append(check(label + ': network', FAIL,
-                         'Has its own network namespace (%s) on Docker Engine %s: %s. See %s.'
-                         % (network, engine_version, entry['reason'], entry['reference']), entry['remedy']))
+    elif network.startswith('container:'):
+        out.append(check(label + ': network', PASS,
+                         'Joins the network namespace of container %s (a network holder): it restores into that '
+                         'namespace, which must be running at restore.' % network[len('container:'):]))
     else:
         out.append(check(label + ': network', PASS, 'Network mode %s.' % network))
 

@@ -38,10 +38,14 @@ description:
     mode (HTTP 501 otherwise); the remedy is the P(cryo.docker.engine#role) role.
   - B(engine version) - releases whose restore is known to be broken - 25.0.0 to 25.0.3 V(fail)
     (restore fails with C(content digest ... not found), moby/moby#47456, fixed in 25.0.4 by
-    moby/moby#47466); 28.x and 29.x V(warn) for the host, and V(fail) for each container in
-    O(containers) with its own network namespace (restore fails with
-    C(bind-mount /proc/0/ns/net ... no such file or directory), checkpoint-restore/criu#2834,
-    containerd/containerd#12141, moby/moby#50750); only host-network containers restore there.
+    moby/moby#47466); 26.0.0 (reverted in 26.0.1), 28.x and 29.x V(warn) for the host, and V(fail)
+    for each container in O(containers) with its own network namespace - bridge, V(none), a user
+    network (restore fails before CRIU runs with C(bind-mount /proc/0/ns/net ... no such file or
+    directory), containerd/containerd#12141, moby/moby#50750, checkpoint-restore/criu#2834).
+    Containers on the host network and in the namespace of a network holder (C(container:<holder>),
+    see C(cryo.docker.docker_network_holder)) restore there. Versions are read as the engine gives
+    them, distribution suffixes included (C(28.5.2+dfsg4)). The same rule stops
+    M(cryo.docker.docker_checkpoint) from stopping such a container.
   - B(containerd version) - older than 1.5 V(fail) - restores report success but the container
     silently starts from zero (checkpoint-restore/criu#1223, docker/for-linux#1192).
   - B(live-restore) - with C(live-restore) on, containers that outlived an engine restart cannot be
@@ -57,11 +61,11 @@ description:
     V(warn) when paused); its restart policy (V(pass), it will be held - M(cryo.docker.docker_checkpoint)
     sets it to C(no) and M(cryo.docker.docker_restore) puts it back); a TTY (V(pass), restored);
     privileged (V(warn)); the network (V(warn) on the host network - its ports must be free at restore
-    and established TCP connections need C(tcp-established); V(fail) with its own network namespace
-    on Docker 28 and 29); mounts (V(warn) - bind mounts of sockets, of host devices or C(/dev), of the
-    host's C(/proc) or C(/sys), mounts with shared propagation, and C(--device) entries; runc passes
-    every bind mount to CRIU as an external mount, so an ordinary directory or file bind mount and
-    named volumes are fine, but what a process holds open through such a mount cannot be dumped).
+    and established TCP connections need C(tcp-established); V(pass) in a network holder's namespace,
+    which must run at restore; V(fail) with its own network namespace on the engines above); mounts
+    (V(warn) - bind mounts of sockets, of host devices or C(/dev), of the host's C(/proc) or C(/sys),
+    mounts with shared propagation, and C(--device) entries; runc passes every bind mount to CRIU
+    as an external mount, so an ordinary directory or file bind mount and named volumes are fine, but what a process holds open through such a mount cannot be dumped).
   - Runs on the engine's host - the kernel, CRIU, C(/proc) and the free space it reads are local.
 extends_documentation_fragment:
   - cryo.docker._docker
@@ -178,6 +182,21 @@ containers:
       description: Its restart policy (held during a checkpoint).
       type: dict
       sample: {Name: always, MaximumRetryCount: 0}
+    network_mode:
+      description: Its network mode (C(HostConfig.NetworkMode)); null when the container does not exist.
+      type: str
+      sample: container:5f1e6b0a8c2d4e6f
+    network_holder:
+      description: The name of the container whose network namespace it joins (network mode C(container:)), else null.
+      type: str
+      sample: web-net
+    holder:
+      description:
+        - Whether it is a network holder (it carries the label C(cryo.docker.network-holder=true), see
+          C(cryo.docker.docker_network_holder)). The maintenance role never checkpoints a holder; it starts
+          it again before restoring the containers in it.
+      type: bool
+      sample: false
 ready:
   description: True when no check failed (warnings do not count).
   returned: always
@@ -286,6 +305,17 @@ facts:
       description: The engine's data root.
       type: str
       sample: /var/lib/docker
+    storage_driver:
+      description: The engine's storage driver (C(Driver) of its C(/info)) - C(overlay2) for the classic image
+        store, C(overlayfs) for the containerd image store.
+      type: str
+      sample: overlay2
+    image_store:
+      description:
+        - Where the engine keeps images - V(containerd) (containerd's snapshotters, the default of Docker 29
+          and the C(containerd-snapshotter) feature before) or V(graphdriver) (the classic store).
+      type: str
+      sample: graphdriver
     dockerd_pid:
       description: The dockerd process serving O(docker_host); null when not found on this host.
       type: int
@@ -317,7 +347,12 @@ import datetime
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.cryo.docker.plugins.module_utils._common import Manager, check_checkpoint_dir, run
+from ansible_collections.cryo.docker.plugins.module_utils._common import (
+    HOLDER_LABEL,
+    Manager,
+    check_checkpoint_dir,
+    run,
+)
 from ansible_collections.cryo.docker.plugins.module_utils._criu import min_version_for_kernel, probe
 from ansible_collections.cryo.docker.plugins.module_utils._engine import (
     HAS_DOCKER,
@@ -405,7 +440,8 @@ class Preflight(Manager):
         host = self.params['docker_host']
         self.facts.update(engine_version=None, api_version=None, containerd_version=None, runc_version=None,
                           experimental=None, live_restore=None, cgroup_version=self.host.cgroup_version(),
-                          cgroup_driver=None, data_root=None, dockerd_pid=None, dockerd_started_at=None)
+                          cgroup_driver=None, data_root=None, dockerd_pid=None, dockerd_started_at=None,
+                          storage_driver=None, image_store=None)
         if not HAS_DOCKER:
             self.checks.append(check_engine_reachable(
                 host, missing_required_lib('docker (the Docker SDK for Python)') +
@@ -422,7 +458,8 @@ class Preflight(Manager):
         self.facts.update(engine_version=parts['engine'], api_version=parts['api_version'],
                           containerd_version=parts['containerd'], runc_version=parts['runc'],
                           experimental=parts['experimental'], live_restore=parts['live_restore'],
-                          cgroup_driver=parts['cgroup_driver'], data_root=parts['data_root'])
+                          cgroup_driver=parts['cgroup_driver'], data_root=parts['data_root'],
+                          storage_driver=parts['storage_driver'], image_store=parts['image_store'])
         if parts['cgroup_version']:
             self.facts['cgroup_version'] = parts['cgroup_version']
         self.checks.append(check_engine_reachable(host, None, parts['engine'], parts['api_version']))
@@ -451,7 +488,8 @@ class Preflight(Manager):
                                          None, source_kind, error=exc.msg)
                 self.checks.extend(checks)
                 self.containers.append(dict(name=name, id=None, eligible=False, restart_policy=None,
-                                            reasons=[c['detail'] for c in checks if c['status'] == 'fail']))
+                                            reasons=[c['detail'] for c in checks if c['status'] == 'fail'],
+                                            network_mode=None, network_holder=None, holder=False))
                 continue
             labels = (inspect.get('Config') or {}).get('Labels') or {}
             if not labels_match(labels, self.params['include_labels'], self.params['exclude_labels']):
@@ -460,11 +498,24 @@ class Preflight(Manager):
                                      dockerd and dockerd['started_at'], source_kind)
             self.checks.extend(checks)
             failed = [c['detail'] for c in checks if c['status'] == 'fail']
-            self.containers.append(dict(name=inspect.get('Name', '').lstrip('/'), id=inspect['Id'],
-                                        eligible=not failed, reasons=failed,
-                                        restart_policy=(inspect.get('HostConfig') or {}).get('RestartPolicy')))
+            network = (inspect.get('HostConfig') or {}).get('NetworkMode') or 'default'
+            self.containers.append(dict(
+                name=inspect.get('Name', '').lstrip('/'), id=inspect['Id'], eligible=not failed, reasons=failed,
+                restart_policy=(inspect.get('HostConfig') or {}).get('RestartPolicy'), network_mode=network,
+                network_holder=self.holder_of(engine, network), holder=labels.get(HOLDER_LABEL) == 'true'))
             counted.extend(c for c in running if c['id'] == inspect['Id'])
         self.space(self.params['checkpoint_dir'] or parts['data_root'] or '/var/lib/docker', counted)
+
+    @staticmethod
+    def holder_of(engine, network):
+        """The name of the container whose network namespace a container joins (container:<id>), or None."""
+        if not network.startswith('container:'):
+            return None
+        target = network[len('container:'):]
+        try:
+            return engine.inspect(target).get('Name', '').lstrip('/') or target
+        except EngineError:
+            return target
 
     def running(self, engine):
         """[{id, name, pid, started_at, memory}] of the running containers."""

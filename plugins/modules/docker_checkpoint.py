@@ -62,6 +62,20 @@ options:
         M(cryo.docker.docker_restore) puts it back.
     type: bool
     default: true
+  allow_unrestorable:
+    description:
+      - Stop the container at the checkpoint even though this engine cannot restore it.
+      - The module knows engine releases whose restore is broken (the rules of
+        M(cryo.docker.checkpoint_preflight)) - Docker 25.0.0 to 25.0.3 for every container, Docker
+        26.0.0 and 28.0 to 29.x for a container with a network namespace of its own (bridge, V(none),
+        a user network), whose restore fails before CRIU runs. On such an engine the module refuses,
+        before anything is done, to stop the container at the checkpoint - unless this is V(true).
+      - With O(leave_running=true) the checkpoint is taken (for inspection, a forensic snapshot) with a
+        warning that it cannot be restored here.
+      - Containers on the host network, or in the network namespace of a network holder
+        (C(container:<holder>), see C(cryo.docker.docker_network_holder)), restore on those engines.
+    type: bool
+    default: false
 seealso:
   - name: CRIU and Docker
     description: How Docker checkpoints a container with CRIU, and what CRIU cannot dump.
@@ -173,6 +187,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._common import (
 )
 from ansible_collections.cryo.docker.plugins.module_utils._criu import failure_log, quote_errors
 from ansible_collections.cryo.docker.plugins.module_utils._engine import EngineError, connect, docker_argument_spec
+from ansible_collections.cryo.docker.plugins.module_utils._preflight import unrestorable, unrestorable_msg
 
 
 class Checkpointer(Manager):
@@ -186,7 +201,7 @@ class Checkpointer(Manager):
         check_checkpoint_name(self.name)
         check_checkpoint_dir(self.custom_dir)
         self.engine = connect(self.params)
-        self.engine.require_experimental()
+        self.engine_version = self.engine.require_experimental().get('Version')
         self.info = self.engine.inspect(self.params['container'])
         self.container_id = self.info['Id']
         self.container_name = self.info['Name'].lstrip('/')
@@ -216,7 +231,29 @@ class Checkpointer(Manager):
                 'it from a checkpoint with cryo.docker.docker_restore.'
                 % (self.container_name, self.info['State'].get('Status'),
                    ' (its checkpoint %s was left as it is)' % self.name if exists else ''))
+        self.refuse_unrestorable()
         self.changed = True
+
+    def refuse_unrestorable(self):
+        """Never stop a container at a checkpoint this engine cannot restore, unless asked to."""
+        network = self.info['HostConfig'].get('NetworkMode')
+        entry = unrestorable(self.engine_version, network)
+        if entry is None:
+            return
+        msg = unrestorable_msg(self.engine_version, network, entry)
+        if self.params['leave_running']:
+            self.module.warn('Checkpoint %s of %s is taken with leave_running for inspection: it cannot be restored '
+                             'on this engine. %s' % (self.name, self.container_name, msg))
+        elif self.params['allow_unrestorable']:
+            self.module.warn('Container %s stops at checkpoint %s although this engine cannot restore it '
+                             '(allow_unrestorable). %s' % (self.container_name, self.name, msg))
+        else:
+            raise ModuleError('Checkpoint %s of container %s was not taken, and the container is still running '
+                              'untouched: stopping it at this checkpoint would lose it. %s Set allow_unrestorable: '
+                              'true to take it anyway (the container stops), or leave_running: true for a '
+                              'checkpoint to inspect.' % (self.name, self.container_name, msg),
+                              engine_version=self.engine_version, network_mode=network,
+                              reference=entry['reference'])
 
     # -- act
 
@@ -303,6 +340,7 @@ def main():
         checkpoint_dir=dict(type='path'),
         force=dict(type='bool', default=False),
         hold_restart_policy=dict(type='bool', default=True),
+        allow_unrestorable=dict(type='bool', default=False),
     )
     run(Checkpointer, argument_spec)
 

@@ -279,8 +279,31 @@ class Restorer(Manager):
                     'example its restart policy. Nothing was restored; use force: true to rewind it to the '
                     'checkpoint.' % (self.container_name, self.name, check['detail']))
             return
+        self.check_network_holder()
         self.action = 'restore'
         self.changed = True
+
+    def check_network_holder(self):
+        """A container in another container's network namespace restores into it: that one must run."""
+        network = self.info['HostConfig'].get('NetworkMode') or ''
+        if not network.startswith('container:'):
+            return
+        holder = network[len('container:'):]
+        try:
+            state = self.engine.inspect(holder)['State']
+        except EngineError as exc:
+            if exc.status != 404:
+                raise
+            raise ModuleError('Container %s joins the network namespace of container %s, which does not exist, so it '
+                              'cannot be restored; nothing was done and checkpoint %s was kept. Create the network '
+                              'holder again (cryo.docker.docker_network_holder) - a container\'s network mode '
+                              'cannot change, so it must be the container named in its NetworkMode - then run '
+                              'this again.' % (self.container_name, holder, self.name), network_mode=network)
+        if not state.get('Running'):
+            raise ModuleError('Container %s joins the network namespace of container %s, which is %s, so it cannot be '
+                              'restored; nothing was done and checkpoint %s was kept. Start the network holder '
+                              'first (cryo.docker.docker_network_holder with state started), then run this again.'
+                              % (self.container_name, holder, state.get('Status'), self.name), network_mode=network)
 
     def checkpoint_found(self):
         """True when the checkpoint is there; False when it is not and fallback allows a cold start."""

@@ -1,5 +1,7 @@
 """Understanding CRIU's output, on lines recorded on this project's test bed."""
 
+import os
+
 import pytest
 
 from ansible_collections.cryo.docker.plugins.module_utils import _criu
@@ -69,3 +71,28 @@ def test_version_at_least(version, minimum, ok):
 def test_parse_version():
     assert _criu.parse_version('Version: 4.2.1\nGitID: v4.2.1\n') == '4.2.1'
     assert _criu.parse_version('criu: command not found') is None
+
+
+STATS_DUMP = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'counter-stats-dump.img')
+
+
+def test_stats_of_a_counter_checkpoint():
+    """stats-dump that `runc checkpoint` left beside the images of the counter container (Docker 20.10, CRIU 4.2.1)."""
+    with open(STATS_DUMP, 'rb') as handle:
+        stats = _criu.parse_stats(handle.read())
+    assert stats == {'dump': dict(freezing_time=101065, frozen_time=63941, memdump_time=557, memwrite_time=224,
+                                  pages_scanned=48, pages_skipped_parent=0, pages_written=34, pages_lazy=0)}
+    assert _criu.read_stats(os.path.dirname(STATS_DUMP), 'counter-stats-dump.img') is None  # not a stats name
+    assert _criu.read_stats('/nonexistent', 'stats-dump') is None
+
+
+def test_stats_restore_and_broken_images(tmp_path):
+    restore = b'\x12\x08\x08\x05\x18\xe8\x07\x28\x22'  # StatsEntry.restore: compared 5, forking 1000, restored 34
+    data = b'\x40\x59\x10\x55\x06\x33\x09\x57' + bytes([len(restore), 0, 0, 0]) + restore
+    (tmp_path / 'stats-restore').write_bytes(data)
+    assert _criu.read_stats(str(tmp_path), 'stats-restore') == dict(
+        pages_compared=5, pages_skipped_cow=0, forking_time=1000, restore_time=0, pages_restored=34)
+    (tmp_path / 'stats-dump').write_bytes(data[:14])  # truncated
+    assert _criu.read_stats(str(tmp_path), 'stats-dump') is None
+    with pytest.raises(ValueError):
+        _criu.image_entry(b'\x00' * 11)

@@ -239,7 +239,7 @@ def test_engine_components_from_version_and_info():
     parts = pf.engine_components(VERSION_20_10, INFO_20_10)
     assert parts == dict(engine='20.10.24+dfsg1', api_version='1.41', containerd='1.6.20~ds1', runc='1.1.5+ds1',
                          experimental=True, live_restore=False, cgroup_version='1', cgroup_driver='cgroupfs',
-                         data_root='/var/lib/docker')
+                         data_root='/var/lib/docker', storage_driver=None, image_store=None)
 
 
 def test_engine_components_fall_back_to_info():
@@ -490,3 +490,79 @@ def test_container_older_than_engine_with_live_restore_fails():
     # The same container without live-restore, or started after the engine: no such check.
     assert not [c for c in container_checks(inspect, live_restore=False) if c['name'].endswith('engine restart')]
     assert not [c for c in container_checks(INSPECT, live_restore=True) if c['name'].endswith('engine restart')]
+
+
+# -- engines that cannot restore (Docker 26.0.0, 28.x, 29.x; 25.0.0-25.0.3) ----------------------
+
+@pytest.mark.parametrize('version, network, broken', [
+    ('28.5.2+dfsg4', 'bridge', True), ('28.5.2+dfsg4', 'default', True), ('28.5.2', 'none', True),
+    ('29.1.3', 'appnet', True), ('28.5.2', 'host', False), ('28.5.2', 'container:5f1e6b0a', False),
+    ('26.0.0', 'bridge', True), ('26.0.1', 'bridge', False), ('26.1.5+dfsg1', 'bridge', False),
+    ('27.5.1', 'bridge', False), ('25.0.3', 'host', True), ('25.0.3', 'container:x', True),
+    ('25.0.4', 'bridge', False), ('20.10.24+dfsg1', 'default', False), (None, 'bridge', False),
+])
+def test_one_rule_says_what_the_engine_cannot_restore(version, network, broken):
+    entry = pf.unrestorable(version, network)
+    assert (entry is not None) is broken
+    if broken:
+        msg = pf.unrestorable_msg(version, network, entry)
+        assert msg.startswith('Docker Engine %s cannot restore ' % version)
+        assert entry['reference'] in msg and entry['remedy'] in msg
+
+
+def test_own_network_namespace():
+    assert pf.has_own_netns('bridge') and pf.has_own_netns('default') and pf.has_own_netns(None)
+    assert pf.has_own_netns('none') and pf.has_own_netns('my-user-network')
+    assert not pf.has_own_netns('host') and not pf.has_own_netns('container:abc')
+
+
+def test_docker_26_0_0_warns_and_26_0_1_passes():
+    item = pf.check_engine_version('26.0.0')
+    assert item['status'] == 'warn' and '26.0.1' in item['detail'] and 'network holder' in item['remedy']
+    assert pf.check_engine_version('26.0.1')['status'] == 'pass'
+
+
+@pytest.mark.parametrize('engine', ['28.5.2+dfsg4', '20.10.24+dfsg1'])
+def test_a_container_in_a_holder_namespace_passes_on_every_engine(engine):
+    inspect = copy.deepcopy(INSPECT)
+    inspect['HostConfig']['NetworkMode'] = 'container:5f1e6b0a8c2d'
+    item = by_name(container_checks(inspect, engine=engine), 'container cr: network')
+    assert item['status'] == 'pass' and 'network namespace of container 5f1e6b0a8c2d' in item['detail']
+
+
+def test_own_netns_on_28_names_the_holder_remedy():
+    item = by_name(container_checks(copy.deepcopy(INSPECT), engine='28.5.2+dfsg4'), 'container cr: network')
+    assert item['status'] == 'fail' and 'cryo.docker.docker_network_holder' in item['remedy']
+
+
+# /info of Docker 28.5.2 (Debian's docker.io 28.5.2+dfsg4) with the containerd image store, abridged.
+INFO_28_5_CONTAINERD = {
+    'ServerVersion': '28.5.2+dfsg4', 'Driver': 'overlayfs',
+    'DriverStatus': [['driver-type', 'io.containerd.snapshotter.v1']],
+    'ContainerdCommit': {'ID': ''}, 'RuncCommit': {'ID': 'v1.1.5-0-g1.1.5+ds1'},
+    'DockerRootDir': '/var/lib/cryo-engines/cryo-28-5/data', 'LiveRestoreEnabled': False,
+    'CgroupVersion': '1', 'CgroupDriver': 'cgroupfs',
+}
+VERSION_28_5 = {
+    'Version': '28.5.2+dfsg4', 'ApiVersion': '1.51', 'MinAPIVersion': '1.24', 'Experimental': True,
+    'Components': [{'Name': 'Engine', 'Version': '28.5.2+dfsg4'}, {'Name': 'containerd', 'Version': '2.1.9+unknown'},
+                   {'Name': 'runc', 'Version': '1.1.5+ds1'}],
+}
+
+
+def test_docker_28_facts_are_read_right():
+    parts = pf.engine_components(VERSION_28_5, INFO_28_5_CONTAINERD)
+    assert parts['engine'] == '28.5.2+dfsg4' and parts['api_version'] == '1.51'
+    assert parts['containerd'] == '2.1.9+unknown' and parts['runc'] == '1.1.5+ds1'
+    assert parts['storage_driver'] == 'overlayfs' and parts['image_store'] == 'containerd'
+    assert pf.check_containerd_version(parts['containerd'])['status'] == 'pass'
+    # An empty containerd commit id (Docker 28.5.2's /info) and no version in /version: a warning, not a crash.
+    parts = pf.engine_components({'Version': '28.5.2+dfsg4'}, INFO_28_5_CONTAINERD)
+    assert parts['containerd'] is None
+    assert pf.check_containerd_version(parts['containerd'])['status'] == 'warn'
+
+
+def test_image_store():
+    assert pf.image_store({'Driver': 'overlay2', 'DriverStatus': [['Backing Filesystem', 'extfs']]}) == 'graphdriver'
+    assert pf.image_store(INFO_28_5_CONTAINERD) == 'containerd'
+    assert pf.image_store({}) is None
