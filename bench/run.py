@@ -9,10 +9,18 @@ table and a JSON summary. Run on demand (`make bench`), never as part of `make t
                    against the maintenance role's concurrent freeze and restore
     memory         checkpoint and restore time, checkpoint size and peak disk use against
                    the memory the container holds, with `cp -r` of the checkpoint as baseline
+    engines        (only with --only) checkpoint and restore time of the counter and of a
+                   counter holding --engine-mb MB on each Docker Engine of the test bed's table
+                   (tests/testbed/fleet.py ENGINES), started side by side for it
+    archive        (only with --only) docker_checkpoint_export of a container holding
+                   --archive-mb MB of incompressible memory against docker_checkpoint of it,
+                   docker_checkpoint_import against docker_restore of the same checkpoint, and the
+                   archive's size against the checkpoint plus the file changes
 
 Usage: run.py [--only warm_start,memory] [--repeat 3] [--counts 1,4,8] [--freeze-mb 0]
               [--sizes 16,64,256] [--holder anon|shm] [--via module|playbook] [--json FILE]
-              [--docker-host URL]
+              [--docker-host URL] [--kinds 20.10,26.1,...] [--engine-mb 256] [--methods auto,engine]
+              [--archive-mb 256] [--archive-compression zstd] [--archive-level 1]
 
 It needs the local Docker Engine (experimental) with CRIU, the image cryo-test/busybox:1
 (`make image`) and the collection on ANSIBLE_COLLECTIONS_PATH (`make collection`). Every
@@ -24,6 +32,7 @@ collection's host facts) and uses the collection's own code for what it measures
 """
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -47,6 +56,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'testbed'))
 try:
     import helpers
+    import fleet as testbed_fleet
 except ImportError as error:
     sys.exit('bench: %s' % error)
 
@@ -56,7 +66,10 @@ from ansible_collections.cryo.docker.plugins.module_utils._checkpoint import (  
 
 IMAGE = helpers.IMAGE
 LABEL = 'cryo.docker.bench'
-BENCHMARKS = ('warm_start', 'freeze_window', 'memory')
+BENCHMARKS = ('warm_start', 'freeze_window', 'memory', 'engines', 'archive')
+# What runs without --only: engines starts engines of its own and runs only when asked for; archive
+# (portable checkpoint archives) too.
+DEFAULT_BENCHMARKS = ('warm_start', 'freeze_window', 'memory')
 # containerd (1.6 here) unpacks a checkpoint into <TMPDIR>/ctrd-checkpoint* to restore it and never
 # removes that copy (containerd/containerd#10166). The benchmarks measure it and remove the copies
 # of their own containers.
@@ -118,9 +131,10 @@ PHASES = {
         'freeze': [('', 'Checkpoint the containers one by one')],
         'restore': [('', 'Restore the containers one by one')],
     },
+    # The role: one docker_checkpoint call with containers; one docker_restore call per fallback (one here).
     'concurrent': {
-        'freeze': [('/tasks/checkpoint', 'Checkpoint the containers'), ('/tasks/checkpoint', 'Wait for the checkpoints')],
-        'restore': [('/tasks/restore', 'Restore the containers'), ('/tasks/restore', 'Wait for the restores')],
+        'freeze': [('/tasks/checkpoint', 'Checkpoint the containers')],
+        'restore': [('/tasks/restore', 'Restore the containers')],
     },
 }
 
@@ -366,12 +380,13 @@ class Ansible:
 
 
 class Bench:
-    def __init__(self, options):
+    def __init__(self, options, docker_host=None):
         self.options = options
         self.run_id = uuid.uuid4().hex[:6]
-        self.engine = docker.APIClient(base_url=options.docker_host, version='auto')
+        self.docker_host = docker_host or options.docker_host
+        self.engine = docker.APIClient(base_url=self.docker_host, version='auto')
         self.workdir = tempfile.mkdtemp(prefix='cryo-bench-')
-        self.ansible = Ansible(options.via, options.docker_host, self.workdir)
+        self.ansible = Ansible(options.via, self.docker_host, self.workdir)
         self.data_root = self.engine.info().get('DockerRootDir') or '/var/lib/docker'
         self.summaries = []
         self.leftovers = dict(dirs=0, bytes=0)
@@ -527,6 +542,23 @@ class Bench:
             return [item.get('duration') for item in result.get('results', []) if item.get('duration') is not None]
         return []
 
+    def outage(self, names, since, until):
+        """From the engine's events: seconds from the first container stopping (`die`, the checkpoint) to the last
+        one running again (`start`, the restore), and the longest time one container was down."""
+        down, up = {}, {}
+        for event in self.engine.events(since=since, until=until, decode=True,
+                                        filters={'type': 'container', 'container': names}):
+            name = (event.get('Actor') or {}).get('Attributes', {}).get('name')
+            when = event.get('timeNano', 0) / 1e9
+            if event.get('Action') == 'die':
+                down.setdefault(name, when)
+            elif event.get('Action') == 'start' and name in down:
+                up[name] = when
+        if not down or set(up) != set(down):
+            return None, None
+        return (round(max(up.values()) - min(down.values()), 3),
+                round(max(up[name] - down[name] for name in down), 3))
+
     def freeze_run(self, mode, count):
         megabytes = self.options.freeze_mb
         command = (ALLOCATE['anon'].format(bytes=megabytes << 20) + '; ' if megabytes else '') + COUNTER
@@ -545,11 +577,13 @@ class Bench:
                              maintenance_action='none', maintenance_run_id=checkpoint.replace('bench-', ''),
                              maintenance_checkpoint=checkpoint, maintenance_state_dir=os.path.join(tmp, 'state'))
                 text = ROLE_PLAYBOOK
+            since = int(time.time())
             started = time.monotonic()
             proc = self.ansible.playbook(text, extra, env=dict(
                 ANSIBLE_CALLBACKS_ENABLED='ansible.builtin.junit', JUNIT_OUTPUT_DIR=junit, JUNIT_TASK_CLASS='true',
                 JUNIT_HIDE_TASK_ARGUMENTS='true'))
             total = time.monotonic() - started
+            until = int(time.time()) + 2  # whole seconds: the events of the last one are in
             if proc.returncode != 0:
                 raise BenchError('the %s playbook failed (rc %d):\n%s' % (mode, proc.returncode, (proc.stdout + proc.stderr)[-3000:]))
             phases, tasks, cases = self.phases(junit, mode)
@@ -561,9 +595,11 @@ class Bench:
                     manifest = json.load(handle)
                 freeze_each = [c.get('checkpoint_seconds') for c in manifest['containers']]
                 restore_each = [c.get('restore_seconds') for c in manifest['containers']]
+            outage, longest = self.outage(names, since, until)
             resumed = all(self.resumed(name) for name in names)
             return dict(mode=mode, n=count, freeze_s=phases['freeze'], restore_s=phases['restore'],
-                        playbook_s=round(total, 3), engine_freeze_max_s=max(freeze_each or [None], key=lambda v: v or 0),
+                        blackout_s=round(phases['freeze'] + phases['restore'], 3), outage_s=outage,
+                        outage_longest_s=longest, playbook_s=round(total, 3), engine_freeze_max_s=max(freeze_each or [None], key=lambda v: v or 0),
                         engine_freeze_sum_s=round(sum(v for v in freeze_each if v), 3),
                         engine_restore_max_s=max(restore_each or [None], key=lambda v: v or 0), resumed=resumed,
                         tasks=tasks)
@@ -585,29 +621,45 @@ class Bench:
             results.append(dict(n=count, sequential_freeze_s=seq['freeze_s'], concurrent_freeze_s=conc['freeze_s'],
                                 freeze_ratio=ratio(seq['freeze_s'], conc['freeze_s']),
                                 sequential_restore_s=seq['restore_s'], concurrent_restore_s=conc['restore_s'],
-                                restore_ratio=ratio(seq['restore_s'], conc['restore_s'])))
+                                restore_ratio=ratio(seq['restore_s'], conc['restore_s']),
+                                sequential_blackout_s=seq['blackout_s'], concurrent_blackout_s=conc['blackout_s'],
+                                blackout_vs_sequential=ratio(conc['blackout_s'], seq['blackout_s']),
+                                sequential_outage_s=seq['outage_s'], concurrent_outage_s=conc['outage_s'],
+                                outage_vs_sequential=ratio(conc['outage_s'], seq['outage_s'])))
         for row in rows:
             pair = by_count[row['n']]
             row['freeze_ratio'] = ratio(pair['sequential']['freeze_s'], row['freeze_s'])
             row['restore_ratio'] = ratio(pair['sequential']['restore_s'], row['restore_s'])
+            row['blackout_vs_seq'] = ratio(row['blackout_s'], pair['sequential']['blackout_s'])
+            row['outage_vs_seq'] = ratio(row['outage_s'], pair['sequential']['outage_s'])
         summary = dict(
             benchmark='freeze_window', title='freeze and restore window against the number of counter containers%s'
             % (', each holding %d MB' % self.options.freeze_mb if self.options.freeze_mb else ''),
             freeze_mb=self.options.freeze_mb,
             baseline='sequential: one cryo.docker.docker_checkpoint task looping over the containers (no async), '
                      'then one cryo.docker.docker_restore loop, through ansible-playbook',
-            measured='concurrent: role cryo.docker.maintenance (maintenance_action: none) - docker_checkpoint with '
-                     'async/poll 0, then async_status every 1 s; the same for docker_restore',
+            measured='concurrent: role cryo.docker.maintenance (maintenance_action: none) - one docker_checkpoint '
+                     'call with containers (parallel: the host\'s CPUs, %d here), then one docker_restore call with '
+                     'containers' % (os.cpu_count() or 0),
             results=results, rows=rows, all_resumed=all(r['resumed'] for r in rows),
+            targets=dict(freeze_ratio_at_8=1.7, blackout_vs_sequential_at_20=0.3),
             notes=['freeze_s / restore_s: summed durations of the phase\'s tasks from ansible-core\'s junit callback '
                    '(task start to last result; the milliseconds between two tasks are not counted). The role\'s '
                    'preflight, manifest writes and checks are outside the phases and in playbook_s only.',
                    'ratio = sequential / concurrent (above 1: the concurrent window is shorter).',
+                   'blackout_s = freeze_s + restore_s (checkpoint and restore, the action excluded); blackout_vs_seq = '
+                   'this / sequential (below 1: the blackout is shorter).',
+                   'outage_s: from the engine\'s events, the first container stopping at its checkpoint (die) to '
+                   'the last running again (start); for the role it also holds what runs between the phases with '
+                   'maintenance_action none (manifest writes, the engine check and preflight again, the network '
+                   'holders). outage_longest_s: the longest one container was down.',
                    'engine_*: the `duration` each module reported (checkpoint call until the container stopped; '
                    'restore call until running): concurrent checkpoints share the CPUs (%d here).' % (os.cpu_count() or 0),
                    'resumed: every counter continued from where it was (0, 1, 2 ... no restart) after the run.'])
         report(summary, [('n', 'N'), ('mode', 'mode'), ('freeze_s', 'freeze s'), ('freeze_ratio', 'seq/this'),
                          ('restore_s', 'restore s'), ('restore_ratio', 'seq/this'),
+                         ('blackout_s', 'blackout s'), ('blackout_vs_seq', 'this/seq'),
+                         ('outage_s', 'outage s'), ('outage_vs_seq', 'this/seq'), ('outage_longest_s', 'longest s'),
                          ('engine_freeze_max_s', 'engine ckpt max s'), ('engine_restore_max_s', 'engine rst max s'),
                          ('playbook_s', 'playbook s'), ('resumed', 'resumed')], rows)
         return summary
@@ -710,6 +762,206 @@ class Bench:
                          ('containerd_leftover_mb', 'left in %s MB' % CONTAINERD_TMP), ('verified', 'verified')], rows)
         return summary
 
+    # -- 4. engines -----------------------------------------------------------------------
+
+    def engines(self):
+        kinds = self.options.kinds
+        bed = testbed_fleet.Fleet(prefix='cryo-bench', kinds=kinds)
+        rows = []
+        try:
+            bed.up(log=say)
+            for engine in bed.engines:
+                bench = Bench(self.options, docker_host=engine.docker_host)
+                try:
+                    rows += bench.engine_rows(engine.kind)
+                finally:
+                    bench.cleanup()
+                    shutil.rmtree(bench.workdir, ignore_errors=True)
+        finally:
+            bed.down(log=say)
+        megabytes = self.options.engine_mb
+        summary = dict(
+            benchmark='engines', title='checkpoint and restore on each Docker Engine of the test bed',
+            baseline='the same workloads on every engine (tests/testbed/fleet.py ENGINES: %s)' % ', '.join(kinds),
+            measured='cryo.docker.docker_checkpoint then cryo.docker.docker_restore (via %s, keep_checkpoint) of the '
+                     'counter and of a counter holding %d MB, the engine time each module reports; medians of %d'
+                     % (self.options.via, megabytes, self.options.repeat),
+            rows=rows, all_verified=all(r['verified'] for r in rows), all_resumed=all(r['resumed'] for r in rows),
+            notes=[
+                "checkpoint_s / restore_s: medians of the modules' `duration` (checkpoint call until stopped / "
+                "restore call until running); *_min_s and *_max_s in the JSON.",
+                "method: the path docker_checkpoint took (its `method` result; asked for: %s): runtime = runc "
+                "checkpoint with the engine's runc state root, straight into the engine's checkpoint place; engine = "
+                "the engine's checkpoint endpoint, through containerd's content store. Restores always go through "
+                "the engine." % ', '.join(self.options.methods),
+                "network: the default bridge where the engine restores it; host on engines that cannot restore a "
+                "container with a network namespace of its own (Docker 28.0 to 29.x, moby/moby#50750).",
+                "rss_mb: VmRSS of PID 1 before the checkpoint (read through the collection's module_utils/_host.py), "
+                "rss_after_mb: after the restore. The memory is the process's own (a shell variable of %d MB) and "
+                "came back. resumed: the counter went on where it stopped (0, 1, 2 ... no restart)." % megabytes])
+        report(summary, [('kind', 'engine'), ('version', 'version'), ('containerd', 'containerd'),
+                         ('image_store', 'image store'), ('network', 'network'), ('workload', 'workload'),
+                         ('method', 'method'), ('rss_mb', 'rss MB'), ('checkpoint_mb', 'ckpt MB'),
+                         ('checkpoint_s', 'ckpt s'),
+                         ('restore_s', 'restore s'), ('rss_after_mb', 'rss after'), ('verified', 'verified'),
+                         ('resumed', 'resumed')], rows)
+        return summary
+
+    def engine_rows(self, kind):
+        """The counter and a counter holding --engine-mb MB, each checkpointed and restored --repeat times on
+        this Bench's engine (a kind of ENGINES); one row per workload."""
+        spec = testbed_fleet.ENGINES[kind]
+        network = None if spec['bridge_restores'] else 'host'
+        version = self.engine.version()
+        containerd = {c.get('Name'): c.get('Version') for c in version.get('Components') or []}.get('containerd')
+        megabytes = self.options.engine_mb
+        mib = float(1 << 20)
+        rows = []
+        hold = ALLOCATE['anon'].format(bytes=megabytes << 20) + '; echo allocated; ' + COUNTER
+        workloads = (('counter', COUNTER), ('%d MB' % megabytes, hold))
+        for (workload, command), method in itertools.product(workloads, self.options.methods):
+            results = []
+            for rep in range(self.options.repeat):
+                say('engines: %s, %s, method %s, repetition %d of %d'
+                    % (kind, workload, method, rep + 1, self.options.repeat))
+                results.append(self.engine_run(workload, command, network, method))
+            rows.append(dict(
+                kind=kind, version=version.get('Version'), containerd=containerd, image_store=spec['image_store'],
+                network=network or 'bridge', workload=workload, method='/'.join(sorted({r['method'] for r in results})),
+                rss_mb=round(min(r['rss'] for r in results) / mib, 1),
+                rss_after_mb=round(min(r['rss_after'] for r in results) / mib, 1),
+                checkpoint_mb=round(median([r['size'] for r in results]) / mib, 1),
+                checkpoint_s=median([r['checkpoint_s'] for r in results]),
+                checkpoint_min_s=min(r['checkpoint_s'] for r in results),
+                checkpoint_max_s=max(r['checkpoint_s'] for r in results),
+                restore_s=median([r['restore_s'] for r in results]),
+                restore_min_s=min(r['restore_s'] for r in results),
+                restore_max_s=max(r['restore_s'] for r in results),
+                verified=all(r['verified'] for r in results), resumed=all(r['resumed'] for r in results)))
+        return rows
+
+    def engine_run(self, workload, command, network, method):
+        """One checkpoint (docker_checkpoint's method) and restore of a new counter container (that may hold
+        memory first)."""
+        name = self.container('engine', command, network_mode=network, security_opt=['seccomp=unconfined'])
+        try:
+            wait_for(lambda: self.counter_lines(name), 120, 0.1, '%s (%s) to start counting' % (name, workload))
+            rss = rss_bytes(self.pid(name)) or 0
+            checkpoint, _wall = self.ansible.module('docker_checkpoint', dict(container=name, checkpoint='bench',
+                                                                              method=method))
+            restore, _wall = self.ansible.module('docker_restore', dict(container=name, checkpoint='bench'))
+            return dict(checkpoint_s=checkpoint['duration'], restore_s=restore['duration'], rss=rss,
+                        method=checkpoint.get('method') or method,
+                        size=checkpoint['checkpoint'].get('size') or 0, verified=restore['verified'],
+                        resumed=bool(self.resumed(name)), rss_after=rss_bytes(self.pid(name)) or 0)
+        finally:
+            self.remove([name])
+
+    # -- 5. archive -----------------------------------------------------------------------
+
+    def archive(self):
+        rows = []
+        for method in self.options.methods:
+            for rep in range(self.options.repeat):
+                say('archive: %d MB, method %s, repetition %d of %d'
+                    % (self.options.archive_mb, method, rep + 1, self.options.repeat))
+                rows.append(self.archive_run(self.options.archive_mb, method))
+        by_method = []
+        for method in self.options.methods:
+            runs = [row for row in rows if row['method_asked'] == method]
+            row = dict(method_asked=method, method='/'.join(sorted({r['method'] for r in runs})), mb=runs[0]['mb'],
+                       compression=runs[0]['compression'])
+            for key in ('checkpoint_s', 'export_s', 'export_checkpoint_s', 'export_archive_s', 'restore_s',
+                        'import_s', 'import_unpack_s', 'import_restore_s', 'checkpoint_mb', 'diff_mb', 'archive_mb'):
+                row[key] = median([r[key] for r in runs])
+            row['export_vs_checkpoint'] = ratio(row['export_s'], row['checkpoint_s'])
+            row['import_vs_restore'] = ratio(row['import_s'], row['restore_s'])
+            row['size_vs_content'] = ratio(row['archive_mb'], row['checkpoint_mb'] + row['diff_mb'])
+            row['verified'] = all(r['verified'] for r in runs)
+            row['resumed'] = all(r['resumed'] for r in runs)
+            by_method.append(row)
+        summary = dict(
+            benchmark='archive', title='portable checkpoint archives: export, import and size (%d MB of incompressible '
+                                       'memory, %s level %d)' % (self.options.archive_mb, self.options.archive_compression,
+                                                                 self.options.archive_level),
+            baseline='cryo.docker.docker_checkpoint of the container (checkpoint_s) and cryo.docker.docker_restore of '
+                     'that checkpoint on the same engine (restore_s); the checkpoint directory plus rootfs-diff.tar '
+                     '(checkpoint_mb + diff_mb)',
+            measured='cryo.docker.docker_checkpoint_export taking a checkpoint of the same container (export_s: its '
+                     'total_duration, checkpoint and archive) and cryo.docker.docker_checkpoint_import of the archive '
+                     'as a new container on the same engine (import_s: import_duration + duration, verification, '
+                     'unpacking, creation, staging and restore); via %s, medians of %d'
+                     % (self.options.via, self.options.repeat),
+            rows=by_method, runs=rows, targets=dict(export_vs_checkpoint=1.3, import_vs_restore=1.3,
+                                                    size_vs_content=1.05),
+            all_verified=all(r['verified'] for r in rows), all_resumed=all(r['resumed'] for r in rows),
+            notes=[
+                "The container holds %d MB of random bytes in a shell variable (NUL bytes removed: nearly "
+                "incompressible) and counts; it wrote one file (its writable layer)." % self.options.archive_mb,
+                "export_s = export_checkpoint_s (the checkpoint the export took, as docker_checkpoint would) + "
+                "export_archive_s (file changes read through the Engine API, archive written with sha256 of every "
+                "member, fsync, rename).",
+                "import_s = import_unpack_s (the verification pass, which reads the whole archive once, then the "
+                "unpacking pass, creation, file changes, staging by rename) + import_restore_s (the restore and "
+                "its verification, as docker_restore).",
+                "size_vs_content: the archive file against the checkpoint directory plus rootfs-diff.tar (the "
+                "members that matter; the manifest, spec and configuration add a few KB)."])
+        report(summary, [('method', 'method'), ('mb', 'MB'), ('checkpoint_mb', 'ckpt MB'), ('archive_mb', 'archive MB'),
+                         ('size_vs_content', 'size/content'), ('checkpoint_s', 'ckpt s'), ('export_s', 'export s'),
+                         ('export_checkpoint_s', 'exp ckpt s'), ('export_archive_s', 'exp archive s'),
+                         ('export_vs_checkpoint', 'export/ckpt'), ('restore_s', 'restore s'), ('import_s', 'import s'),
+                         ('import_unpack_s', 'imp unpack s'), ('import_restore_s', 'imp restore s'),
+                         ('import_vs_restore', 'import/restore'), ('verified', 'verified'), ('resumed', 'resumed')],
+               by_method)
+        return summary
+
+    def archive_run(self, megabytes, method):
+        """One container: checkpoint and local restore (baselines), then export and import of a second checkpoint."""
+        fill = ('x=$(busybox head -c %d /dev/urandom | busybox tr -d "\\0"); echo allocated; echo run-time > '
+                '/tmp/written; ' % (megabytes << 20)) + COUNTER
+        name = self.container('archive', fill, security_opt=['seccomp=unconfined'])
+        copy = name + '-imported'
+        path = os.path.join(self.workdir, name + '.tar.zst')
+        mib = float(1 << 20)
+        try:
+            wait_for(lambda: 'allocated' in self.logs(name), 180, 0.1, '%s to allocate %d MB' % (name, megabytes))
+            wait_for(lambda: self.counter_lines(name), 30, 0.1, '%s to count' % name)
+            checkpoint, _wall = self.ansible.module('docker_checkpoint', dict(container=name, checkpoint='base',
+                                                                              method=method))
+            restore, _wall = self.ansible.module('docker_restore', dict(container=name, checkpoint='base'))
+            exported, _wall = self.ansible.module('docker_checkpoint_export', dict(
+                container=name, checkpoint='exp', path=path, method=method,
+                compression=self.options.archive_compression, compression_level=self.options.archive_level))
+            checkpoint_bytes = exported['checkpoint']['size'] or 0
+            imported, _wall = self.ansible.module('docker_checkpoint_import', dict(path=path, container=copy,
+                                                                                   published_ports=[]))
+            return dict(
+                mb=megabytes, method_asked=method, method=exported.get('method') or method,
+                compression=exported['archive']['compression'], checkpoint_s=checkpoint['duration'],
+                restore_s=restore['duration'], export_s=exported['total_duration'],
+                export_checkpoint_s=exported['checkpoint_duration'], export_archive_s=exported['duration'],
+                import_s=round(imported['import_duration'] + imported['duration'], 3),
+                import_unpack_s=imported['import_duration'], import_restore_s=imported['duration'],
+                checkpoint_mb=round(checkpoint_bytes / mib, 2),
+                diff_mb=round(exported['file_changes']['size'] / mib, 3),
+                archive_mb=round(exported['archive']['size'] / mib, 2),
+                verified=bool(restore['verified'] and imported['verified']),
+                resumed=self.carried_on(copy))
+        finally:
+            self.remove([copy, name])
+            if os.path.exists(path):
+                os.unlink(path)
+
+    def carried_on(self, name, timeout=5):
+        """True when an imported counter counts on in one unbroken run (its log starts where the source was)."""
+        before = self.counter_lines(name)
+        try:
+            wait_for(lambda: len(self.counter_lines(name)) > len(before), timeout, 0.1, 'the counter of %s' % name)
+        except BenchError:
+            return False
+        lines = self.counter_lines(name)
+        return bool(lines) and lines == list(range(lines[0], lines[0] + len(lines)))
+
     # -- run ------------------------------------------------------------------------------
 
     def environment(self):
@@ -772,10 +1024,27 @@ def benchmark_list(text):
     return [name for name in BENCHMARKS if name in names]
 
 
+def method_list(text):
+    names = [part.strip() for part in text.split(',') if part.strip()]
+    if not names or set(names) - {'auto', 'engine', 'runtime'}:
+        raise argparse.ArgumentTypeError('expected auto, engine or runtime, comma separated, got %r' % text)
+    return names
+
+
+def kind_list(text):
+    names = [part.strip() for part in text.split(',') if part.strip()]
+    unknown = sorted(set(names) - set(testbed_fleet.ENGINES))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError('unknown engine %s; choose from %s'
+                                         % (', '.join(unknown) or '(none)', ', '.join(testbed_fleet.ENGINES)))
+    return names
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='cryo.docker benchmarks (ratios against baselines of the same run).')
-    parser.add_argument('--only', type=benchmark_list, default=list(BENCHMARKS),
-                        help='benchmarks to run, comma separated: %s (default: all)' % ', '.join(BENCHMARKS))
+    parser.add_argument('--only', type=benchmark_list, default=list(DEFAULT_BENCHMARKS),
+                        help='benchmarks to run, comma separated: %s (default: %s)'
+                        % (', '.join(BENCHMARKS), ', '.join(DEFAULT_BENCHMARKS)))
     parser.add_argument('--repeat', type=int, default=3, help='warm_start repetitions (default 3)')
     parser.add_argument('--counts', type=number_list, default=[1, 4, 8], help='freeze_window container counts (default 1,4,8)')
     parser.add_argument('--freeze-mb', type=int, default=0,
@@ -786,6 +1055,20 @@ def parse_args(argv=None):
     parser.add_argument('--via', choices=['module', 'playbook'], default='module',
                         help='run docker_checkpoint/docker_restore directly (module, default) or as an ansible-playbook '
                              'task (playbook) in warm_start and memory; freeze_window always uses ansible-playbook')
+    parser.add_argument('--kinds', type=kind_list, default=list(testbed_fleet.ENGINES),
+                        help='engines benchmark: engines of tests/testbed/fleet.py ENGINES, comma separated '
+                             '(default: all, %s)' % ', '.join(testbed_fleet.ENGINES))
+    parser.add_argument('--engine-mb', type=int, default=256,
+                        help='engines benchmark: memory of the large container in MB (default 256)')
+    parser.add_argument('--methods', type=method_list, default=['auto', 'engine'],
+                        help="engines benchmark: docker_checkpoint's method values, comma separated "
+                             "(default auto,engine)")
+    parser.add_argument('--archive-mb', type=int, default=256,
+                        help='archive benchmark: incompressible memory of the container in MB (default 256)')
+    parser.add_argument('--archive-compression', choices=['zstd', 'gzip', 'none'], default='zstd',
+                        help='archive benchmark: compression of the archive (default zstd)')
+    parser.add_argument('--archive-level', type=int, default=1,
+                        help='archive benchmark: compression level (default 1, the fastest)')
     parser.add_argument('--json', metavar='FILE', help='also write every summary to FILE')
     parser.add_argument('--docker-host', default=os.environ.get('DOCKER_HOST', 'unix:///var/run/docker.sock'),
                         help='the engine (default DOCKER_HOST or the local socket); it must be this machine\'s, '
@@ -795,6 +1078,10 @@ def parse_args(argv=None):
         parser.error('--repeat must be at least 1')
     if options.freeze_mb < 0:
         parser.error('--freeze-mb must not be negative')
+    if options.engine_mb < 1:
+        parser.error('--engine-mb must be at least 1')
+    if options.archive_mb < 1:
+        parser.error('--archive-mb must be at least 1')
     return options
 
 

@@ -95,8 +95,21 @@ options:
   container:
     description:
       - Name or id of the container.
+      - Exactly one of O(container) and O(containers) is required.
     type: str
-    required: true
+  containers:
+    description:
+      - Names or ids of several containers, worked on concurrently (at most O(parallel) at a time),
+        each as O(container) would be, with the same other options.
+      - Each gets its own entry in RV(results); one container's failure does not stop or hide the
+        others (a container whose checkpoint failed keeps running). The task fails when any did.
+    type: list
+    elements: str
+  parallel:
+    description:
+      - How many of O(containers) are worked on at the same time.
+      - Default is the number of CPUs of the host that runs the module, at least 2.
+    type: int
   checkpoint:
     description:
       - Name of the checkpoint. The engine accepts names that start with a letter or digit,

@@ -10,14 +10,27 @@ The role's tasks do the work (checkpoint, action, restore) and call these filter
 to do and to record what happened; the names of every status are defined here, once.
 
     preflight containers --maintenance_plan--> entries 'planned'          run 'checkpointing'
-    checkpoint jobs      --maintenance_checkpointed--> 'checkpointed' | 'checkpoint_failed'
+    checkpoint batch     --maintenance_checkpointed--> 'checkpointed' | 'checkpoint_failed'
                                                                           run 'checkpointed'
     (abort: maintenance_restores(abort=true) resumes the checkpointed)    run 'aborted'
                                                                           run 'action', 'restoring'
-    restore jobs         --maintenance_restored--> 'restored' | 'cold_started' | 'running'
+    restore batches      --maintenance_restored--> 'restored' | 'cold_started' | 'running'
                                                    | 'restore_failed'     run 'complete' | 'restore_failed'
+
+The checkpoints and the restores are batch calls: one cryo.docker.docker_checkpoint with ``containers`` (the
+entries' ids) for the whole run, one cryo.docker.docker_restore per group of maintenance_restores(grouped=true).
+Each call returns ``results``, one entry per container, which the filters match to the manifest's entries by
+the id each container was given; a call that failed as a whole (no ``results``) fails each container it was
+given, with its msg.
     interrupted run      --maintenance_recovering--> 'planned' becomes 'checkpointed' or
                                                    'not_checkpointed'     run 'recovering'
+
+Network holders (containers that only own a network namespace, which application containers join with
+network_mode container:<holder>) are never checkpointed: the plan lists them apart, in ``holders``,
+'planned'; after the action, before any restore, each is started again (cold) and recorded
+(maintenance_holders_started) as 'started', 'running', 'missing' or 'start_failed'. Containers that
+cannot be checkpointed are never stopped: the plan lists them in ``ineligible``, 'skipped' (the role
+aborts before anything is checkpointed unless the operator allows skipping them).
 
 Manifests written by cryo.docker 0.1.0 used other names (``frozen``, ``not_frozen``,
 ``freezing``, ``thawing``, ``freeze_seconds``); every filter reads them as today's names.
@@ -40,8 +53,17 @@ RESTORED = 'restored'                  # resumed from its checkpoint
 COLD_STARTED = 'cold_started'          # started afresh (fallback cold_start)
 RUNNING = 'running'                    # found running, nothing to restore
 RESTORE_FAILED = 'restore_failed'      # stopped, keeps its checkpoint
+SKIPPED = 'skipped'                    # cannot be checkpointed here: never stopped, never checkpointed
 CONTAINER_STATUSES = (PLANNED, CHECKPOINTED, NOT_CHECKPOINTED, CHECKPOINT_FAILED, RESTORED, COLD_STARTED,
-                      RUNNING, RESTORE_FAILED)
+                      RUNNING, RESTORE_FAILED, SKIPPED)
+
+# Status of a network holder (PLANNED and RUNNING as above: not yet looked at after the action; found running).
+STARTED = 'started'                    # started again (cold) after the action
+MISSING = 'missing'                    # does not exist: the containers in it cannot be restored
+START_FAILED = 'start_failed'          # exists, but could not be started
+HOLDER_STATUSES = (PLANNED, RUNNING, STARTED, MISSING, START_FAILED)
+# Holders whose members cannot be restored.
+HOLDER_DOWN = (MISSING, START_FAILED)
 
 # Status of the run, in the order a run goes through them.
 RUN_CHECKPOINTING = 'checkpointing'
@@ -68,7 +90,7 @@ LEGACY_RUN_STATUSES = {'freezing': RUN_CHECKPOINTING, 'frozen': RUN_CHECKPOINTED
 LEGACY_FIELDS = {'freeze_seconds': 'checkpoint_seconds'}
 
 FALLBACKS = ('fail', 'cold_start')
-REPORT_COLUMNS = ('container', 'size', 'checkpoint s', 'restore s', 'outcome')
+REPORT_COLUMNS = ('container', 'size', 'checkpoint s', 'frozen s', 'restore s', 'outcome')
 
 
 # -- Reading a manifest ------------------------------------------------------------------------
@@ -102,42 +124,115 @@ def _manifest(manifest):
     if 'status' in out:
         out['status'] = LEGACY_RUN_STATUSES.get(out['status'], out['status'])
     out['containers'] = [_entry(entry) for entry in _sequence(out.get('containers') or [], 'the manifest\'s containers')]
+    # Manifests from before network holders and skipped containers have neither.
+    for key in ('holders', 'ineligible'):
+        if key in out:
+            out[key] = [dict(_mapping(item, 'each entry of the manifest\'s %s' % key))
+                        for item in _sequence(out[key] or [], 'the manifest\'s %s' % key)]
     return out
 
 
+def _calls(results, what):
+    """The batch calls of a phase: one registered result of a docker_checkpoint or docker_restore call with
+    containers, the registered result of a loop of them, or that loop's ``results``."""
+    if isinstance(results, Mapping):
+        inner = results.get('results')
+        # A loop's registered result: its results are the calls (each with the loop's item).
+        looped = isinstance(inner, Sequence) and not isinstance(inner, (str, bytes)) and any(
+            isinstance(call, Mapping) and 'ansible_loop_var' in call for call in inner)
+        calls = inner if looped else [results]
+    else:
+        calls = _sequence(results or [], what)
+    return [_mapping(call, 'each of %s' % what) for call in calls if not (isinstance(call, Mapping) and call.get('skipped'))]
+
+
+def _given(call):
+    """The containers a call was given, as far as the result tells: the loop item's ``containers`` (the group of
+    maintenance_restores(grouped=true), or plain ids), else the module's arguments; None when it does not say."""
+    for source in ((call.get('item') or {}), ((call.get('invocation') or {}).get('module_args') or {})):
+        given = source.get('containers') if isinstance(source, Mapping) else None
+        if isinstance(given, Sequence) and not isinstance(given, (str, bytes)):
+            return [c.get('id') or c.get('container') if isinstance(c, Mapping) else c for c in given]
+    return None
+
+
+def _keys(result):
+    """What a batch entry names its container by: docker_checkpoint's ``container`` (as given), docker_restore's
+    ``container.id`` and ``container.name`` (a failed restore names the container as given, in ``name``)."""
+    container = result.get('container')
+    if isinstance(container, Mapping):
+        return [key for key in (container.get('id'), container.get('name')) if key]
+    return [container] if container else []
+
+
 def _by_container(results, what):
-    """Async job results (async_status in a loop over the async starts) by the container they ran for."""
-    found = {}
-    for job in _sequence(results or [], what):
-        job = _mapping(job, 'each of %s' % what)
-        start = job.get('item') or {}
-        entry = start.get('item') if isinstance(start, Mapping) else None
-        if not isinstance(entry, Mapping) or 'container' not in entry:
-            raise AnsibleFilterError('%s must be the results of async_status looped over the async jobs, each '
-                                     'with item.item.container (the manifest entry)' % what)
-        found[entry['container']] = job
-    return found
+    """The batch entries of a phase by the id (or name) each container was given, and the msg of a call that failed
+    as a whole without saying which containers it was given (it stands for every container nobody reported)."""
+    found, unnamed = {}, None
+    for call in _calls(results, what):
+        entries = call.get('results')
+        if entries is None:
+            # The call failed before any container (the engine did not answer, an option was refused).
+            failure = {'failed': True, 'msg': call.get('msg') or 'the call failed without a message'}
+            given = _given(call)
+            if given is None:
+                unnamed = failure
+            for key in given or []:
+                found.setdefault(key, failure)
+            continue
+        for result in _sequence(entries, 'the results of each of %s' % what):
+            result = _mapping(result, 'each entry of the results of %s' % what)
+            keys = _keys(result)
+            if not keys:
+                raise AnsibleFilterError('%s must be results of docker_checkpoint or docker_restore called with '
+                                         'containers: each entry names its container' % what)
+            for key in keys:
+                found[key] = result
+    return found, unnamed
 
 
-def _finished(job):
-    # async_status says finished: 1; an until loop that ran out leaves finished: 0.
-    return bool(job.get('finished'))
+def _lookup(found, entry):
+    """The batch entry of a manifest entry: by its id (what the role gives the modules), else by its name."""
+    for key in (entry.get('id'), entry.get('container')):
+        if key and key in found:
+            return found[key]
+    return None
+
+
+def _seconds(stats, key):
+    """A CRIU time (microseconds) in seconds, or None when CRIU kept no statistics."""
+    value = stats.get(key) if isinstance(stats, Mapping) else None
+    return round(value / 1e6, 6) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 # -- The filters -------------------------------------------------------------------------------
 
 def maintenance_plan(containers, checkpoint):
-    """The manifest entries of a run, from checkpoint_preflight's containers: eligible ones only."""
-    entries, ineligible = [], []
-    for container in _sequence(containers or [], 'the containers (checkpoint_preflight\'s containers)'):
-        container = _mapping(container, 'each container')
-        if container.get('eligible'):
+    """The manifest entries of a run, from checkpoint_preflight's containers: the eligible ones to checkpoint,
+    the network holders to start again after the action, the ineligible ones to leave alone."""
+    containers = [_mapping(c, 'each container')
+                  for c in _sequence(containers or [], 'the containers (checkpoint_preflight\'s containers)')]
+    # Whose network namespace the containers join: each of those is a holder for this run, labelled or not.
+    joined = {}
+    for container in containers:
+        if container.get('network_holder'):
+            joined.setdefault(container['network_holder'], []).append(container['name'])
+    entries, ineligible, holders = [], [], []
+    for container in containers:
+        if container.get('holder') or container['name'] in joined:
+            holders.append({'name': container['name'], 'id': container.get('id'), 'labelled': bool(container.get('holder')),
+                            'members': joined.pop(container['name'], []), 'status': PLANNED})
+        elif container.get('eligible'):
             entries.append({'container': container['name'], 'id': container['id'],
                             'restart_policy': container.get('restart_policy'), 'checkpoint': checkpoint,
                             'status': PLANNED})
         else:
-            ineligible.append({'container': container['name'], 'reasons': list(container.get('reasons') or [])})
-    return {'containers': entries, 'ineligible': ineligible}
+            ineligible.append({'container': container['name'], 'id': container.get('id'),
+                               'reasons': list(container.get('reasons') or []), 'status': SKIPPED})
+    # Holders of selected containers that were not selected themselves (excluded by a label, not named).
+    for name in sorted(joined):
+        holders.append({'name': name, 'id': None, 'labelled': None, 'members': joined[name], 'status': PLANNED})
+    return {'containers': entries, 'ineligible': ineligible, 'holders': holders}
 
 
 def maintenance_mark(manifest, status):
@@ -148,27 +243,28 @@ def maintenance_mark(manifest, status):
 
 
 def maintenance_checkpointed(manifest, results):
-    """The manifest after the checkpoint jobs: each entry checkpointed or checkpoint_failed."""
+    """The manifest after the checkpoint batch: each entry checkpointed or checkpoint_failed."""
     out = _manifest(manifest)
-    jobs = _by_container(results, 'the checkpoint job results')
+    found, unnamed = _by_container(results, 'the checkpoint results')
     for entry in out['containers']:
-        job = jobs.get(entry['container'])
-        if job is None:
-            entry.update(status=CHECKPOINT_FAILED, checkpoint_size=None, checkpoint_seconds=None,
-                         error='no checkpoint job ran for it')
+        result = _lookup(found, entry) or unnamed
+        if result is None:
+            entry.update(status=CHECKPOINT_FAILED, checkpoint_size=None, checkpoint_seconds=None, frozen_seconds=None,
+                         error='the checkpoint call returned no result for it')
             continue
-        # failed_when: false clears `failed`: only a finished docker_checkpoint returns `checkpoint`.
-        ok = _finished(job) and isinstance(job.get('checkpoint'), Mapping)
+        ok = not result.get('failed') and isinstance(result.get('checkpoint'), Mapping)
         entry.update(status=CHECKPOINTED if ok else CHECKPOINT_FAILED,
-                     checkpoint_size=job['checkpoint'].get('size') if ok else None,
-                     checkpoint_seconds=job.get('duration'),
-                     error='' if ok else job.get('msg') or 'checkpoint did not finish')
+                     checkpoint_size=result['checkpoint'].get('size') if ok else None,
+                     checkpoint_seconds=result.get('duration') if ok else None,
+                     frozen_seconds=_seconds(result.get('stats'), 'frozen_time') if ok else None,
+                     error='' if ok else result.get('msg') or 'checkpoint did not finish')
     out['status'] = RUN_CHECKPOINTED
     return out
 
 
-def maintenance_restores(manifest, fallback='fail', abort=False):
-    """The restores to run: which container, from which checkpoint, with which fallback."""
+def maintenance_restores(manifest, fallback='fail', abort=False, grouped=False):
+    """The restores to run: which container, from which checkpoint, with which fallback; grouped, one batch per
+    checkpoint name and fallback (those of the operator's fallback first)."""
     if fallback not in FALLBACKS:
         raise AnsibleFilterError('fallback must be one of %s, not %r' % (', '.join(FALLBACKS), fallback))
     manifest = _manifest(manifest)
@@ -186,37 +282,76 @@ def maintenance_restores(manifest, fallback='fail', abort=False):
             continue
         out.append({'container': entry['container'], 'id': entry['id'],
                     'checkpoint': entry.get('checkpoint') or checkpoint, 'fallback': use})
-    return out
+    if not grouped:
+        return out
+    groups = {}
+    for restore in out:
+        groups.setdefault((restore['checkpoint'], restore['fallback']), []).append(restore)
+    # sorted() is stable: the groups keep the manifest's order among themselves.
+    return [{'checkpoint': key[0], 'fallback': key[1], 'containers': groups[key]}
+            for key in sorted(groups, key=lambda key: key[1] != fallback)]
 
 
-def _restore_outcome(job):
-    # failed_when: false clears `failed`: only a finished docker_restore returns `restored`.
-    if not (_finished(job) and 'restored' in job):
+def _restore_outcome(result):
+    # Only a restore that did not fail returns `restored`.
+    if result.get('failed') or 'restored' not in result:
         return RESTORE_FAILED
-    if job.get('restored'):
+    if result.get('restored'):
         return RESTORED
-    if job.get('fallback_used'):
+    if result.get('fallback_used'):
         return COLD_STARTED
     return RUNNING
 
 
 def maintenance_restored(manifest, results, finished=None):
-    """The manifest after the restore jobs: each restored entry's outcome, and the run's status."""
+    """The manifest after the restore batches: each restored entry's outcome, and the run's status."""
     out = _manifest(manifest)
-    jobs = _by_container(results, 'the restore job results')
+    found, unnamed = _by_container(results, 'the restore results')
     for entry in out['containers']:
-        job = jobs.get(entry['container'])
-        if job is None:
-            continue
-        outcome = _restore_outcome(job)
-        entry.update(status=outcome, restore_seconds=job.get('duration'), verified=job.get('verified'),
-                     checkpoint_removed=bool(job.get('checkpoint_removed')),
+        result = _lookup(found, entry)
+        if result is None:
+            # A call that failed as a whole without naming its containers: every one there was to restore.
+            if unnamed is None or entry.get('status') not in TO_RESTORE:
+                continue
+            result = unnamed
+        outcome = _restore_outcome(result)
+        entry.update(status=outcome, restore_seconds=result.get('duration'), verified=result.get('verified'),
+                     checkpoint_removed=bool(result.get('checkpoint_removed')),
                      error=(entry.get('error') or '') if outcome != RESTORE_FAILED
-                     else job.get('msg') or 'restore did not finish')
+                     else result.get('msg') or 'restore did not finish')
     failed = any(entry.get('status') == RESTORE_FAILED for entry in out['containers'])
     out['status'] = RUN_RESTORE_FAILED if failed else RUN_COMPLETE
     if finished is not None:
         out['finished'] = finished
+    return out
+
+
+def maintenance_holders_started(manifest, results):
+    """The manifest after its network holders were started again: each holder started, running, missing
+    or start_failed, from the results of docker_network_holder (state started) looped over the holders."""
+    out = _manifest(manifest)
+    found = {}
+    for job in _sequence(results or [], 'the holder start results'):
+        job = _mapping(job, 'each of the holder start results')
+        holder = job.get('item')
+        if not isinstance(holder, Mapping) or 'name' not in holder:
+            raise AnsibleFilterError('the holder start results must be the results of a loop over the manifest\'s '
+                                     'holders, each with item.name')
+        found[holder['name']] = job
+    holders = []
+    for holder in out.get('holders', []):
+        holder = dict(holder)
+        job = found.get(holder['name'])
+        if job is not None:
+            # failed_when: false clears `failed`: only a docker_network_holder that succeeded returns `holder`.
+            if isinstance(job.get('holder'), Mapping):
+                holder.update(status=STARTED if job.get('changed') else RUNNING, error='',
+                              id=job['holder'].get('id') or holder.get('id'))
+            else:
+                holder.update(status=MISSING if job.get('exists') is False else START_FAILED,
+                              error=job.get('msg') or 'the holder could not be started')
+        holders.append(holder)
+    out['holders'] = holders
     return out
 
 
@@ -248,6 +383,7 @@ def maintenance_state(manifest):
         'may_be_stopped': [] if finished else [e['container'] for e in entries if e.get('status') in MAY_BE_STOPPED],
         'checkpoint_failed': [e for e in entries if e.get('status') == CHECKPOINT_FAILED],
         'restore_failed': [e for e in entries if e.get('status') == RESTORE_FAILED],
+        'holders_down': [h for h in out.get('holders', []) if h.get('status') in HOLDER_DOWN],
     }
 
 
@@ -270,6 +406,11 @@ def _cell(value, empty='-'):
     return empty if value is None else str(value)
 
 
+def _frozen(value):
+    # CRIU's frozen time, kept to the microsecond: shown to the millisecond. None: no statistics (engine path).
+    return '-' if value is None else '%.3f' % value
+
+
 def maintenance_report_lines(manifest):
     """The report of a run as lines of a table: one per container, then the run's status."""
     out = _manifest(manifest)
@@ -280,11 +421,17 @@ def maintenance_report_lines(manifest):
             str(entry.get('container')),
             '-' if size is None else _size(size),
             _cell(entry.get('checkpoint_seconds')),
+            _frozen(entry.get('frozen_seconds')),
             _cell(entry.get('restore_seconds') or None),  # 0: nothing was restored
             '%s%s' % (entry.get('status'), ' (verified)' if entry.get('verified') else ''),
         ))
+    for holder in out.get('holders', []):
+        rows.append((str(holder.get('name')), '-', '-', '-', '-', 'holder %s' % holder.get('status')))
+    for entry in out.get('ineligible', []):
+        rows.append((str(entry.get('container')), '-', '-', '-', '-',
+                     '%s (not checkpointed)' % entry.get('status', SKIPPED)))
     width = max(len(row[0]) for row in rows)
-    lines = ['%-*s  %10s  %12s  %9s  %s' % ((width,) + tuple(row)) for row in rows]
+    lines = ['%-*s  %10s  %12s  %8s  %9s  %s' % ((width,) + tuple(row)) for row in rows]
     lines.append('run %s: %s' % (out.get('run_id'), out.get('status')))
     return lines
 
@@ -299,6 +446,7 @@ class FilterModule:
             'maintenance_checkpointed': maintenance_checkpointed,
             'maintenance_restores': maintenance_restores,
             'maintenance_restored': maintenance_restored,
+            'maintenance_holders_started': maintenance_holders_started,
             'maintenance_recovering': maintenance_recovering,
             'maintenance_state': maintenance_state,
             'maintenance_report_lines': maintenance_report_lines,

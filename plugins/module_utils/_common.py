@@ -27,6 +27,15 @@ HELD_RESTART_POLICIES = ('always', 'unless-stopped', 'on-failure')
 # started again (cold) before the containers in it are restored.
 HOLDER_LABEL = 'cryo.docker.network-holder'
 
+# The options of the modules that work on one container or several (container, containers, parallel).
+CONTAINERS_SPEC = dict(
+    container=dict(type='str'),
+    containers=dict(type='list', elements='str'),
+    parallel=dict(type='int'),
+)
+CONTAINERS_RULES = dict(mutually_exclusive=[('container', 'containers')],
+                        required_one_of=[('container', 'containers')])
+
 # What the engine accepts as a checkpoint name (moby's restrictedNamePattern).
 CHECKPOINT_NAME_RE = re.compile(r'^[a-zA-Z0-9][a-zA-Z0-9_.-]+$')
 
@@ -67,10 +76,11 @@ class Manager:
         raise NotImplementedError
 
 
-def run(manager_class, argument_spec):
-    """A module's whole run: parse its arguments, then plan, act and report with manager_class(module);
-    exit with the report, or fail with the ModuleError a step raised. Every module supports check mode."""
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+def run(manager_class, argument_spec, **rules):
+    """A module's whole run: parse its arguments (argument_spec, and rules such as mutually_exclusive),
+    then plan, act and report with manager_class(module); exit with the report, or fail with the
+    ModuleError a step raised. Every module supports check mode."""
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **rules)
     try:
         manager = manager_class(module)
         manager.plan()

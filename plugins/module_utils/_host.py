@@ -188,6 +188,13 @@ def runtime_root(exec_root, runtime='runc', namespace=ENGINE_NAMESPACE):
     return os.path.join(exec_root, 'runtime-' + runtime, namespace)
 
 
+def task_bundle_dirs(data_root, exec_root, container_id, namespace=ENGINE_NAMESPACE):
+    """Where containerd's runc shim may keep a container's task bundle (its CRIU work directory on restore,
+    stats-restore included), for the containerd dockerd starts: under its data root or its exec root."""
+    return [os.path.join(root, 'containerd', 'daemon', 'io.containerd.runtime.v2.task', namespace, container_id)
+            for root in (data_root, exec_root) if root]
+
+
 def unix_socket_path(docker_host):
     """The socket path of a unix:// docker_host, or None for any other kind of address."""
     if docker_host and docker_host.startswith('unix://'):

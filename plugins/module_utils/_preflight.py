@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 import re
 
-from ansible_collections.cryo.docker.plugins.module_utils._common import HELD_RESTART_POLICIES
+from ansible_collections.cryo.docker.plugins.module_utils._common import HELD_RESTART_POLICIES, HOLDER_LABEL
 from ansible_collections.cryo.docker.plugins.module_utils._criu import (
     min_version_for_kernel,
     version_at_least,
@@ -487,7 +487,11 @@ def check_container(name, inspect, engine_version, live_restore, engine_started,
 
     network = host_config.get('NetworkMode') or 'default'
     entry = unrestorable(engine_version, network)
-    if entry is not None and entry['own_netns_only']:
+    if (config.get('Labels') or {}).get(HOLDER_LABEL) == 'true':
+        out.append(check(label + ': network', PASS,
+                         'A network holder (label %s): it owns the network namespace of the containers that join it, '
+                         'is never checkpointed, and is started afresh before they are restored.' % HOLDER_LABEL))
+    elif entry is not None and entry['own_netns_only']:
         out.append(check(label + ': network', FAIL, 'Has its own network namespace (%s) on Docker Engine %s: %s. '
                                                     'See %s.' % (network, engine_version, entry['reason'],
                                                                  entry['reference']), entry['remedy']))

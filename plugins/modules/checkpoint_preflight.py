@@ -65,7 +65,8 @@ description:
     which must run at restore; V(fail) with its own network namespace on the engines above); mounts
     (V(warn) - bind mounts of sockets, of host devices or C(/dev), of the host's C(/proc) or C(/sys),
     mounts with shared propagation, and C(--device) entries; runc passes every bind mount to CRIU
-    as an external mount, so an ordinary directory or file bind mount and named volumes are fine, but what a process holds open through such a mount cannot be dumped).
+    as an external mount, so an ordinary directory or file bind mount and named volumes are fine, but
+    what a process holds open through such a mount cannot be dumped).
   - Runs on the engine's host - the kernel, CRIU, C(/proc) and the free space it reads are local.
 extends_documentation_fragment:
   - cryo.docker._docker

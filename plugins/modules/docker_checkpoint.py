@@ -11,8 +11,15 @@ module: docker_checkpoint
 short_description: Checkpoint a running Docker container with CRIU, or remove a checkpoint
 version_added: 0.1.0
 description:
-  - Freezes a running container into a checkpoint on disk (CRIU, through the Docker Engine API),
-    so that M(cryo.docker.docker_restore) can later resume it exactly where it stopped.
+  - Freezes a running container into a checkpoint on disk (CRIU), so that
+    M(cryo.docker.docker_restore) can later resume it exactly where it stopped.
+  - Two paths (O(method)). The engine's (C(docker checkpoint create)) passes CRIU's images through
+    containerd's content store as a tarball, at about 40 MB/s, and needs about twice the memory
+    size in temporary space. The runtime's runs C(runc checkpoint) with the engine's own runc,
+    state root and CRIU, writing the images straight into the engine's checkpoint place (or
+    O(checkpoint_dir)) - an order of magnitude faster, with no second copy. Either way the engine
+    stays the owner - it sees the container exit, lists the checkpoint and restores it - and
+    everything below holds the same.
   - Idempotent - an existing checkpoint of that name is left alone.
   - A checkpoint that fails leaves the container running; the module checks that it is and
     quotes the C(Error) lines of CRIU's log.
@@ -26,6 +33,24 @@ extends_documentation_fragment:
   - cryo.docker._docker.checkpoint
   - cryo.docker._attributes
 options:
+  method:
+    description:
+      - How the checkpoint is taken.
+      - V(engine) asks the Docker Engine (its checkpoint endpoint).
+      - V(runtime) runs the engine's runc directly (C(runc --root <state root> checkpoint --image-path
+        <dir> --work-path <dir> <id>)), with dockerd's PATH so that it runs the CRIU the engine would, and
+        C(/etc/criu/runc.conf) read by runc as always. It needs the module on the engine's host, a local
+        (C(unix://)) O(docker_host), runc as the container's runtime (not crun, gVisor or Kata), a rootful
+        engine, runc state where the engine's layout puts it (C(<exec-root>/runtime-runc/moby/<id>)), and a
+        container started by the current engine process (not one kept alive through a restart by
+        live-restore). The task fails, saying which of these does not hold, when one does not.
+      - V(auto) takes the runtime path where it can and the engine's otherwise, saying why in
+        RV(method_reason).
+      - CRIU's work directory is the checkpoint's own with the runtime path, so C(stats-dump) stays beside
+        the images and its figures are returned in RV(stats); the engine path discards it.
+    type: str
+    choices: [auto, engine, runtime]
+    default: auto
   state:
     description:
       - V(present) makes sure the checkpoint exists, taking it if needed.
@@ -153,9 +178,65 @@ duration:
   sample: 0.21
 attempts:
   description: Engine calls made to take the checkpoint (more than 1 after a transient containerd error).
-  returned: when a checkpoint was taken
+  returned: when a checkpoint was taken through the engine
   type: int
   sample: 1
+method:
+  description: The path the checkpoint was taken (or in check mode would be taken) through - V(engine) or V(runtime).
+  returned: when a checkpoint was taken or would be
+  type: str
+  sample: runtime
+method_reason:
+  description: Why O(method=auto) took the engine path.
+  returned: when O(method=auto) could not take the runtime path
+  type: str
+  sample: "the runtime path cannot be taken: the engine at tcp://10.0.0.5:2376 is remote: ..."
+stats:
+  description:
+    - CRIU's statistics of the dump, from the C(stats-dump) it leaves in its work directory (the runtime
+      path keeps it; null through the engine, which discards it, and when nothing was taken). Times in
+      microseconds, as Podman's C(--print-stats) reports them.
+  returned: success
+  type: dict
+  contains:
+    freezing_time:
+      description: Microseconds CRIU took to freeze the processes.
+      type: int
+    frozen_time:
+      description: Microseconds the processes stayed frozen (the blackout of a C(leave_running) checkpoint).
+      type: int
+    memdump_time:
+      description: Microseconds spent collecting the memory pages.
+      type: int
+    memwrite_time:
+      description: Microseconds spent writing them.
+      type: int
+    pages_scanned:
+      description: Memory pages looked at.
+      type: int
+    pages_skipped_parent:
+      description: Pages not written because a parent image had them (pre-dumps; 0 here).
+      type: int
+    pages_written:
+      description: Pages written.
+      type: int
+    pages_lazy:
+      description: Pages left for lazy migration (0 here).
+      type: int
+  sample: {freezing_time: 101065, frozen_time: 63941, memdump_time: 557, memwrite_time: 224, pages_scanned: 48,
+           pages_skipped_parent: 0, pages_written: 34, pages_lazy: 0}
+results:
+  description:
+    - With O(containers) - one entry per container, in the order given, with the keys a run with
+      O(container) returns (RV(checkpoint), RV(duration), RV(method), RV(stats), ...) and C(container) (the name as
+      given); a container that failed has C(failed), C(msg) and the failure keys (RV(criu_errors), ...).
+  returned: with O(containers)
+  type: list
+  elements: dict
+  sample:
+    - {container: web, changed: true, method: runtime, duration: 0.21, checkpoint: {name: maint, size: 264192}}
+    - {container: db, changed: false, failed: true, msg: "Checkpoint maint of container db failed: ...",
+       container_running: true}
 criu_errors:
   description: The C(Error) lines of CRIU's log when the checkpoint failed.
   returned: failure
@@ -172,168 +253,13 @@ container_running:
   type: bool
 """
 
-import os
-import shutil
-import time
-
-from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
-from ansible_collections.cryo.docker.plugins.module_utils._common import (
-    HELD_RESTART_POLICIES,
-    Manager,
-    ModuleError,
-    check_checkpoint_dir,
-    check_checkpoint_name,
-    run,
-)
-from ansible_collections.cryo.docker.plugins.module_utils._criu import failure_log, quote_errors
-from ansible_collections.cryo.docker.plugins.module_utils._engine import EngineError, connect, docker_argument_spec
-from ansible_collections.cryo.docker.plugins.module_utils._preflight import unrestorable, unrestorable_msg
-
-
-class Checkpointer(Manager):
-    """plan: does the checkpoint exist, may the container be checkpointed; act: take it (restart policy
-    held, a retake under a temporary name) or remove it; report: the checkpoint as it is now."""
-
-    def __init__(self, module):
-        super().__init__(module)
-        self.name = self.params['checkpoint']
-        self.custom_dir = self.params['checkpoint_dir']
-        check_checkpoint_name(self.name)
-        check_checkpoint_dir(self.custom_dir)
-        self.engine = connect(self.params)
-        self.engine_version = self.engine.require_experimental().get('Version')
-        self.info = self.engine.inspect(self.params['container'])
-        self.container_id = self.info['Id']
-        self.container_name = self.info['Name'].lstrip('/')
-        self.base = self.custom_dir or store.engine_dir(self.engine.data_root(), self.container_id)
-        self.before = self.after = []
-        self.taken = dict(duration=0.0)
-
-    def describe(self):
-        return store.describe(os.path.join(self.base, self.name), self.name, self.container_name, self.container_id)
-
-    # -- plan
-
-    def plan(self):
-        if not self.custom_dir or os.path.isdir(self.custom_dir):
-            self.before = self.engine.list_checkpoints(self.container_id, self.custom_dir)
-        exists = self.name in self.before
-        if self.params['state'] == 'absent':
-            self.changed = exists
-            self.after = [name for name in self.before if name != self.name]
-            return
-        self.after = sorted(set(self.before) | {self.name})
-        if exists and not self.params['force']:
-            return
-        if not self.info['State'].get('Running'):
-            raise ModuleError(
-                'Container %s is %s, and only a running container can be checkpointed%s. Start it, or restore '
-                'it from a checkpoint with cryo.docker.docker_restore.'
-                % (self.container_name, self.info['State'].get('Status'),
-                   ' (its checkpoint %s was left as it is)' % self.name if exists else ''))
-        self.refuse_unrestorable()
-        self.changed = True
-
-    def refuse_unrestorable(self):
-        """Never stop a container at a checkpoint this engine cannot restore, unless asked to."""
-        network = self.info['HostConfig'].get('NetworkMode')
-        entry = unrestorable(self.engine_version, network)
-        if entry is None:
-            return
-        msg = unrestorable_msg(self.engine_version, network, entry)
-        if self.params['leave_running']:
-            self.module.warn('Checkpoint %s of %s is taken with leave_running for inspection: it cannot be restored '
-                             'on this engine. %s' % (self.name, self.container_name, msg))
-        elif self.params['allow_unrestorable']:
-            self.module.warn('Container %s stops at checkpoint %s although this engine cannot restore it '
-                             '(allow_unrestorable). %s' % (self.container_name, self.name, msg))
-        else:
-            raise ModuleError('Checkpoint %s of container %s was not taken, and the container is still running '
-                              'untouched: stopping it at this checkpoint would lose it. %s Set allow_unrestorable: '
-                              'true to take it anyway (the container stops), or leave_running: true for a '
-                              'checkpoint to inspect.' % (self.name, self.container_name, msg),
-                              engine_version=self.engine_version, network_mode=network,
-                              reference=entry['reference'])
-
-    # -- act
-
-    def act(self):
-        if self.params['state'] == 'absent':
-            self.engine.delete_checkpoint(self.container_id, self.name, self.custom_dir)
-            return
-        replacing = self.name in self.before
-        if self.custom_dir:
-            store.ensure_private_dir(self.custom_dir)
-        # A retake goes under a temporary name and replaces the old checkpoint only once it succeeded.
-        target = self.name + '.cryo-new' if replacing else self.name
-        if replacing:
-            shutil.rmtree(os.path.join(self.base, target), ignore_errors=True)
-        policy = self.info['HostConfig'].get('RestartPolicy') or {'Name': 'no'}
-        held = (self.params['hold_restart_policy'] and not self.params['leave_running']
-                and policy.get('Name') in HELD_RESTART_POLICIES)
-        if held:
-            self.engine.set_restart_policy(self.container_id, {'Name': 'no'})
-        started = time.monotonic()
-        try:
-            self.taken['attempts'] = self.engine.create_checkpoint(
-                self.container_id, target, self.params['leave_running'], self.custom_dir)
-            if not self.params['leave_running']:
-                self.engine.wait_stopped(self.container_id)
-        except EngineError as exc:
-            if held:
-                self.engine.set_restart_policy(self.container_id, policy)
-            raise self.checkpoint_failed(exc)
-        self.taken['duration'] = round(time.monotonic() - started, 3)
-        path = os.path.join(self.base, self.name)
-        if replacing:
-            store.swap_in(os.path.join(self.base, target), path)
-        if not os.path.isdir(path):
-            self.module.warn('The checkpoint files are not on this host (%s), so its restart policy and time '
-                             'were not recorded. Run the module on the engine host.' % path)
-            return
-        store.write_metadata(path, dict(
-            checkpoint=self.name, container=self.container_name, container_id=self.container_id,
-            image=self.info['Config'].get('Image'), created=store.now_iso(),
-            leave_running=self.params['leave_running'], restart_policy=policy, duration=self.taken['duration']))
-
-    def checkpoint_failed(self, exc):
-        """The error for a checkpoint the engine refused: CRIU's reasons, and whether the container runs."""
-        running = self.engine.inspect(self.container_id)['State'].get('Running')
-        log, errors = failure_log(exc.engine_message)
-        msg = 'Checkpoint %s of container %s failed: %s' % (self.name, self.container_name, exc.msg)
-        if errors:
-            msg += ' CRIU says: %s (log: %s).' % (quote_errors(errors), log)
-        msg += (' The container is still running; nothing was lost.' if running else
-                ' The container is NOT running any more: start it again (docker start), since no usable '
-                'checkpoint was taken.')
-        details = dict(exc.fail_kwargs(), criu_errors=errors, container_running=running)
-        if log:
-            details['criu_log'] = log
-        details.pop('msg')
-        return ModuleError(msg, **details)
-
-    # -- report
-
-    def report(self):
-        result = dict(changed=self.changed, checkpoint={}, **self.taken)
-        if self.params['state'] == 'present':
-            result['checkpoint'] = self.describe()
-            if self.changed and self.module.check_mode:
-                result['checkpoint'].update(created=None, size=None)
-        if self.changed and self.module._diff:
-            status = self.info['State'].get('Status')
-            if self.params['state'] == 'present':
-                after = 'running' if self.params['leave_running'] else 'exited'
-            else:
-                after = status
-            result['diff'] = dict(before=dict(checkpoints=self.before, container_state=status),
-                                  after=dict(checkpoints=self.after, container_state=after))
-        return result
+from ansible_collections.cryo.docker.plugins.module_utils._common import CONTAINERS_RULES, CONTAINERS_SPEC, run
+from ansible_collections.cryo.docker.plugins.module_utils._engine import docker_argument_spec
+from ansible_collections.cryo.docker.plugins.module_utils._lifecycle import CheckpointBatch
 
 
 def main():
     argument_spec = docker_argument_spec(
-        container=dict(type='str', required=True),
         checkpoint=dict(type='str', required=True),
         state=dict(type='str', default='present', choices=['present', 'absent']),
         leave_running=dict(type='bool', default=False),
@@ -341,8 +267,10 @@ def main():
         force=dict(type='bool', default=False),
         hold_restart_policy=dict(type='bool', default=True),
         allow_unrestorable=dict(type='bool', default=False),
+        method=dict(type='str', default='auto', choices=['auto', 'engine', 'runtime']),
+        **CONTAINERS_SPEC
     )
-    run(Checkpointer, argument_spec)
+    run(CheckpointBatch, argument_spec, **CONTAINERS_RULES)
 
 
 if __name__ == '__main__':

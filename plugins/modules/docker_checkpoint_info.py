@@ -15,6 +15,8 @@ description:
   - With O(checkpoint_dir), lists the checkpoints in that directory instead of the engine's own place;
     without O(container) every checkpoint found there is listed, with the container recorded
     when it was taken.
+  - With O(details=true), also says what is inside each checkpoint - its process tree, open files,
+    sockets and memory - decoded from CRIU's image files, and the statistics CRIU kept of the dump.
   - Never changes anything.
 extends_documentation_fragment:
   - cryo.docker._docker
@@ -30,6 +32,25 @@ options:
       - Absolute path of a directory checkpoints were taken into (see
         O(cryo.docker.docker_checkpoint#module:checkpoint_dir)).
     type: path
+  details:
+    description:
+      - Decode each checkpoint's CRIU images and return RV(checkpoints[].processes),
+        RV(checkpoints[].files), RV(checkpoints[].sockets), RV(checkpoints[].stats) and
+        RV(checkpoints[].details_notes).
+      - The images are read on the host that runs the module, which must be the engine's host (or the
+        one that holds O(checkpoint_dir)), as root - checkpoint files are readable by root only.
+      - The decoder is the collection's own, in Python's standard library - it reads the few images it
+        needs (C(pstree.img), C(core-PID.img), C(ids-PID.img), C(fs-PID.img), C(fdinfo-N.img), C(files.img),
+        C(mm-PID.img), C(pagemap-PID.img), and of C(pages-N.img) only the page that holds a command line)
+        with the field numbers of CRIU's C(images/*.proto). CRIU's own C(crit) / pycriu would need the
+        protobuf Python package, in a version that matches the C(protoc) CRIU was built with, in the Python
+        that runs the module, on every managed host; the collection needs nothing but the docker SDK.
+        The tests compare its output with C(crit)'s on real checkpoints.
+      - Images that cannot be read (a damaged file, an image of an unknown kind, a checkpoint not on
+        this host) never fail the task - what could not be read, and why, is said in
+        RV(checkpoints[].details_notes).
+    type: bool
+    default: false
 seealso:
   - module: cryo.docker.docker_checkpoint
   - module: cryo.docker.docker_restore
@@ -58,9 +79,21 @@ EXAMPLES = r"""
   loop_control:
     label: "{{ item.container }}/{{ item.name }}"
 
-- name: Forensic snapshots kept in a directory
+- name: Forensic snapshots kept in a directory, with what is inside them
   cryo.docker.docker_checkpoint_info:
     checkpoint_dir: /srv/forensics
+    details: true
+  register: forensics
+
+- name: Which processes listened on which port
+  ansible.builtin.debug:
+    msg: >-
+      {{ item.0.name }}: {{ item.1.pid }} ({{ (item.0.processes | selectattr('pid', 'eq', item.1.pid) | first).command }})
+      on {{ item.1.local_address }}:{{ item.1.local_port }}
+  loop: "{{ forensics.checkpoints | subelements('sockets') }}"
+  loop_control:
+    label: "{{ item.0.name }} fd {{ item.1.fd }}"
+  when: item.1.state == 'listen'
 """
 
 RETURN = r"""
@@ -102,17 +135,180 @@ checkpoints:
       description: Whether it was taken with leave_running (null when not taken by this collection).
       type: bool
       sample: false
+    processes:
+      description:
+        - The processes the checkpoint holds, parents before their children (the order of CRIU's
+          C(pstree.img)).
+        - Null when the process tree cannot be read (see RV(checkpoints[].details_notes)); a field of a
+          process whose image cannot be read is null, with a note.
+      returned: with O(details=true)
+      type: list
+      elements: dict
+      contains:
+        pid:
+          description: Process id, as the container's own PID namespace numbers it (1 is the container's first process).
+          type: int
+        ppid:
+          description: Parent's pid (0 for the container's first process).
+          type: int
+        pgid:
+          description: Process group id.
+          type: int
+        sid:
+          description: Session id.
+          type: int
+        threads:
+          description: Number of threads.
+          type: int
+        state:
+          description: V(alive), V(stopped) (by a signal) or V(zombie) (exited, not yet waited for by its parent), as CRIU recorded it.
+          type: str
+        command:
+          description: The command name the kernel keeps for the process (C(comm), at most 15 characters).
+          type: str
+        command_line:
+          description:
+            - Its arguments, as C(/proc/PID/cmdline) gave them - read from the process's own memory in the
+              checkpoint (the area between C(mm_arg_start) and C(mm_arg_end) of C(mm-PID.img)).
+            - Null for a zombie, and when the page is not in the checkpoint.
+          type: list
+          elements: str
+        executable:
+          description: Path of the program it runs (C(/proc/PID/exe)), inside the container.
+          type: str
+        cwd:
+          description: Its working directory, inside the container.
+          type: str
+        memory:
+          description: Its memory, in bytes (null for a zombie).
+          type: dict
+          contains:
+            mapped:
+              description:
+                - Size of its address space - the sum of the sizes of its memory mappings (VMAs in
+                  C(mm-PID.img)), the C([vsyscall]) page left out - what C(/proc/PID/status) calls C(VmSize).
+              type: int
+            written:
+              description:
+                - Bytes of its memory the checkpoint holds - the pages CRIU wrote to its C(pages-N.img)
+                  (the present entries of C(pagemap-PID.img)) - its private memory that was in use,
+                  anonymous or a changed copy of a file. Shared memory is kept apart and not counted.
+                - The sum over all processes is the checkpoint's C(pages_written) times the page size.
+              type: int
+      sample:
+        - {pid: 1, ppid: 0, pgid: 1, sid: 1, threads: 1, state: alive, command: sh,
+           command_line: [/bin/sh, -c, "i=0; while true; do echo $i; i=$(expr $i + 1); sleep 1; done"],
+           executable: /bin/busybox, cwd: /, memory: {mapped: 2322432, written: 77824}}
+        - {pid: 17, ppid: 1, pgid: 1, sid: 1, threads: 1, state: alive, command: sleep, command_line: [sleep, "1"],
+           executable: /bin/busybox, cwd: /, memory: {mapped: 2322432, written: 61440}}
+    files:
+      description:
+        - The open file descriptors of every process, by process (in RV(checkpoints[].processes) order) and fd.
+        - Null when CRIU's C(files.img) cannot be read.
+      returned: with O(details=true)
+      type: list
+      elements: dict
+      contains:
+        pid:
+          description: The process that holds it.
+          type: int
+        fd:
+          description: The file descriptor number.
+          type: int
+        type:
+          description: >-
+            What it is - V(file), V(pipe), V(fifo), V(socket), V(tty), V(eventfd), V(eventpoll), V(inotify),
+            V(fanotify), V(signalfd), V(timerfd), V(memfd), V(namespace), V(tun), V(bpf-map), V(pidfd),
+            V(external) (a file CRIU was told to leave to the restorer) or V(unknown).
+          type: str
+        path:
+          description: >-
+            What C(/proc/PID/fd/FD) shows - the path inside the container of a file, fifo or terminal,
+            C(pipe:[ID]), C(socket:[INODE]) (details in RV(checkpoints[].sockets)), C(anon_inode:[eventfd]) and
+            so on; null when the checkpoint does not say.
+          type: str
+        access:
+          description: V(read), V(write) or V(read-write) for a file or memfd, null otherwise.
+          type: str
+      sample:
+        - {pid: 1, fd: 0, type: file, path: /dev/null, access: read-write}
+        - {pid: 1, fd: 1, type: pipe, path: "pipe:[1255925]", access: null}
+        - {pid: 1, fd: 3, type: socket, path: "socket:[1255971]", access: null}
+    sockets:
+      description:
+        - The sockets among RV(checkpoints[].files), one per descriptor.
+        - Null when CRIU's C(files.img) cannot be read.
+      returned: with O(details=true)
+      type: list
+      elements: dict
+      contains:
+        pid:
+          description: The process that holds it.
+          type: int
+        fd:
+          description: Its file descriptor.
+          type: int
+        family:
+          description: V(inet), V(inet6), V(unix), V(packet) or V(netlink).
+          type: str
+        type:
+          description: V(stream), V(dgram), V(seqpacket), V(raw) (null when not recorded).
+          type: str
+        protocol:
+          description: V(tcp), V(udp) and so on for inet sockets; the protocol number otherwise.
+          type: raw
+        state:
+          description: >-
+            The kernel's socket state - V(listen), V(established), V(close) (for UDP and unix sockets - not
+            connected), V(syn-sent), V(time-wait), ...
+          type: str
+        local_address:
+          description: The address it is bound to (V(0.0.0.0) or V(::) for any); for a unix socket its path, or C(@NAME) when abstract.
+          type: str
+        local_port:
+          description: The port it is bound to (inet sockets).
+          type: int
+        remote_address:
+          description: The peer's address when connected (for a unix socket, the peer's name); null otherwise.
+          type: str
+        remote_port:
+          description: The peer's port when connected.
+          type: int
+        inode:
+          description: The socket's inode number (the C(socket:[INODE]) of RV(checkpoints[].files)).
+          type: int
+      sample:
+        - {pid: 1, fd: 3, family: inet6, type: stream, protocol: tcp, state: listen, local_address: "::", local_port: 8080,
+           remote_address: null, remote_port: null, inode: 1255971}
+    stats:
+      description:
+        - CRIU's statistics of the dump, from the C(stats-dump) CRIU left with the images (a checkpoint taken by
+          M(cryo.docker.docker_checkpoint) through the runtime keeps it); null when the checkpoint kept none (the
+          engine's path discards it). Times in microseconds, named as in
+          RV(cryo.docker.docker_checkpoint#module:stats).
+      returned: with O(details=true)
+      type: dict
+      sample: {freezing_time: 100960, frozen_time: 142144, memdump_time: 473, memwrite_time: 163, pages_scanned: 48,
+               pages_skipped_parent: 0, pages_written: 34, pages_lazy: 0}
+    details_notes:
+      description: What could not be decoded, one sentence each; empty when everything was read.
+      returned: with O(details=true)
+      type: list
+      elements: str
+      sample: ["process 17 (sleep): command line unknown: the page at 0x7ffd01a75f2e is not in the checkpoint"]
 """
 
 import os
 
 from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
+from ansible_collections.cryo.docker.plugins.module_utils import _images
 from ansible_collections.cryo.docker.plugins.module_utils._common import Manager, check_checkpoint_dir, run
 from ansible_collections.cryo.docker.plugins.module_utils._engine import connect, docker_argument_spec
 
 
 class CheckpointInfo(Manager):
-    """An information module: plan reads the engine and the checkpoint directories, report lists them."""
+    """An information module: plan reads the engine and the checkpoint directories (and, with details, the
+    images in them), report lists them."""
 
     def __init__(self, module):
         super().__init__(module)
@@ -122,16 +318,22 @@ class CheckpointInfo(Manager):
         self.checkpoints = []
 
     def plan(self):
+        self.checkpoints = self.find()
+        if self.params['details']:
+            for entry in self.checkpoints:
+                entry.update(_images.inspect(entry['directory']))
+
+    def find(self):
+        """The checkpoints asked for, as store.describe tells them."""
         container, checkpoint_dir = self.params['container'], self.params['checkpoint_dir']
         if checkpoint_dir and not container:
-            self.checkpoints = [store.describe(os.path.join(checkpoint_dir, name), name)
-                                for name in store.list_dir(checkpoint_dir)]
-            return
+            return [store.describe(os.path.join(checkpoint_dir, name), name) for name in store.list_dir(checkpoint_dir)]
         if container:
             targets = [self.engine.inspect(container)]
         else:
             targets = [self.engine.inspect(entry['Id']) for entry in self.engine.containers(all=True)]
         data_root = self.engine.data_root()
+        found = []
         for info in targets:
             container_id, name = info['Id'], info['Name'].lstrip('/')
             if checkpoint_dir:
@@ -139,8 +341,9 @@ class CheckpointInfo(Manager):
             else:
                 names = self.engine.list_checkpoints(container_id)
             base = checkpoint_dir or store.engine_dir(data_root, container_id)
-            self.checkpoints.extend(store.describe(os.path.join(base, checkpoint), checkpoint, name, container_id)
-                                    for checkpoint in names)
+            found.extend(store.describe(os.path.join(base, checkpoint), checkpoint, name, container_id)
+                         for checkpoint in names)
+        return found
 
     def report(self):
         return dict(changed=False,
@@ -151,6 +354,7 @@ def main():
     argument_spec = docker_argument_spec(
         container=dict(type='str'),
         checkpoint_dir=dict(type='path'),
+        details=dict(type='bool', default=False),
     )
     run(CheckpointInfo, argument_spec)
 

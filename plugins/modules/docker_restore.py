@@ -199,6 +199,40 @@ duration:
   returned: always
   type: float
   sample: 0.31
+stats:
+  description:
+    - CRIU's statistics of the restore (C(stats-restore)), where the restore left them - in the copy of the
+      checkpoint containerd 1.6 and 1.7 make to restore it (read before that copy is removed); else null.
+      Times in microseconds.
+  returned: always
+  type: dict
+  contains:
+    pages_compared:
+      description: Pages compared with a parent (0 here).
+      type: int
+    pages_skipped_cow:
+      description: Pages shared copy-on-write instead of restored.
+      type: int
+    forking_time:
+      description: Microseconds spent recreating the process tree.
+      type: int
+    restore_time:
+      description: Microseconds the restore took in CRIU.
+      type: int
+    pages_restored:
+      description: Pages restored.
+      type: int
+  sample: {pages_compared: 0, pages_skipped_cow: 0, forking_time: 410, restore_time: 58213, pages_restored: 34}
+results:
+  description:
+    - With O(containers) - one entry per container, in the order given, with the keys a run with
+      O(container) returns (RV(restored), RV(verified), RV(container), RV(duration), ...); a container that
+      failed has C(failed), C(msg), the failure keys and C(container.name).
+  returned: with O(containers)
+  type: list
+  elements: dict
+  sample:
+    - {container: {name: web, running: true}, changed: true, restored: true, verified: true, duration: 0.31}
 criu_errors:
   description: The C(Error) lines of CRIU's restore log, when the restore failed.
   returned: when the restore failed
@@ -210,262 +244,13 @@ criu_log:
   type: str
 """
 
-import os
-import shutil
-import time
-
-from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
-from ansible_collections.cryo.docker.plugins.module_utils._common import (
-    Manager,
-    ModuleError,
-    check_checkpoint_dir,
-    check_checkpoint_name,
-    run,
-)
-from ansible_collections.cryo.docker.plugins.module_utils._criu import failure_log, quote_errors
-from ansible_collections.cryo.docker.plugins.module_utils._engine import EngineError, connect, docker_argument_spec
-
-
-class RestoreFailure:
-    """Why a restore did not give the checkpointed processes back."""
-
-    def __init__(self, reason, engine_message=None, details=None, running_fresh=False):
-        self.reason = reason
-        self.engine_message = engine_message
-        self.details = details or {}
-        self.running_fresh = running_fresh
-
-
-class Restorer(Manager):
-    """plan: where the checkpoint is and whether the container needs it (restore, cold start, nothing);
-    act: stage, restore, verify, put the restart policy back, fall back or fail; report: the outcome."""
-
-    def __init__(self, module):
-        super().__init__(module)
-        self.name = self.params['checkpoint']
-        check_checkpoint_name(self.name)
-        check_checkpoint_dir(self.params['checkpoint_dir'])
-        self.engine = connect(self.params)
-        self.engine.require_experimental()
-        self.info = self.engine.inspect(self.params['container'])
-        self.container_id = self.info['Id']
-        self.container_name = self.info['Name'].lstrip('/')
-        self.engine_path = os.path.join(store.engine_dir(self.engine.data_root(), self.container_id), self.name)
-        custom = self.params['checkpoint_dir']
-        self.source = os.path.join(custom, self.name) if custom else self.engine_path
-        self.action = None  # restore or cold_start: what act() does
-        self.staged = False
-        self.outcome = dict(restored=False, verified=None, fallback_used=False, checkpoint_removed=False,
-                            duration=0.0, containerd_copies_removed=0, checkpoint={},
-                            verification=dict(method='none', detail='not verified'))
-
-    # -- plan
-
-    def plan(self):
-        running = self.info['State'].get('Running')
-        if not self.checkpoint_found():
-            # fallback: cold_start, and this container has no such checkpoint.
-            self.action = 'cold_start'
-            self.changed = not running
-            self.outcome.update(fallback_used=self.changed, verified=False if self.changed else None)
-            return
-        self.outcome['checkpoint'] = store.describe(self.source, self.name, self.container_name, self.container_id)
-        if running and not self.params['force']:
-            check = store.verify_resumed(self.source, self.info['State'].get('Pid'))
-            self.outcome.update(verification=check, verified=check['verified'])
-            if check['verified'] is False:
-                self.module.warn(
-                    'Container %s is running, but not from checkpoint %s (%s): something else started it, for '
-                    'example its restart policy. Nothing was restored; use force: true to rewind it to the '
-                    'checkpoint.' % (self.container_name, self.name, check['detail']))
-            return
-        self.check_network_holder()
-        self.action = 'restore'
-        self.changed = True
-
-    def check_network_holder(self):
-        """A container in another container's network namespace restores into it: that one must run."""
-        network = self.info['HostConfig'].get('NetworkMode') or ''
-        if not network.startswith('container:'):
-            return
-        holder = network[len('container:'):]
-        try:
-            state = self.engine.inspect(holder)['State']
-        except EngineError as exc:
-            if exc.status != 404:
-                raise
-            raise ModuleError('Container %s joins the network namespace of container %s, which does not exist, so it '
-                              'cannot be restored; nothing was done and checkpoint %s was kept. Create the network '
-                              'holder again (cryo.docker.docker_network_holder) - a container\'s network mode '
-                              'cannot change, so it must be the container named in its NetworkMode - then run '
-                              'this again.' % (self.container_name, holder, self.name), network_mode=network)
-        if not state.get('Running'):
-            raise ModuleError('Container %s joins the network namespace of container %s, which is %s, so it cannot be '
-                              'restored; nothing was done and checkpoint %s was kept. Start the network holder '
-                              'first (cryo.docker.docker_network_holder with state started), then run this again.'
-                              % (self.container_name, holder, state.get('Status'), self.name), network_mode=network)
-
-    def checkpoint_found(self):
-        """True when the checkpoint is there; False when it is not and fallback allows a cold start."""
-        if self.params['checkpoint_dir']:
-            if store.looks_like_checkpoint(self.source):
-                return True
-            raise ModuleError(
-                'Checkpoint %s is not in %s (no %s/inventory.img). Check checkpoint and checkpoint_dir; '
-                'cryo.docker.docker_checkpoint_info lists what a directory holds.'
-                % (self.name, self.params['checkpoint_dir'], self.source))
-        if self.name in self.engine.list_checkpoints(self.container_id):
-            return True
-        if self.params['fallback'] == 'cold_start':
-            return False
-        raise ModuleError(
-            'Container %s has no checkpoint named %s. cryo.docker.docker_checkpoint_info lists its checkpoints; '
-            'give checkpoint_dir if it was taken into another directory.' % (self.container_name, self.name))
-
-    # -- act
-
-    def act(self):
-        started = time.monotonic()
-        if self.action == 'cold_start':
-            self.engine.start(self.container_id)
-            self.outcome['duration'] = round(time.monotonic() - started, 3)
-            return
-        if self.info['State'].get('Running'):
-            self.engine.stop(self.container_id, timeout=1)
-            self.engine.wait_stopped(self.container_id)
-        self.stage()
-        try:
-            started = time.monotonic()
-            failure = self.restore()
-            self.outcome['duration'] = round(time.monotonic() - started, 3)
-            if failure is None and self.params['verify']:
-                failure = self.verify()
-            elif failure is None:
-                self.outcome['verification'] = dict(method='none', detail='verify is false')
-        finally:
-            self.unstage()
-        if failure is not None:
-            self.fall_back(failure, started)
-            return
-        self.put_back_policy()
-        if self.params['keep_checkpoint']:
-            return
-        if self.outcome['verified']:
-            self.remove_checkpoint()
-        else:
-            self.module.warn('Checkpoint %s was kept although keep_checkpoint is false: the restore could not be '
-                             'verified.' % self.name)
-
-    def stage(self):
-        """The engine restores only from its own place: copy a checkpoint_dir checkpoint there."""
-        if not self.params['checkpoint_dir']:
-            return
-        if os.path.exists(self.engine_path):
-            raise ModuleError(
-                'Container %s already has a checkpoint named %s in the engine\'s place (%s), so the one in %s '
-                'cannot be staged there. Restore it without checkpoint_dir, or remove it first '
-                '(cryo.docker.docker_checkpoint state=absent).'
-                % (self.container_name, self.name, self.engine_path, self.params['checkpoint_dir']))
-        store.stage(self.source, self.engine_path)
-        self.staged = True
-
-    def unstage(self):
-        # The staged copy duplicates the checkpoint that stays in checkpoint_dir.
-        if self.staged:
-            shutil.rmtree(self.engine_path, ignore_errors=True)
-            self.staged = False
-
-    def restore(self):
-        """Start the container from the checkpoint; a RestoreFailure, or None once it runs."""
-        try:
-            self.engine.start_from_checkpoint(self.container_id, self.name)
-        except EngineError as exc:
-            return RestoreFailure(exc.msg, exc.engine_message, exc.fail_kwargs())
-        finally:
-            self.outcome['containerd_copies_removed'] = len(store.remove_containerd_copies(self.source))
-        state = self.engine.wait_running(self.container_id)['State']
-        if not state.get('Running'):
-            return RestoreFailure('the container is %s after the restore (exit code %s).'
-                                  % (state.get('Status'), state.get('ExitCode')), state.get('Error'))
-        self.outcome['restored'] = True
-        return None
-
-    def verify(self):
-        """Prove the running PID 1 is the checkpointed one; a RestoreFailure when it started afresh."""
-        pid = self.engine.inspect(self.container_id)['State'].get('Pid')
-        check = store.verify_resumed(self.source, pid)
-        self.outcome.update(verification=check, verified=check['verified'])
-        if check['verified'] is None:
-            self.module.warn('The restore of %s could not be verified: %s.' % (self.container_name, check['detail']))
-            return None
-        if check['verified']:
-            return None
-        self.outcome['restored'] = False
-        return RestoreFailure('the container is running but did not resume the checkpointed processes: it started '
-                              'afresh (%s). Its restart policy, or a containerd older than 1.5, can do this.'
-                              % check['detail'], running_fresh=True)
-
-    def fall_back(self, failure, started):
-        """fallback: cold_start starts the container afresh and reports it; fail raises, with CRIU's reasons."""
-        log, errors = failure_log(failure.engine_message)
-        msg = 'Restore of container %s from checkpoint %s failed: %s' % (self.container_name, self.name, failure.reason)
-        if errors:
-            msg += ' CRIU says: %s (log: %s).' % (quote_errors(errors), log)
-        details = dict(failure.details, criu_errors=errors)
-        details.pop('msg', None)
-        if log:
-            details['criu_log'] = log
-        if self.params['fallback'] != 'cold_start':
-            raise ModuleError(msg + (
-                ' The container runs afresh; the checkpoint was kept.' if failure.running_fresh else
-                ' The container stays stopped and the checkpoint was kept; fix the cause and run again, or use '
-                'fallback: cold_start to start it afresh.'), **details)
-        if not failure.running_fresh:
-            try:
-                self.engine.start(self.container_id)
-            except EngineError as exc:
-                raise ModuleError(msg + ' The cold start failed too: %s' % exc.msg, **details)
-        self.outcome.update(fallback_used=True, restored=False, verified=False, criu_errors=errors,
-                            duration=round(time.monotonic() - started, 3))
-        if log:
-            self.outcome['criu_log'] = log
-        self.module.warn(msg + ' The container was started afresh (fallback: cold_start); the checkpoint was kept.')
-        self.put_back_policy()
-
-    def put_back_policy(self):
-        recorded = self.outcome['checkpoint'].get('restart_policy')
-        if not self.params['restore_restart_policy'] or not recorded:
-            return
-        current = self.engine.inspect(self.container_id)['HostConfig'].get('RestartPolicy') or {}
-        if (current.get('Name') or 'no') != (recorded.get('Name') or 'no'):
-            self.engine.set_restart_policy(self.container_id, recorded)
-
-    def remove_checkpoint(self):
-        if self.params['checkpoint_dir']:
-            shutil.rmtree(self.source)
-        else:
-            self.engine.delete_checkpoint(self.container_id, self.name)
-        self.outcome['checkpoint_removed'] = True
-
-    # -- report
-
-    def report(self):
-        info = self.engine.inspect(self.container_id)
-        result = dict(self.outcome, changed=self.changed, restart_policy=info['HostConfig'].get('RestartPolicy'),
-                      container=dict(name=self.container_name, id=self.container_id,
-                                     status=info['State'].get('Status'), running=bool(info['State'].get('Running'))))
-        if self.action == 'cold_start' and self.changed:
-            self.module.warn('Container %s has no checkpoint named %s, so it was started afresh (fallback: '
-                             'cold_start).' % (self.container_name, self.name))
-        if self.changed and self.module._diff:
-            result['diff'] = dict(before=dict(container_state=self.info['State'].get('Status')),
-                                  after=dict(container_state='running', checkpoint=self.name))
-        return result
+from ansible_collections.cryo.docker.plugins.module_utils._common import CONTAINERS_RULES, CONTAINERS_SPEC, run
+from ansible_collections.cryo.docker.plugins.module_utils._engine import docker_argument_spec
+from ansible_collections.cryo.docker.plugins.module_utils._lifecycle import RestoreBatch
 
 
 def main():
     argument_spec = docker_argument_spec(
-        container=dict(type='str', required=True),
         checkpoint=dict(type='str', required=True),
         checkpoint_dir=dict(type='path'),
         force=dict(type='bool', default=False),
@@ -473,8 +258,9 @@ def main():
         restore_restart_policy=dict(type='bool', default=True),
         fallback=dict(type='str', default='fail', choices=['fail', 'cold_start']),
         keep_checkpoint=dict(type='bool', default=True),
+        **CONTAINERS_SPEC
     )
-    run(Restorer, argument_spec)
+    run(RestoreBatch, argument_spec, **CONTAINERS_RULES)
 
 
 if __name__ == '__main__':

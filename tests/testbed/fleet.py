@@ -11,11 +11,23 @@ ports work through docker-proxy (the userland proxy), which listens on the host.
 `Engine` is also the one way a test starts a Docker Engine of its own (another daemon.json,
 experimental off, live-restore): `with Engine('cryo-NAME', config={...}) as engine: engine.up()`.
 
+Engines of other Docker releases: `ENGINES` (below) is the one table of the engines the test bed
+runs, by name: the Debian packages their binaries come from (none: the system's docker.io 20.10)
+and the features of their daemon.json. `Engine('cryo-NAME', kind='28.5')` runs that one: its
+packages are downloaded from Debian's archive and unpacked under .cache/engines (once, by
+scripts/debian-archive.sh; kept between runs), and its dockerd runs from there, with a PATH of its
+own binaries first and then the service PATH (Debian 12's runc 1.1.5 in /usr/sbin: the packages'
+own runc needs glibc 2.38; CRIU 4.2.1 in /usr/local/sbin). `Fleet(kinds=[...])` makes one engine of
+each kind, with one inventory host each, named after the kind.
+
 Usage:
     fleet.py up [--count 3] [--prefix cryo-fleet]      start (keep those already running),
                                                        load the test image, write the inventory
     fleet.py status [--count 3] [--prefix cryo-fleet]  one line per engine
     fleet.py down [--count 3] [--prefix cryo-fleet]    stop every engine, remove its state
+    fleet.py up --kinds 20.10,26.1,28.5 [--prefix cryo-matrix]
+                                                       one engine of each kind of ENGINES instead
+    fleet.py fetch [--kinds ...]                       only download and unpack their packages
 
 The inventory (`/var/lib/PREFIX/inventory.yml`) has one host per engine (`fleet-1`, ...)
 in group `fleet`, with a local connection, `cryo_docker_host`, the variables
@@ -27,6 +39,7 @@ tests/testbed/helpers.py finds it: run `make collection` once.
 """
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -53,6 +66,30 @@ HOST = helpers.HOST
 STATE_DIR = '/var/lib/cryo-engines'
 START_TIMEOUT = 60
 STOP_TIMEOUT = 30
+
+# The Docker Engines the test bed runs, by name (an Engine's `kind`):
+#   packages        Debian packages (PACKAGE=VERSION) its binaries come from, in PATH order; none:
+#                   the system's docker.io (Debian 12: Engine 20.10.24, containerd 1.6.20)
+#   features        the "features" of its daemon.json (containerd-snapshotter: the containerd
+#                   image store, Docker 29's default)
+#   image_store     where it keeps images, as checkpoint_preflight reports it (facts.image_store)
+#   bridge_restores whether it restores a container that has a network namespace of its own
+#                   (bridge, none, a user network); Docker 28.0 to 29.x do not (moby/moby#50750):
+#                   the tests run their containers there in a network holder or on the host network
+ENGINES = {
+    '20.10': dict(packages=(), features={}, image_store='graphdriver', bridge_restores=True),
+    '26.1': dict(packages=('docker.io=26.1.5+dfsg1-9+deb13u1+b1', 'containerd=1.7.24~ds1-6+deb13u1'),
+                 features={}, image_store='graphdriver', bridge_restores=True),
+    '28.5': dict(packages=('docker.io=28.5.2+dfsg4-5', 'containerd=2.1.9+ds1-5'),
+                 features={}, image_store='graphdriver', bridge_restores=False),
+    '28.5-containerd': dict(packages=('docker.io=28.5.2+dfsg4-5', 'containerd=2.1.9+ds1-5'),
+                            features={'containerd-snapshotter': True}, image_store='containerd',
+                            bridge_restores=False),
+}
+# Where the packages are unpacked (PACKAGE_VERSION/ each) and apt's private state for them.
+PACKAGE_CACHE = os.path.join(helpers.ROOT, '.cache', 'engines')
+ARCHIVE_STATE = os.path.join(helpers.ROOT, '.cache', 'debian-archive')
+DEBIAN_ARCHIVE = os.path.join(helpers.ROOT, 'scripts', 'debian-archive.sh')
 
 
 def _run(argv, check=True):
@@ -84,6 +121,30 @@ def _processes():
     return HOST.processes()
 
 
+def package_dir(spec):
+    """Where the package PACKAGE=VERSION is unpacked."""
+    return os.path.join(PACKAGE_CACHE, spec.replace('=', '_', 1))
+
+
+def fetch(kinds=None):
+    """Download and unpack the packages of these kinds of ENGINES (all by default) into PACKAGE_CACHE,
+    those not there yet: scripts/debian-archive.sh, under a lock (several engines may start at once)."""
+    specs = []
+    for kind in ENGINES if kinds is None else kinds:
+        specs += [spec for spec in ENGINES[kind]['packages'] if spec not in specs]
+    missing = [spec for spec in specs if not os.path.isfile(os.path.join(package_dir(spec), '.unpacked'))]
+    if not missing:
+        return []
+    os.makedirs(PACKAGE_CACHE, exist_ok=True)
+    with open(os.path.join(PACKAGE_CACHE, '.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = subprocess.run([DEBIAN_ARCHIVE, 'unpack', PACKAGE_CACHE] + missing, capture_output=True, text=True,
+                              env=dict(os.environ, STATE=ARCHIVE_STATE), check=False)
+    if proc.returncode != 0:
+        raise RuntimeError('cannot fetch %s from Debian\'s archive: %s' % (' '.join(missing), proc.stderr.strip()))
+    return missing
+
+
 def _subnet(seed, first, index=None):
     """10.X.Y.1/24: X in first..first+49 from seed, Y the index or from seed too."""
     crc = zlib.crc32(seed.encode())
@@ -96,7 +157,9 @@ class Engine:
     name:  the engine's name (`cryo-...`): its socket /run/NAME.sock, pidfile /run/NAME.pid,
            exec root /run/NAME, cgroup parent NAME and bridge NAME (hashed past 15 characters).
     state_dir: where its data root, daemon.json and log live (in STATE_DIR/NAME by default).
-    config: the content of its daemon.json ({"experimental": true} by default); configure() changes it.
+    config: the content of its daemon.json ({"experimental": true} by default, with the kind's features);
+           configure() changes it.
+    kind:  which Docker Engine it runs, a name in ENGINES (by default the system's dockerd).
     host:  its inventory host name (the fleet's fleet-N; the name by default).
     bridge_address: its bridge's address, 10.X.Y.1/24 (by default from the name, 10.150-199.Y).
 
@@ -106,14 +169,22 @@ class Engine:
     at the end.
     """
 
-    def __init__(self, name, state_dir=STATE_DIR, config=None, host=None, bridge_address=None):
+    def __init__(self, name, state_dir=STATE_DIR, config=None, host=None, bridge_address=None, kind=None):
+        if kind is not None and kind not in ENGINES:
+            raise KeyError('%s: no engine %r in ENGINES (%s)' % (name, kind, ', '.join(ENGINES)))
         self.name = name
+        self.kind = kind
+        self.spec = ENGINES[kind] if kind else dict(packages=(), features={})
         self.host = host or name
         self.state_dir = state_dir
         self.base = os.path.join(state_dir, self.name)
         self.data_root = os.path.join(self.base, 'data')
         self.config_file = os.path.join(self.base, 'daemon.json')
-        self.config = dict(config) if config is not None else {'experimental': True}
+        if config is None:
+            config = {'experimental': True}
+            if self.spec['features']:
+                config['features'] = dict(self.spec['features'])
+        self.config = dict(config)
         self.log = os.path.join(self.base, 'dockerd.log')
         self.exec_root = '/run/%s' % self.name
         self.socket = '/run/%s.sock' % self.name
@@ -138,6 +209,27 @@ class Engine:
         return 'unix://' + self.socket
 
     @property
+    def dockerd_path(self):
+        """The PATH dockerd runs with: the usr/sbin and usr/bin of the kind's packages (those they have,
+        once unpacked), then the service PATH (runc, which containerd starts with dockerd's environment,
+        is Debian 12's in /usr/sbin and finds CRIU 4.2 in /usr/local/sbin on it)."""
+        dirs = []
+        for spec in self.spec['packages']:
+            for sub in ('usr/sbin', 'usr/bin'):
+                path = os.path.join(package_dir(spec), sub)
+                if os.path.isdir(path) or not os.path.isdir(package_dir(spec)):
+                    dirs.append(path)
+        return ':'.join(dirs + [_host.SERVICE_PATH])
+
+    @property
+    def dockerd_binary(self):
+        """Its dockerd: the one of its docker.io package, else the system's (on the service PATH)."""
+        for spec in self.spec['packages']:
+            if spec.startswith('docker.io='):
+                return os.path.join(package_dir(spec), 'usr', 'sbin', 'dockerd')
+        return 'dockerd'
+
+    @property
     def dockerd_args(self):
         """The options after --config-file, --pidfile and -H (the `engine` role's engine_dockerd_args)."""
         return ['--data-root', self.data_root, '--exec-root', self.exec_root,
@@ -147,7 +239,7 @@ class Engine:
     @property
     def argv(self):
         """The dockerd command line, in the shape the `engine` role builds it for a direct start."""
-        return ['dockerd', '--config-file', self.config_file, '--pidfile', self.pidfile,
+        return [self.dockerd_binary, '--config-file', self.config_file, '--pidfile', self.pidfile,
                 '-H', self.docker_host] + self.dockerd_args
 
     def client(self, timeout=60):
@@ -202,8 +294,8 @@ class Engine:
 
     def status(self):
         pid = self.pid()
-        info = {'engine': self.name, 'host': self.host, 'docker_host': self.docker_host, 'pid': pid,
-                'answers': self.answers(), 'bridge': self.bridge, 'bridge_address': self.bridge_address}
+        info = {'engine': self.name, 'kind': self.kind, 'host': self.host, 'docker_host': self.docker_host,
+                'pid': pid, 'answers': self.answers(), 'bridge': self.bridge, 'bridge_address': self.bridge_address}
         if info['answers']:
             client = self.client(timeout=10)
             version = client.version()
@@ -228,7 +320,8 @@ class Engine:
             'cryo_fleet_bridge_address': self.bridge_address,
             'cryo_fleet_cgroup_parent': self.cgroup_parent,
             'cryo_fleet_dockerd_argv': self.argv,
-            'cryo_fleet_dockerd_path': _host.SERVICE_PATH,
+            'cryo_fleet_dockerd_path': self.dockerd_path,
+            'cryo_fleet_kind': self.kind,
             # The collection's `engine` role, pointed at this engine and restarting it directly
             # with the same command line.
             'engine_service_manager': 'direct',
@@ -237,7 +330,8 @@ class Engine:
             'engine_dockerd_pidfile': self.pidfile,
             'engine_dockerd_log': self.log,
             'engine_dockerd_args': self.dockerd_args,
-            'engine_dockerd_path': _host.SERVICE_PATH,
+            'engine_dockerd_path': self.dockerd_path,
+            'engine_dockerd_binary': self.dockerd_binary,
         }
 
     # -- configure and start -----------------------------------------------------------------
@@ -282,7 +376,9 @@ class Engine:
     def launch(self):
         """Start the engine afresh, without waiting: whatever is left of an earlier run of it (a
         crash, a power cut) is killed and wiped first."""
-        if _host.find_program('dockerd', _host.SERVICE_PATH) is None:
+        if self.kind:
+            fetch([self.kind])
+        if _host.find_program('dockerd', self.dockerd_path) is None:
             raise RuntimeError('dockerd is not installed (make host installs the Docker Engine)')
         self.kill()
         self.clear_run()
@@ -297,11 +393,12 @@ class Engine:
 
     def start(self):
         """Start dockerd in the background (its own session, log appended), with the PATH a
-        service manager gives it: runc finds CRIU on it (/usr/local/sbin first)."""
+        service manager gives it after the kind's own binaries: runc finds CRIU on it (/usr/local/sbin
+        first)."""
         with open(self.log, 'ab') as log:
             self._process = subprocess.Popen(  # pylint: disable=consider-using-with
                 self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, env=dict(os.environ, PATH=_host.SERVICE_PATH), close_fds=True)
+                start_new_session=True, env=dict(os.environ, PATH=self.dockerd_path), close_fds=True)
 
     def wait(self, timeout=START_TIMEOUT):
         deadline = time.monotonic() + timeout
@@ -460,16 +557,23 @@ class Engine:
 
 
 class Fleet:
-    """The engines PREFIX-1 .. PREFIX-COUNT and their inventory."""
+    """The engines PREFIX-1 .. PREFIX-COUNT (the system's dockerd, inventory hosts fleet-1 ...), or
+    with kinds one engine of each kind of ENGINES (PREFIX-KIND, inventory host KIND), and their
+    inventory (group `fleet`)."""
 
-    def __init__(self, count=3, prefix='cryo-fleet', state_dir=None):
+    def __init__(self, count=3, prefix='cryo-fleet', state_dir=None, kinds=None):
         self.prefix = prefix
         self.state_dir = state_dir or os.path.join('/var/lib', prefix)
         self.inventory = os.path.join(self.state_dir, 'inventory.yml')
         # 10.X.N.1/24, X from the prefix, so fleets with other prefixes do not overlap.
-        self.engines = [Engine('%s-%d' % (prefix, index), self.state_dir, host='fleet-%d' % index,
-                               bridge_address=_subnet(prefix, 200, index))
-                        for index in range(1, count + 1)]
+        if kinds:
+            self.engines = [Engine('%s-%s' % (prefix, kind), self.state_dir, host=kind, kind=kind,
+                                   bridge_address=_subnet(prefix, 200, index))
+                            for index, kind in enumerate(kinds, 1)]
+        else:
+            self.engines = [Engine('%s-%d' % (prefix, index), self.state_dir, host='fleet-%d' % index,
+                                   bridge_address=_subnet(prefix, 200, index))
+                            for index in range(1, count + 1)]
 
     @property
     def hosts(self):
@@ -486,6 +590,10 @@ class Fleet:
         """Start the engines that do not run (concurrently), load the image, write the inventory."""
         started = time.monotonic()
         starting = []
+        # Every package at once (one apt run), before any engine starts.
+        fetched = fetch(sorted({engine.kind for engine in self.engines if engine.kind}))
+        if fetched:
+            log('fetched %s into %s' % (', '.join(fetched), PACKAGE_CACHE))
         for engine in self.engines:
             if engine.pid() and engine.answers():
                 log('%s: running (pid %s), kept' % (engine.name, engine.pid()))
@@ -500,7 +608,8 @@ class Fleet:
             version = engine.client().version()
             if not version.get('Experimental'):
                 raise RuntimeError('%s runs without experimental mode; see %s' % (engine.name, engine.config_file))
-            log('%s: image %s %s' % (engine.name, helpers.IMAGE, engine.load_image()))
+            log('%s: Docker Engine %s, image %s %s' % (engine.name, version.get('Version'), helpers.IMAGE,
+                                                       engine.load_image()))
         self.write_inventory()
         log('fleet up in %.1f s; inventory %s' % (time.monotonic() - started, self.inventory))
         return self
@@ -537,14 +646,23 @@ class Fleet:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
-    parser.add_argument('action', choices=('up', 'down', 'status'))
+    parser.add_argument('action', choices=('up', 'down', 'status', 'fetch'))
     parser.add_argument('--count', type=int, default=3)
-    parser.add_argument('--prefix', default='cryo-fleet')
+    parser.add_argument('--kinds', help='engines of ENGINES, comma separated (%s), instead of --count of the '
+                                        'system\'s' % ','.join(ENGINES))
+    parser.add_argument('--prefix', help='default cryo-fleet, with --kinds cryo-matrix')
     parser.add_argument('--state-dir', help='default /var/lib/PREFIX')
     args = parser.parse_args()
-    fleet = Fleet(args.count, args.prefix, args.state_dir)
+    kinds = [kind for kind in (args.kinds or '').split(',') if kind]
+    unknown = sorted(set(kinds) - set(ENGINES))
+    if unknown:
+        parser.error('no engine %s in ENGINES (%s)' % (', '.join(unknown), ', '.join(ENGINES)))
+    fleet = Fleet(args.count, args.prefix or ('cryo-matrix' if kinds else 'cryo-fleet'), args.state_dir, kinds)
     try:
-        if args.action == 'up':
+        if args.action == 'fetch':
+            for spec in fetch(kinds or None):
+                print('fetched %s into %s' % (spec, package_dir(spec)))
+        elif args.action == 'up':
             fleet.up()
         elif args.action == 'down':
             fleet.down()

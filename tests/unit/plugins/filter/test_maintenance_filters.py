@@ -1,9 +1,10 @@
 """The maintenance role's state machine (plugins/filter/maintenance.py) on recorded inputs.
 
-The inputs have the shapes the role hands the filters: checkpoint_preflight's containers,
-async_status results looped over the async jobs (registered with failed_when: false, which clears
-`failed`), docker_checkpoint_info's checkpoints, and manifests as the role (and cryo.docker 0.1.0)
-wrote them.
+The inputs have the shapes the role hands the filters: checkpoint_preflight's containers, the
+registered result of one docker_checkpoint batch call (`containers`: the entries' ids; failed_when:
+false clears the call's `failed`, never its entries'), the registered loop of docker_restore batch
+calls (one per group of maintenance_restores(grouped=true)), docker_checkpoint_info's checkpoints, and
+manifests as the role (and cryo.docker 0.1.0) wrote them.
 """
 
 import copy
@@ -49,29 +50,68 @@ def entry(name, status='planned', **extra):
     return out
 
 
-def job(item, **result):
-    """One async_status result of a loop over the async starts (item.item is what the start looped over)."""
-    out = {'ansible_job_id': 'j' + item['container'], 'started': 1, 'finished': 1, 'failed': False,
-           'changed': True, 'attempts': 1, 'ansible_loop_var': 'item',
-           'item': {'ansible_job_id': 'j' + item['container'], 'started': 1, 'finished': 0,
-                    'results_file': '/root/.ansible_async/j', 'changed': True, 'failed': False,
-                    'ansible_loop_var': 'item', 'item': dict(item)}}
+STATS = {'freezing_time': 101065, 'frozen_time': 63941, 'memdump_time': 557, 'memwrite_time': 224,
+         'pages_scanned': 48, 'pages_skipped_parent': 0, 'pages_written': 34, 'pages_lazy': 0}
+
+
+def batch(*entries, **result):
+    """The registered result of one batch call (docker_checkpoint or docker_restore with containers), as the role
+    registers it with failed_when: false: a call with a failed container keeps its msg and results, not `failed`."""
+    failed = [e for e in entries if e.get('failed')]
+    out = {'changed': any(e.get('changed') for e in entries), 'failed': False, 'results': list(entries)}
+    if failed:
+        out.update(failed_when_result=False, msg='%d of %d containers failed: ...' % (len(failed), len(entries)))
     out.update(result)
     return out
 
 
-def failed_job(item, msg, **result):
-    # What a module's fail_json looks like once failed_when: false has run: failed is False.
-    return job(item, changed=False, failed_when_result=False, msg=msg, **result)
+def call_failed(msg, **result):
+    """A batch call that failed as a whole, before any container: no results, only msg."""
+    out = {'changed': False, 'failed': False, 'failed_when_result': False, 'msg': msg}
+    out.update(result)
+    return out
 
 
-def unfinished_job(item):
-    # An until loop that ran out of retries: the job is still running.
-    return job(item, finished=0, changed=False)
+def checkpoint_ok(item, size=154069, duration=0.183, stats=None, method='runtime'):
+    """docker_checkpoint's entry for a container it checkpointed (named by the id it was given)."""
+    return {'container': item['id'], 'changed': True, 'method': method, 'duration': duration,
+            'stats': dict(STATS) if stats is None and method == 'runtime' else stats,
+            'checkpoint': {'name': CHECKPOINT, 'container': item['container'], 'container_id': item['id'],
+                           'size': size}}
 
 
-def checkpoint_ok(item, size=154069, duration=0.183):
-    return job(item, checkpoint={'name': CHECKPOINT, 'container': item['container'], 'size': size}, duration=duration)
+def checkpoint_failed(item, msg, **result):
+    """docker_checkpoint's entry for a container whose checkpoint failed."""
+    out = {'container': item['id'], 'changed': False, 'failed': True, 'msg': msg}
+    out.update(result)
+    return out
+
+
+def restored(item, running=True, **result):
+    """docker_restore's entry for a container of the call: it names the container as its single result does."""
+    out = {'changed': True, 'container': {'name': item['container'], 'id': item['id'],
+                                          'status': 'running' if running else 'exited', 'running': running}}
+    out.update(result)
+    return out
+
+
+def restore_failed(item, msg, **result):
+    """docker_restore's entry for a container whose restore failed: container.name is the id it was given."""
+    out = {'changed': False, 'failed': True, 'msg': msg, 'container': {'name': item['id']}}
+    out.update(result)
+    return out
+
+
+def loop(*calls):
+    """The `results` of a registered loop of restore batch calls, one per group (each with the group as item)."""
+    out = []
+    for group, call in calls:
+        out.append(dict(call, ansible_loop_var='item', item=group))
+    return out
+
+
+def group(*restores):
+    return {'checkpoint': CHECKPOINT, 'fallback': restores[0]['fallback'], 'containers': [dict(r) for r in restores]}
 
 
 def by_name(record):
@@ -81,7 +121,9 @@ def by_name(record):
 # -- the vocabulary ------------------------------------------------------------------------------
 
 def test_the_statuses_are_defined_once_and_distinct():
-    assert len(set(m.CONTAINER_STATUSES)) == len(m.CONTAINER_STATUSES) == 8
+    assert len(set(m.CONTAINER_STATUSES)) == len(m.CONTAINER_STATUSES) == 9
+    assert len(set(m.HOLDER_STATUSES)) == len(m.HOLDER_STATUSES) == 5
+    assert set(m.HOLDER_DOWN) <= set(m.HOLDER_STATUSES)
     assert len(set(m.RUN_STATUSES)) == len(m.RUN_STATUSES) == 8
     assert set(m.FINISHED) <= set(m.RUN_STATUSES)
     assert set(m.MAY_BE_STOPPED) <= set(m.CONTAINER_STATUSES)
@@ -91,7 +133,7 @@ def test_the_statuses_are_defined_once_and_distinct():
 
 
 def test_no_freeze_or_thaw_in_the_names():
-    names = m.CONTAINER_STATUSES + m.RUN_STATUSES + tuple(m.LEGACY_FIELDS.values())
+    names = m.CONTAINER_STATUSES + m.RUN_STATUSES + m.HOLDER_STATUSES + tuple(m.LEGACY_FIELDS.values())
     assert not [n for n in names if 'freez' in n or 'froz' in n or 'thaw' in n]
 
 
@@ -122,17 +164,20 @@ def test_plan_takes_the_eligible_containers_only():
         {'container': 'worker', 'id': WORKER_ID, 'restart_policy': {'Name': 'no', 'MaximumRetryCount': 0},
          'checkpoint': CHECKPOINT, 'status': 'planned'},
     ]
-    assert plan['ineligible'] == [{'container': 'vpn', 'reasons': ['privileged container']}]
+    assert plan['ineligible'] == [{'container': 'vpn', 'id': VPN_ID, 'reasons': ['privileged container'],
+                                   'status': 'skipped'}]
+    assert plan['holders'] == []
 
 
 def test_plan_of_nothing():
-    assert m.maintenance_plan([], CHECKPOINT) == {'containers': [], 'ineligible': []}
-    assert m.maintenance_plan(None, CHECKPOINT) == {'containers': [], 'ineligible': []}
+    assert m.maintenance_plan([], CHECKPOINT) == {'containers': [], 'ineligible': [], 'holders': []}
+    assert m.maintenance_plan(None, CHECKPOINT) == {'containers': [], 'ineligible': [], 'holders': []}
 
 
 def test_plan_without_eligible_flag_is_ineligible():
     plan = m.maintenance_plan([{'name': 'odd', 'id': None}], CHECKPOINT)
-    assert plan == {'containers': [], 'ineligible': [{'container': 'odd', 'reasons': []}]}
+    assert plan == {'containers': [], 'ineligible': [{'container': 'odd', 'id': None, 'reasons': [], 'status': 'skipped'}],
+                    'holders': []}
 
 
 def test_plan_does_not_change_its_input():
@@ -183,44 +228,72 @@ def test_mark_wants_a_manifest():
 
 def test_checkpoint_finished_ok():
     web = entry('web')
-    record = m.maintenance_checkpointed(manifest(web), [checkpoint_ok(web)])
+    record = m.maintenance_checkpointed(manifest(web), batch(checkpoint_ok(web)))
     assert record['status'] == 'checkpointed'
     assert record['containers'] == [dict(web, status='checkpointed', checkpoint_size=154069,
-                                         checkpoint_seconds=0.183, error='')]
+                                         checkpoint_seconds=0.183, frozen_seconds=0.063941, error='')]
+
+
+def test_checkpoint_through_the_engine_has_no_frozen_time():
+    web = entry('web')
+    record = m.maintenance_checkpointed(manifest(web), batch(checkpoint_ok(web, method='engine')))
+    assert by_name(record)['web']['status'] == 'checkpointed'
+    assert by_name(record)['web']['frozen_seconds'] is None
+
+
+def test_checkpoint_that_changed_nothing_is_checkpointed():
+    # The checkpoint was there already (a rerun): changed false, duration 0, no stats.
+    web = entry('web')
+    result = dict(checkpoint_ok(web, duration=0.0, method='engine'), changed=False)
+    del result['method']
+    record = m.maintenance_checkpointed(manifest(web), batch(result))
+    assert (by_name(record)['web']['status'], by_name(record)['web']['frozen_seconds']) == ('checkpointed', None)
 
 
 def test_checkpoint_failed_keeps_the_module_message():
     worker = entry('worker')
-    result = failed_job(worker, CRIU_TCP, criu_errors=['Connected TCP socket'], container_running=True)
-    record = m.maintenance_checkpointed(manifest(worker), [result])
+    result = checkpoint_failed(worker, CRIU_TCP, criu_errors=['Connected TCP socket'], container_running=True,
+                               method='runtime')
+    record = m.maintenance_checkpointed(manifest(worker), batch(result))
     assert record['status'] == 'checkpointed'
     assert record['containers'] == [dict(worker, status='checkpoint_failed', checkpoint_size=None,
-                                         checkpoint_seconds=None, error=CRIU_TCP)]
+                                         checkpoint_seconds=None, frozen_seconds=None, error=CRIU_TCP)]
 
 
 def test_checkpoint_failed_without_a_message():
     worker = entry('worker')
-    record = m.maintenance_checkpointed(manifest(worker), [failed_job(worker, '')])
+    record = m.maintenance_checkpointed(manifest(worker), batch(checkpoint_failed(worker, '')))
     assert by_name(record)['worker']['error'] == 'checkpoint did not finish'
 
 
-def test_checkpoint_that_did_not_finish():
-    web = entry('web')
-    record = m.maintenance_checkpointed(manifest(web), [unfinished_job(web)])
-    assert by_name(record)['web']['status'] == 'checkpoint_failed'
-    assert by_name(record)['web']['error'] == 'checkpoint did not finish'
-
-
-def test_checkpoint_without_a_job_failed():
+def test_checkpoint_call_that_failed_as_a_whole():
+    # The engine did not answer: the call failed before any container, without results.
     web, worker = entry('web'), entry('worker')
-    record = m.maintenance_checkpointed(manifest(web, worker), [checkpoint_ok(web)])
+    msg = 'Cannot reach the Docker Engine at unix:///run/host1.sock: ... Is the engine running?'
+    record = m.maintenance_checkpointed(manifest(web, worker), call_failed(msg))
+    assert [(e['status'], e['error'], e['checkpoint_size']) for e in record['containers']] == [
+        ('checkpoint_failed', msg, None), ('checkpoint_failed', msg, None)]
+    assert m.maintenance_restores(record, abort=True) == [], 'an abort resumes nothing: nothing was stopped'
+
+
+def test_checkpoint_call_that_failed_as_a_whole_names_what_it_was_given():
+    web, worker = entry('web'), entry('worker')
+    call = call_failed('bad option', invocation={'module_args': {'containers': [WEB_ID]}})
+    record = m.maintenance_checkpointed(manifest(web, worker), call)
+    assert [(e['container'], e['error']) for e in record['containers']] == [
+        ('web', 'bad option'), ('worker', 'the checkpoint call returned no result for it')]
+
+
+def test_checkpoint_without_a_result_failed():
+    web, worker = entry('web'), entry('worker')
+    record = m.maintenance_checkpointed(manifest(web, worker), batch(checkpoint_ok(web)))
     assert by_name(record)['worker']['status'] == 'checkpoint_failed'
-    assert by_name(record)['worker']['error'] == 'no checkpoint job ran for it'
+    assert by_name(record)['worker']['error'] == 'the checkpoint call returned no result for it'
 
 
 def test_checkpoint_mixed_keeps_the_manifest_order_and_fields():
     web, worker = entry('web'), entry('worker')
-    results = [failed_job(worker, CRIU_TCP), checkpoint_ok(web, size=10500000, duration=1.5)]
+    results = batch(checkpoint_failed(worker, CRIU_TCP), checkpoint_ok(web, size=10500000, duration=1.5))
     before = manifest(web, worker)
     record = m.maintenance_checkpointed(before, results)
     assert [e['container'] for e in record['containers']] == ['web', 'worker']
@@ -229,11 +302,24 @@ def test_checkpoint_mixed_keeps_the_manifest_order_and_fields():
     assert before['containers'][0]['status'] == 'planned', 'the input must not change'
 
 
-def test_checkpoint_results_must_be_async_status_over_the_starts():
-    with pytest.raises(AnsibleFilterError, match='item.item.container'):
-        m.maintenance_checkpointed(manifest(entry('web')), [{'finished': 1, 'checkpoint': {}}])
+def test_checkpoint_results_of_a_loop_of_batches():
+    web, worker = entry('web'), entry('worker')
+    looped = [dict(batch(checkpoint_ok(web)), item=[WEB_ID], ansible_loop_var='item'),
+              dict(batch(checkpoint_failed(worker, CRIU_TCP)), item=[WORKER_ID], ansible_loop_var='item')]
+    for results in (looped, {'changed': True, 'results': looped, 'msg': 'All items completed'}):
+        record = m.maintenance_checkpointed(manifest(web, worker), results)
+        assert [e['status'] for e in record['containers']] == ['checkpointed', 'checkpoint_failed']
+
+
+def test_checkpoint_results_must_be_batch_results():
+    with pytest.raises(AnsibleFilterError, match='each entry names its container'):
+        m.maintenance_checkpointed(manifest(entry('web')), batch({'checkpoint': {}}))
     with pytest.raises(AnsibleFilterError, match='must be a list'):
-        m.maintenance_checkpointed(manifest(entry('web')), {'results': []})
+        m.maintenance_checkpointed(manifest(entry('web')), 'web')
+    with pytest.raises(AnsibleFilterError, match='must be a list'):
+        m.maintenance_checkpointed(manifest(entry('web')), {'results': 'web'})
+    with pytest.raises(AnsibleFilterError, match='must be a dictionary'):
+        m.maintenance_checkpointed(manifest(entry('web')), {'results': ['web']})
 
 
 def test_checkpoint_with_no_containers():
@@ -280,6 +366,32 @@ def test_restores_use_the_run_checkpoint_when_an_entry_has_none():
     assert m.maintenance_restores(record)[0]['checkpoint'] == CHECKPOINT
 
 
+def test_restores_grouped_one_batch_per_fallback_the_run_fallback_first():
+    record = manifest(entry('worker', 'checkpoint_failed', error=CRIU_TCP), entry('web', 'checkpointed'),
+                      status='restoring')
+    assert m.maintenance_restores(record, 'fail', grouped=True) == [
+        {'checkpoint': CHECKPOINT, 'fallback': 'fail', 'containers': [restore('web')]},
+        {'checkpoint': CHECKPOINT, 'fallback': 'cold_start', 'containers': [restore('worker', 'cold_start')]},
+    ]
+    assert m.maintenance_restores(record, 'cold_start', grouped=True) == [
+        {'checkpoint': CHECKPOINT, 'fallback': 'cold_start',
+         'containers': [restore('worker', 'cold_start'), restore('web', 'cold_start')]},
+    ]
+
+
+def test_restores_grouped_by_checkpoint_too():
+    record = manifest(entry('web', 'checkpointed'), dict(entry('worker', 'checkpointed'), checkpoint='other'))
+    groups = m.maintenance_restores(record, grouped=True)
+    assert [(g['checkpoint'], g['fallback'], [r['container'] for r in g['containers']]) for g in groups] == [
+        (CHECKPOINT, 'fail', ['web']), ('other', 'fail', ['worker'])]
+
+
+def test_restores_grouped_of_an_abort_and_of_nothing():
+    assert m.maintenance_restores(after_checkpoint(), abort=True, grouped=True) == [
+        {'checkpoint': CHECKPOINT, 'fallback': 'cold_start', 'containers': [restore('web', 'cold_start')]}]
+    assert m.maintenance_restores(manifest(entry('web', 'restored')), grouped=True) == []
+
+
 def test_restores_refuse_an_unknown_fallback():
     with pytest.raises(AnsibleFilterError, match='fallback must be one of fail, cold_start'):
         m.maintenance_restores(after_checkpoint(), 'cold_restart')
@@ -301,61 +413,105 @@ RESTORE_MSG = ('Restore of container web from checkpoint maint-x failed: ... The
 
 def test_restored():
     record = m.maintenance_restored(manifest(entry('web', 'checkpointed', error='')),
-                                    [job(restore('web'), **RESTORED)], finished='2026-12-01T12:05:00+00:00')
+                                    loop((group(restore('web')), batch(restored(restore('web'), **RESTORED)))),
+                                    finished='2026-12-01T12:05:00+00:00')
     assert record['status'] == 'complete'
     assert record['finished'] == '2026-12-01T12:05:00+00:00'
     assert record['containers'] == [dict(entry('web'), status='restored', restore_seconds=0.312, verified=True,
                                          checkpoint_removed=True, error='')]
 
 
+def test_restored_from_one_batch_call():
+    # One registered call (not a loop) reads the same.
+    record = m.maintenance_restored(manifest(entry('web', 'checkpointed')), batch(restored(restore('web'), **RESTORED)))
+    assert by_name(record)['web']['status'] == 'restored' and record['status'] == 'complete'
+
+
 def test_cold_started_keeps_the_checkpoint_error():
-    record = m.maintenance_restored(after_checkpoint(), [job(restore('web'), **RESTORED),
-                                                         job(restore('worker', 'cold_start'), **COLD_STARTED)])
+    record = m.maintenance_restored(after_checkpoint(), loop(
+        (group(restore('web')), batch(restored(restore('web'), **RESTORED))),
+        (group(restore('worker', 'cold_start')), batch(restored(restore('worker', 'cold_start'), **COLD_STARTED)))))
     worker = by_name(record)['worker']
     assert (worker['status'], worker['verified'], worker['error']) == ('cold_started', False, CRIU_TCP)
     assert record['status'] == 'complete'
 
 
 def test_running_when_there_was_nothing_to_restore():
-    record = m.maintenance_restored(after_checkpoint(), [job(restore('worker', 'cold_start'), **RUNNING)])
+    worker = restore('worker', 'cold_start')
+    record = m.maintenance_restored(after_checkpoint(), loop((group(worker), batch(restored(worker, **RUNNING)))))
     worker = by_name(record)['worker']
     assert (worker['status'], worker['restore_seconds'], worker['checkpoint_removed']) == ('running', 0.0, False)
-    # No job for web: it keeps its status.
+    # No result for web: it keeps its status.
     assert by_name(record)['web']['status'] == 'checkpointed'
     assert 'finished' not in record
 
 
 def test_restore_failed_fails_the_run():
-    record = m.maintenance_restored(after_checkpoint(), [failed_job(restore('web'), RESTORE_MSG, criu_errors=['x']),
-                                                         job(restore('worker', 'cold_start'), **RUNNING)])
+    web, worker = restore('web'), restore('worker', 'cold_start')
+    record = m.maintenance_restored(after_checkpoint(), loop(
+        (group(web), batch(restore_failed(web, RESTORE_MSG, criu_errors=['x']))),
+        (group(worker), batch(restored(worker, **RUNNING)))))
     web = by_name(record)['web']
     assert (web['status'], web['error'], web['verified'], web['checkpoint_removed']) == (
         'restore_failed', RESTORE_MSG, None, False)
     assert record['status'] == 'restore_failed'
 
 
-def test_restore_that_did_not_finish():
-    record = m.maintenance_restored(after_checkpoint(), [unfinished_job(restore('web'))])
-    web = by_name(record)['web']
-    assert (web['status'], web['error']) == ('restore_failed', 'restore did not finish')
+def test_restore_failed_in_a_batch_with_a_restored_one():
+    record = manifest(entry('web', 'checkpointed'), entry('worker', 'checkpointed'), status='restoring')
+    web, worker = restore('web'), restore('worker')
+    record = m.maintenance_restored(record, loop((group(web, worker), batch(
+        restored(worker, **RESTORED), restore_failed(web, RESTORE_MSG)))))
+    assert [(e['container'], e['status']) for e in record['containers']] == [('web', 'restore_failed'),
+                                                                             ('worker', 'restored')]
     assert record['status'] == 'restore_failed'
+
+
+def test_restore_call_that_failed_as_a_whole():
+    # Replaces the async job that never finished: the call failed before any container, its group fails.
+    msg = 'Cannot reach the Docker Engine at unix:///run/host1.sock: ...'
+    web, worker = restore('web'), restore('worker', 'cold_start')
+    record = m.maintenance_restored(after_checkpoint(), loop(
+        (group(web), call_failed(msg)), (group(worker), batch(restored(worker, **RUNNING)))))
+    web = by_name(record)['web']
+    assert (web['status'], web['error'], web['verified'], web['checkpoint_removed']) == (
+        'restore_failed', msg, None, False)
+    assert by_name(record)['worker']['status'] == 'running'
+    assert record['status'] == 'restore_failed'
+
+
+def test_restore_call_that_failed_as_a_whole_without_saying_for_which():
+    # One registered call without results, item or arguments: every container there was to restore failed.
+    record = manifest(entry('web', 'checkpointed'), entry('worker', 'restored'), status='restoring')
+    record = m.maintenance_restored(record, call_failed(''))
+    assert [(e['status'], e.get('error')) for e in record['containers']] == [
+        ('restore_failed', 'the call failed without a message'), ('restored', None)]
 
 
 def test_a_second_restore_clears_the_failure():
     failed = manifest(entry('web', 'restore_failed', error=RESTORE_MSG), status='recovering')
-    record = m.maintenance_restored(failed, [job(restore('web', 'cold_start'), **COLD_STARTED)])
+    web = restore('web', 'cold_start')
+    record = m.maintenance_restored(failed, loop((group(web), batch(restored(web, **COLD_STARTED)))))
     assert (by_name(record)['web']['status'], by_name(record)['web']['error']) == ('cold_started', RESTORE_MSG)
     assert record['status'] == 'complete'
 
 
-def test_restore_failed_entry_without_a_job_keeps_the_run_failed():
+def test_restore_failed_entry_without_a_result_keeps_the_run_failed():
     failed = manifest(entry('web', 'restore_failed'), entry('worker', 'checkpointed'), status='recovering')
-    record = m.maintenance_restored(failed, [job(restore('worker'), **RESTORED)])
+    record = m.maintenance_restored(failed, loop((group(restore('worker')), batch(restored(restore('worker'), **RESTORED)))))
     assert record['status'] == 'restore_failed'
 
 
-def test_restored_with_no_jobs_completes():
+def test_restored_with_no_calls_completes():
     assert m.maintenance_restored(manifest(status='restoring'), [])['status'] == 'complete'
+    # A loop over no groups, registered: skipped, no results.
+    assert m.maintenance_restored(manifest(status='restoring'), {'results': [], 'skipped': True,
+                                                                 'msg': 'No items in the list'})['status'] == 'complete'
+
+
+def test_restore_results_must_be_batch_results():
+    with pytest.raises(AnsibleFilterError, match='each entry names its container'):
+        m.maintenance_restored(manifest(entry('web', 'checkpointed')), batch({'restored': True}))
 
 
 # -- recover -------------------------------------------------------------------------------------
@@ -478,32 +634,36 @@ def test_legacy_report_shows_the_checkpoint_time():
 
 def test_report_lines():
     record = manifest(
-        entry('web', 'restored', checkpoint_size=10500000, checkpoint_seconds=0.183, restore_seconds=0.312, verified=True),
-        entry('worker', 'cold_started', checkpoint_size=None, checkpoint_seconds=None, restore_seconds=0.05, verified=False),
+        entry('web', 'restored', checkpoint_size=10500000, checkpoint_seconds=0.183, frozen_seconds=0.063941,
+              restore_seconds=0.312, verified=True),
+        entry('worker', 'cold_started', checkpoint_size=None, checkpoint_seconds=None, frozen_seconds=None,
+              restore_seconds=0.05, verified=False),
         status='complete')
+    # An entry without frozen_seconds (a manifest from before it, or the engine path): '-'.
     record['containers'].append({'container': 'a-much-longer-container-name', 'status': 'running',
                                  'checkpoint_size': 1, 'checkpoint_seconds': 0.1, 'restore_seconds': 0.0})
     assert m.maintenance_report_lines(record) == [
-        'container                           size  checkpoint s  restore s  outcome',
-        'web                              10.5 MB         0.183      0.312  restored (verified)',
-        'worker                                 -             -       0.05  cold_started',
-        'a-much-longer-container-name      1 Byte           0.1          -  running',
+        'container                           size  checkpoint s  frozen s  restore s  outcome',
+        'web                              10.5 MB         0.183     0.064      0.312  restored (verified)',
+        'worker                                 -             -         -       0.05  cold_started',
+        'a-much-longer-container-name      1 Byte           0.1         -          -  running',
         'run %s: complete' % RUN,
     ]
 
 
 def test_report_of_a_failed_restore_and_an_unfinished_entry():
-    record = manifest(entry('web', 'restore_failed', checkpoint_size=999, checkpoint_seconds=0.2, verified=None),
+    record = manifest(entry('web', 'restore_failed', checkpoint_size=999, checkpoint_seconds=0.2, frozen_seconds=0.0014,
+                            verified=None),
                       entry('worker', 'planned'), status='restore_failed')
     lines = m.maintenance_report_lines(record)
-    assert lines[1].split() == ['web', '999', 'Bytes', '0.2', '-', 'restore_failed']
-    assert lines[2].split() == ['worker', '-', '-', '-', 'planned']
+    assert lines[1].split() == ['web', '999', 'Bytes', '0.2', '0.001', '-', 'restore_failed']
+    assert lines[2].split() == ['worker', '-', '-', '-', '-', 'planned']
     assert lines[-1] == 'run %s: restore_failed' % RUN
 
 
 def test_report_of_no_containers():
     assert m.maintenance_report_lines(manifest(status='complete')) == [
-        'container        size  checkpoint s  restore s  outcome', 'run %s: complete' % RUN]
+        'container        size  checkpoint s  frozen s  restore s  outcome', 'run %s: complete' % RUN]
 
 
 @pytest.mark.parametrize('size, text', [
@@ -526,12 +686,171 @@ def test_a_whole_run_with_cold_start():
     plan = m.maintenance_plan(PREFLIGHT, CHECKPOINT)
     record = m.maintenance_mark(dict(manifest(), containers=plan['containers']), 'checkpointing')
     web, worker = record['containers']
-    record = m.maintenance_checkpointed(record, [checkpoint_ok(web), failed_job(worker, CRIU_TCP)])
+    record = m.maintenance_checkpointed(record, batch(checkpoint_ok(web), checkpoint_failed(worker, CRIU_TCP)))
     assert m.maintenance_state(record)['checkpoint_failed'][0]['container'] == 'worker'
     record = m.maintenance_mark(m.maintenance_mark(record, 'action'), 'restoring')
     todo = m.maintenance_restores(record, 'fail')
     assert [(r['container'], r['fallback']) for r in todo] == [('web', 'fail'), ('worker', 'cold_start')]
-    record = m.maintenance_restored(record, [job(todo[0], **RESTORED), job(todo[1], **RUNNING)], finished='t')
+    groups = m.maintenance_restores(record, 'fail', grouped=True)
+    assert [[r['container'] for r in g['containers']] for g in groups] == [['web'], ['worker']]
+    record = m.maintenance_restored(record, loop((groups[0], batch(restored(todo[0], **RESTORED))),
+                                                 (groups[1], batch(restored(todo[1], **RUNNING)))), finished='t')
     assert m.maintenance_state(record) == {'run_id': RUN, 'status': 'complete', 'finished': True, 'may_be_stopped': [],
-                                           'checkpoint_failed': [], 'restore_failed': []}
+                                           'checkpoint_failed': [], 'restore_failed': [], 'holders_down': []}
     assert 'restored (verified)' in m.maintenance_report_lines(record)[1]
+    # How long web was frozen, from CRIU's statistics (the runtime path keeps them).
+    assert m.maintenance_report_lines(record)[1].split()[:5] == ['web', '154.1', 'kB', '0.183', '0.064']
+
+
+# -- network holders and containers that cannot be checkpointed --------------------------------------
+
+HOLDER_ID = '6cd0d937ffae2911731bd49cef582bcb32493be0ab1f08b1c71876bf00d80292'
+NETNS = ('Has its own network namespace (bridge) on Docker Engine 28.5.2+dfsg4: restoring a container that has its '
+         'own network namespace ... fails before CRIU runs')
+
+# checkpoint_preflight's `containers` on a Docker 28.5 host: a holder (its own namespace: not eligible there),
+# web and worker in it, vpn on the bridge (not eligible).
+PREFLIGHT_28 = [
+    {'name': 'web-net', 'id': HOLDER_ID, 'eligible': False, 'reasons': [NETNS], 'network_mode': 'bridge',
+     'network_holder': None, 'holder': True, 'restart_policy': {'Name': 'unless-stopped', 'MaximumRetryCount': 0}},
+    {'name': 'web', 'id': WEB_ID, 'eligible': True, 'reasons': [], 'network_mode': 'container:' + HOLDER_ID,
+     'network_holder': 'web-net', 'holder': False, 'restart_policy': {'Name': 'always', 'MaximumRetryCount': 0}},
+    {'name': 'worker', 'id': WORKER_ID, 'eligible': True, 'reasons': [], 'network_mode': 'container:' + HOLDER_ID,
+     'network_holder': 'web-net', 'holder': False, 'restart_policy': {'Name': 'no', 'MaximumRetryCount': 0}},
+    {'name': 'vpn', 'id': VPN_ID, 'eligible': False, 'reasons': [NETNS], 'network_mode': 'bridge',
+     'network_holder': None, 'holder': False, 'restart_policy': {'Name': 'no', 'MaximumRetryCount': 0}},
+]
+
+
+def test_plan_never_checkpoints_a_holder():
+    plan = m.maintenance_plan(PREFLIGHT_28, CHECKPOINT)
+    assert [e['container'] for e in plan['containers']] == ['web', 'worker']
+    assert plan['holders'] == [{'name': 'web-net', 'id': HOLDER_ID, 'labelled': True, 'members': ['web', 'worker'],
+                                'status': 'planned'}]
+    assert plan['ineligible'] == [{'container': 'vpn', 'id': VPN_ID, 'reasons': [NETNS], 'status': 'skipped'}]
+
+
+def test_plan_of_a_holder_that_is_eligible_on_an_older_engine():
+    holder = dict(PREFLIGHT_28[0], eligible=True, reasons=[])
+    plan = m.maintenance_plan([holder], CHECKPOINT)
+    assert plan['containers'] == [] and plan['ineligible'] == []
+    assert plan['holders'] == [{'name': 'web-net', 'id': HOLDER_ID, 'labelled': True, 'members': [], 'status': 'planned'}]
+
+
+def test_plan_takes_a_container_others_join_for_a_holder_even_without_the_label():
+    provider = dict(PREFLIGHT_28[0], holder=False, eligible=True, reasons=[])
+    plan = m.maintenance_plan([provider, PREFLIGHT_28[1]], CHECKPOINT)
+    assert [e['container'] for e in plan['containers']] == ['web']
+    assert plan['holders'] == [{'name': 'web-net', 'id': HOLDER_ID, 'labelled': False, 'members': ['web'],
+                                'status': 'planned'}]
+
+
+def test_plan_names_the_holder_of_a_container_when_the_holder_was_not_selected():
+    plan = m.maintenance_plan(PREFLIGHT_28[1:3], CHECKPOINT)
+    assert plan['holders'] == [{'name': 'web-net', 'id': None, 'labelled': None, 'members': ['web', 'worker'],
+                                'status': 'planned'}]
+
+
+def test_plan_of_preflight_output_without_holder_fields():
+    # checkpoint_preflight of cryo.docker 0.2.0 before network holders: no holder keys at all.
+    plan = m.maintenance_plan(PREFLIGHT, CHECKPOINT)
+    assert plan['holders'] == [] and [e['container'] for e in plan['containers']] == ['web', 'worker']
+
+
+def holder_job(looped, **result):
+    """One result of docker_network_holder (state started) in a loop over the manifest's holders."""
+    out = {'changed': False, 'failed': False, 'ansible_loop_var': 'item', 'item': dict(looped)}
+    out.update(result)
+    return out
+
+
+def with_holders(*holders, status='restoring'):
+    record = manifest(entry('web', 'checkpointed'), entry('worker', 'checkpointed'), status=status)
+    record['holders'] = [dict(h) for h in holders]
+    record['ineligible'] = [{'container': 'vpn', 'id': VPN_ID, 'reasons': [NETNS], 'status': 'skipped'}]
+    return record
+
+
+WEB_NET = {'name': 'web-net', 'id': HOLDER_ID, 'labelled': True, 'members': ['web', 'worker'], 'status': 'planned'}
+DB_NET = {'name': 'db-net', 'id': None, 'labelled': None, 'members': ['db'], 'status': 'planned'}
+MISSING_MSG = ('Network holder db-net does not exist on the Docker Engine at unix:///run/host1.sock, so it cannot be '
+               'started. Create it with state: present ...')
+
+
+def test_holders_started_records_each_outcome():
+    other = dict(WEB_NET, name='cache-net', id='c' * 64)
+    broken = dict(WEB_NET, name='broken-net', id='b' * 64)
+    record = with_holders(WEB_NET, DB_NET, other, broken, dict(WEB_NET, name='unlooked'))
+    results = [
+        holder_job(WEB_NET, changed=True, holder={'name': 'web-net', 'id': HOLDER_ID, 'running': True}),
+        holder_job(other, holder={'name': 'cache-net', 'id': 'c' * 64, 'running': True}),
+        holder_job(DB_NET, failed_when_result=False, exists=False, msg=MISSING_MSG),
+        holder_job(broken, failed_when_result=False, msg=''),
+    ]
+    after = m.maintenance_holders_started(record, results)
+    assert [(h['name'], h['status'], h.get('error')) for h in after['holders']] == [
+        ('web-net', 'started', ''), ('db-net', 'missing', MISSING_MSG), ('cache-net', 'running', ''),
+        ('broken-net', 'start_failed', 'the holder could not be started'), ('unlooked', 'planned', None)]
+    assert record['holders'][0]['status'] == 'planned', 'the input must not change'
+    assert [h['name'] for h in m.maintenance_state(after)['holders_down']] == ['db-net', 'broken-net']
+
+
+def test_holders_started_learns_the_id_of_a_holder_that_was_not_selected():
+    job = holder_job(DB_NET, holder={'name': 'db-net', 'id': 'd' * 64, 'running': True})
+    [holder] = m.maintenance_holders_started(with_holders(DB_NET), [job])['holders']
+    assert (holder['status'], holder['id']) == ('running', 'd' * 64)
+
+
+def test_holders_started_on_a_manifest_without_holders():
+    record = m.maintenance_holders_started(manifest(entry('web', 'checkpointed'), status='restoring'), [])
+    assert record['holders'] == []
+    assert m.maintenance_holders_started(LEGACY, None)['holders'] == []
+
+
+def test_holders_started_wants_the_results_of_a_loop_over_the_holders():
+    with pytest.raises(AnsibleFilterError, match='each with item.name'):
+        m.maintenance_holders_started(with_holders(WEB_NET), [{'changed': True, 'item': 'web-net'}])
+    with pytest.raises(AnsibleFilterError, match='must be a list'):
+        m.maintenance_holders_started(with_holders(WEB_NET), {'results': []})
+
+
+def test_a_manifest_whose_holders_are_not_a_list():
+    with pytest.raises(AnsibleFilterError, match="the manifest's holders must be a list"):
+        m.maintenance_state(dict(manifest(), holders='web-net'))
+
+
+def test_report_shows_the_holders_and_the_skipped_containers():
+    record = with_holders(dict(WEB_NET, status='started'), dict(DB_NET, status='missing'), status='restore_failed')
+    record['containers'] = [entry('web', 'restored', checkpoint_size=1000, checkpoint_seconds=0.2,
+                                  restore_seconds=0.3, verified=True)]
+    assert m.maintenance_report_lines(record) == [
+        'container        size  checkpoint s  frozen s  restore s  outcome',
+        'web            1.0 kB           0.2         -        0.3  restored (verified)',
+        'web-net             -             -         -          -  holder started',
+        'db-net              -             -         -          -  holder missing',
+        'vpn                 -             -         -          -  skipped (not checkpointed)',
+        'run %s: restore_failed' % RUN,
+    ]
+
+
+def test_a_whole_run_on_docker_28_with_a_holder_that_is_gone_after_the_reboot():
+    plan = m.maintenance_plan(PREFLIGHT_28, CHECKPOINT)
+    record = m.maintenance_mark(dict(manifest(), containers=plan['containers'], holders=plan['holders'],
+                                     ineligible=plan['ineligible']), 'checkpointing')
+    web, worker = record['containers']
+    record = m.maintenance_checkpointed(record, batch(checkpoint_ok(web), checkpoint_ok(worker)))
+    record = m.maintenance_mark(m.maintenance_mark(record, 'action'), 'restoring')
+    gone = ('Network holder web-net does not exist on the Docker Engine at unix:///run/host1.sock, so it cannot be '
+            'started.')
+    record = m.maintenance_holders_started(record, [holder_job(record['holders'][0], exists=False, msg=gone)])
+    todo = m.maintenance_restores(record, 'fail')
+    assert [r['container'] for r in todo] == ['web', 'worker'], 'the holders are never restored'
+    in_gone_holder = ('Container web joins the network namespace of container web-net, which does not exist, so it '
+                      'cannot be restored; nothing was done and checkpoint %s was kept.' % CHECKPOINT)
+    [group_] = m.maintenance_restores(record, 'fail', grouped=True)
+    record = m.maintenance_restored(record, loop((group_, batch(
+        restore_failed(todo[0], in_gone_holder), restore_failed(todo[1], in_gone_holder.replace('web ', 'worker '))))))
+    state = m.maintenance_state(record)
+    assert state['status'] == 'restore_failed' and state['may_be_stopped'] == ['web', 'worker']
+    assert [h['name'] for h in state['holders_down']] == ['web-net']
+    assert 'web-net             -             -         -          -  holder missing' in m.maintenance_report_lines(record)

@@ -566,3 +566,11 @@ def test_image_store():
     assert pf.image_store({'Driver': 'overlay2', 'DriverStatus': [['Backing Filesystem', 'extfs']]}) == 'graphdriver'
     assert pf.image_store(INFO_28_5_CONTAINERD) == 'containerd'
     assert pf.image_store({}) is None
+
+
+def test_a_network_holder_passes_on_docker_28():
+    """A holder is never checkpointed: its own namespace is no reason to fail it."""
+    inspect = copy.deepcopy(INSPECT)
+    inspect['Config']['Labels'] = {'cryo.docker.network-holder': 'true'}
+    item = by_name(container_checks(inspect, engine='28.5.2+dfsg4'), 'container cr: network')
+    assert item['status'] == 'pass' and 'never checkpointed' in item['detail']

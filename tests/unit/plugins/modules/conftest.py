@@ -5,9 +5,9 @@ import functools
 import pytest
 
 from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
-from ansible_collections.cryo.docker.plugins.module_utils import _criu
+from ansible_collections.cryo.docker.plugins.module_utils import _criu, _lifecycle
 from ansible_collections.cryo.docker.plugins.module_utils._host import Host
-from ansible_collections.cryo.docker.plugins.modules import docker_checkpoint, docker_checkpoint_info, docker_restore
+from ansible_collections.cryo.docker.plugins.modules import docker_checkpoint_info
 
 from fake_engine import FakeEngine
 
@@ -22,7 +22,7 @@ def engine(tmp_path, monkeypatch):
         fake.connected.append(params['docker_host'])
         return fake
 
-    for module in (docker_checkpoint, docker_restore, docker_checkpoint_info):
+    for module in (_lifecycle, docker_checkpoint_info):
         monkeypatch.setattr(module, 'connect', connect)
     monkeypatch.setattr(store, 'Host', functools.partial(Host, proc=fake.proc))
     real_remove = store.remove_containerd_copies

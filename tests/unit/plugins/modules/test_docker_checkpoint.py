@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from ansible_collections.cryo.docker.plugins.module_utils import _engine
+from ansible_collections.cryo.docker.plugins.module_utils import _engine, _lifecycle
 from ansible_collections.cryo.docker.plugins.modules import docker_checkpoint
 
 from fake_engine import DOCKER_HOST, DUMP_LOG_ERRORS, LAYOUT, failed_clearly, read, run_module, warnings_of
@@ -368,7 +368,7 @@ def test_engine_not_experimental(engine, capsys):
 
 
 def test_sdk_missing(engine, capsys, monkeypatch):
-    monkeypatch.setattr(docker_checkpoint, 'connect', _engine.connect)
+    monkeypatch.setattr(_lifecycle, 'connect', _engine.connect)
     monkeypatch.setattr(_engine, 'HAS_DOCKER', False)
     monkeypatch.setattr(_engine, 'DOCKER_IMPORT_ERROR', 'Traceback (most recent call last):\nImportError: docker')
     result = run(capsys, container='cr', checkpoint='cp1')

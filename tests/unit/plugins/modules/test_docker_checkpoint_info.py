@@ -1,7 +1,10 @@
 """cryo.docker.docker_checkpoint_info against a fake engine: what it lists, where from."""
 
 import os
+import shutil
+import tarfile
 
+from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
 from ansible_collections.cryo.docker.plugins.modules import docker_checkpoint_info
 
 from fake_engine import DOCKER_HOST, failed_clearly, run_module
@@ -93,3 +96,88 @@ def test_relative_checkpoint_dir(engine, capsys):
 def test_engine_not_experimental(engine, capsys):
     engine.experimental = False
     failed_clearly(run(capsys), 'The Docker Engine at %s (version 20.10.24) is not in experimental mode' % DOCKER_HOST)
+
+
+# -- details: what is inside ------------------------------------------------------------------
+
+RECORDED = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'checkpoints')
+DETAIL_KEYS = ('processes', 'files', 'sockets', 'stats', 'details_notes')
+
+
+def recorded(name, path, metadata=True):
+    """A checkpoint recorded on the test bed (tests/unit/fixtures/checkpoints/NAME.tar.xz) unpacked at path;
+    without metadata, as plain docker would have left it."""
+    shutil.rmtree(path, ignore_errors=True)
+    with tarfile.open(os.path.join(RECORDED, name + '.tar.xz')) as archive:
+        if hasattr(tarfile, 'data_filter'):
+            archive.extractall(path, filter='data')
+        else:
+            archive.extractall(path)  # nosec - the fixtures hold regular files only
+    if not metadata:
+        os.unlink(os.path.join(path, store.METADATA_FILE))
+    return path
+
+
+def test_no_details_unless_asked(engine, capsys):
+    cr = engine.add('cr')
+    engine.take(cr, 'cp1', leave_running=True)
+    [entry] = run(capsys, container='cr')['checkpoints']
+    assert not any(key in entry for key in DETAIL_KEYS)
+
+
+def test_details_of_a_checkpoint_dir(engine, capsys, tmp_path):
+    custom = str(tmp_path / 'srv')
+    recorded('httpd', os.path.join(custom, 'snapshot-1'))
+    result = run(capsys, checkpoint_dir=custom, details=True, check_mode=True)
+    [entry] = result['checkpoints']
+    assert result['changed'] is False and entry['container'] == 'cryo-rec-httpd' and entry['details_notes'] == []
+    [httpd] = entry['processes']
+    assert (httpd['pid'], httpd['command'], httpd['command_line']) == (1, 'httpd', ['httpd', '-f', '-p', '8080', '-h', '/www'])
+    assert httpd['memory'] == dict(mapped=2322432, written=61440)
+    [sock] = entry['sockets']
+    assert (sock['state'], sock['family'], sock['local_address'], sock['local_port']) == ('listen', 'inet6', '::', 8080)
+    assert [f['path'] for f in entry['files']] == ['/dev/null', 'pipe:[1255925]', 'pipe:[1255926]', 'socket:[1255971]']
+    assert entry['stats']['frozen_time'] == 128985
+    assert engine.changes() == []
+
+
+def test_details_of_the_engines_checkpoints(engine, capsys):
+    cr, other = engine.add('cr'), engine.add('other')
+    recorded('counter', engine.take(cr, 'cp1'), metadata=False)
+    engine.take(other, 'x1', leave_running=True)  # the fake engine's own images: not CRIU's
+    result = run(capsys, details=True)
+    counter, fake = result['checkpoints']
+    assert (counter['container'], counter['name'], counter['details_notes']) == ('cr', 'cp1', [])
+    assert [(p['pid'], p['ppid'], p['command']) for p in counter['processes']] == [(1, 0, 'sh'), (17, 1, 'sleep')]
+    assert counter['stats']['pages_written'] == 34
+    # a checkpoint that cannot be decoded is still listed, with a sentence instead of a traceback
+    assert (fake['container'], fake['processes'], fake['files'], fake['sockets'], fake['stats']) == \
+        ('other', None, None, None, None)
+    [note] = fake['details_notes']
+    assert note.startswith('the process tree cannot be read: pstree.img is not a CRIU pstree image (magic 0x')
+    assert note.endswith(', expected 0x50273030)')
+    assert result.get('failed') is not True and engine.changes() == []
+
+
+def test_details_of_a_damaged_checkpoint(engine, capsys):
+    cr = engine.add('cr')
+    path = recorded('files', engine.take(cr, 'cp1'))
+    with open(os.path.join(path, 'files.img'), 'r+b') as handle:
+        handle.truncate(64)
+    os.unlink(os.path.join(path, 'pages-2.img'))
+    [entry] = run(capsys, container='cr', details=True)['checkpoints']
+    assert entry['files'] is None and entry['sockets'] is None
+    assert [p['command'] for p in entry['processes']] == ['sh', 'sleep']
+    assert entry['processes'][1]['command_line'] is None
+    assert entry['details_notes'][0].startswith('open files and sockets unknown: files.img is truncated')
+    assert entry['details_notes'][1].startswith('process 13 (sleep): command line unknown: cannot read pages-2.img')
+
+
+def test_details_when_the_files_are_elsewhere(engine, capsys, tmp_path):
+    cr = engine.add('cr')
+    engine.take(cr, 'cp1', leave_running=True)
+    engine.reported_root = str(tmp_path / 'remote-root')  # an engine on another host
+    [entry] = run(capsys, container='cr', details=True)['checkpoints']
+    assert entry['processes'] is None and entry['size'] is None
+    assert entry['details_notes'] == ['the checkpoint directory %s is not on this host: run the module on the '
+                                      'engine\'s host' % entry['directory']]

@@ -133,9 +133,10 @@ def test_a_member_is_restored_into_its_running_holder(engine, capsys, member):
 def test_a_member_whose_holder_is_stopped_is_not_restored(engine, capsys, member):
     holder, cr = member
     holder.running, holder.status = False, 'exited'
+    assert holder.name == 'web-net'
     result = restore(capsys)
-    msg = failed_clearly(result, 'Container cr joins the network namespace of container %s, which is exited, so '
-                                 'it cannot be restored; nothing was done and checkpoint cp1 was kept.' % holder.id)
+    msg = failed_clearly(result, 'Container cr joins the network namespace of container web-net, which is exited, '
+                                 'so it cannot be restored; nothing was done and checkpoint cp1 was kept.')
     assert 'Start the network holder first' in msg and 'state started' in msg
     assert engine.changes() == [] and not cr.running
     assert os.path.isdir(engine.checkpoint_path(cr, 'cp1'))
@@ -147,6 +148,7 @@ def test_a_member_whose_holder_is_gone_is_not_restored(engine, capsys, member):
     result = restore(capsys)
     msg = failed_clearly(result, 'Container cr joins the network namespace of container %s, which does not exist'
                          % holder.id)
-    assert 'checkpoint cp1 was kept' in msg and 'Create the network holder again' in msg
+    assert 'checkpoint cp1 was kept' in msg and 'a holder created again does not take this container back' in msg
+    assert 'restore this checkpoint into the new container with docker_restore and checkpoint_dir' in msg
     assert result['network_mode'] == 'container:%s' % holder.id
     assert engine.changes() == [] and not cr.running

@@ -1,0 +1,674 @@
+# -*- coding: utf-8 -*-
+# Copyright: cryo.docker contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# PRIVATE: this file is for use by the cryo.docker collection only. It may change or go away at
+# any time, without notice.
+
+"""Taking and restoring checkpoints, one container at a time (a task) or many at once (a batch).
+
+A task reads as plan, act, report for one container; a Batch is the module's Manager: it makes one task
+per container, plans them all, acts on those that need it concurrently (bounded), and reports each. One
+task's failure never hides the others': each gets its own result.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
+from ansible_collections.cryo.docker.plugins.module_utils._common import (
+    HELD_RESTART_POLICIES,
+    Manager,
+    ModuleError,
+    check_checkpoint_dir,
+    check_checkpoint_name,
+)
+from ansible_collections.cryo.docker.plugins.module_utils._criu import (
+    failure_log,
+    quote_errors,
+    read_log_errors,
+    read_stats,
+    runc_log_file,
+)
+from ansible_collections.cryo.docker.plugins.module_utils._engine import EngineError, connect
+from ansible_collections.cryo.docker.plugins.module_utils._host import Host, task_bundle_dirs
+from ansible_collections.cryo.docker.plugins.module_utils._preflight import (
+    parse_timestamp,
+    started_before,
+    unrestorable,
+    unrestorable_msg,
+)
+from ansible_collections.cryo.docker.plugins.module_utils._runtime import (
+    RuntimeUnavailable,
+    find_runtime,
+    run_checkpoint,
+)
+
+
+def default_parallel():
+    """How many containers a batch works on at once by default: the host's CPUs, at least two."""
+    return max(2, os.cpu_count() or 1)
+
+
+class Batch(Manager):
+    """The module's manager over O(container) or O(containers): task_class does one container."""
+
+    task_class = None
+
+    def __init__(self, module):
+        super().__init__(module)
+        check_checkpoint_name(self.params['checkpoint'])
+        check_checkpoint_dir(self.params['checkpoint_dir'])
+        self.single = self.params.get('container') is not None
+        names = [self.params['container']] if self.single else list(self.params['containers'] or [])
+        if not self.single and not names:
+            raise ModuleError('containers is empty: name at least one container (or use container for one).')
+        if len(set(names)) != len(names):
+            raise ModuleError('containers names %s more than once: each container can be worked on once per run.'
+                              % ', '.join(sorted({name for name in names if names.count(name) > 1})))
+        self.engine = connect(self.params)
+        self.engine_version = self.engine.require_experimental().get('Version')
+        self.tasks = []
+        for name in names:
+            try:
+                self.tasks.append(self.task_class(self, name))
+            except ModuleError as exc:
+                if self.single:
+                    raise
+                self.tasks.append(FailedTask(self, name, exc))
+
+    def plan(self):
+        for task in self.tasks:
+            if task.error is None:
+                try:
+                    task.plan()
+                except ModuleError as exc:
+                    if self.single:
+                        raise
+                    task.error = exc
+        self.changed = any(task.changed for task in self.tasks if task.error is None)
+
+    def act(self):
+        todo = [task for task in self.tasks if task.changed and task.error is None]
+        if self.single or len(todo) == 1:
+            for task in todo:
+                task.act()
+            return
+        with ThreadPoolExecutor(max_workers=max(1, min(self.params['parallel'] or default_parallel(), len(todo)))) as pool:
+            for task, error in zip(todo, pool.map(self.act_on, todo)):
+                task.error = error
+
+    def act_on(self, task):
+        """Act on one task of a batch, with an engine connection of its own; the error, or None."""
+        try:
+            task.engine = connect(self.params)
+            task.act()
+        except ModuleError as exc:
+            return exc
+        except Exception as exc:  # pylint: disable=broad-except
+            # One container's unexpected failure must not hide what happened to the others.
+            return ModuleError('%s %s failed unexpectedly: %s' % (task.what, task.name, exc),
+                               exception=traceback.format_exc())
+        return None
+
+    def report(self):
+        if self.single:
+            return self.tasks[0].report()
+        results = [self.failed_entry(task) if task.error else task.entry() for task in self.tasks]
+        result = dict(changed=any(entry['changed'] for entry in results), results=results)
+        diffs = [task.diff() for task in self.tasks if task.error is None and task.changed and self.module._diff]
+        if diffs:
+            result['diff'] = diffs
+        failed = [task for task in self.tasks if task.error]
+        if failed:
+            raise ModuleError('%d of %d containers failed: %s The others are reported in results.'
+                              % (len(failed), len(self.tasks), ' '.join('[%s] %s' % (task.name, task.error.msg)
+                                                                        for task in failed)), **result)
+        return result
+
+    @staticmethod
+    def failed_entry(task):
+        """A failed task's entry in results: its error's message and details."""
+        return dict(task.error.fail_kwargs(), container=task.name, failed=True, changed=task.changed)
+
+
+class Task:
+    """One container of a batch: plan() decides (sets changed), act() does, report() says."""
+
+    what = 'Work on container'
+
+    def __init__(self, batch, name):
+        self.batch = batch
+        self.module = batch.module
+        self.params = batch.params
+        self.engine = batch.engine
+        self.name = name
+        self.error = None
+        self.changed = False
+
+    def entry(self):
+        """The task's entry in a batch's results."""
+        return dict(self.report(), container=self.name)
+
+    def diff(self):
+        return {}
+
+
+class FailedTask(Task):
+    """A container of a batch that failed before it could be planned (it does not exist, say)."""
+
+    def __init__(self, batch, name, error):
+        super().__init__(batch, name)
+        self.error = error
+
+
+# -- checkpoint ------------------------------------------------------------------------------------
+
+class CheckpointTask(Task):
+    """plan: does the checkpoint exist, may the container be checkpointed, through which path; act: take
+    it (restart policy held, a retake under a temporary name) or remove it; report: the checkpoint now."""
+
+    what = 'Checkpoint of container'
+
+    def __init__(self, batch, name):
+        super().__init__(batch, name)
+        self.checkpoint = self.params['checkpoint']
+        self.custom_dir = self.params['checkpoint_dir']
+        self.info = self.engine.inspect(name)
+        self.container_id = self.info['Id']
+        self.container_name = self.info['Name'].lstrip('/')
+        self.base = self.custom_dir or store.engine_dir(self.engine.data_root(), self.container_id)
+        self.before = self.after = []
+        self.runtime = None
+        self.method_reason = None
+        self.taken = dict(duration=0.0, stats=None)
+
+    def describe(self):
+        return store.describe(os.path.join(self.base, self.checkpoint), self.checkpoint, self.container_name,
+                              self.container_id)
+
+    # -- plan
+
+    def plan(self):
+        if not self.custom_dir or os.path.isdir(self.custom_dir):
+            self.before = self.engine.list_checkpoints(self.container_id, self.custom_dir)
+        exists = self.checkpoint in self.before
+        if self.params['state'] == 'absent':
+            self.changed = exists
+            self.after = [name for name in self.before if name != self.checkpoint]
+            return
+        self.after = sorted(set(self.before) | {self.checkpoint})
+        if exists and not self.params['force']:
+            return
+        if not self.info['State'].get('Running'):
+            raise ModuleError(
+                'Container %s is %s, and only a running container can be checkpointed%s. Start it, or restore '
+                'it from a checkpoint with cryo.docker.docker_restore.'
+                % (self.container_name, self.info['State'].get('Status'),
+                   ' (its checkpoint %s was left as it is)' % self.checkpoint if exists else ''))
+        self.refuse_unrestorable()
+        self.choose_method()
+        self.changed = True
+
+    def refuse_unrestorable(self):
+        """Never stop a container at a checkpoint this engine cannot restore, unless asked to."""
+        version = self.batch.engine_version
+        network = self.info['HostConfig'].get('NetworkMode')
+        entry = unrestorable(version, network)
+        if entry is None:
+            return
+        msg = unrestorable_msg(version, network, entry)
+        if self.params['leave_running']:
+            self.module.warn('Checkpoint %s of %s is taken with leave_running for inspection: it cannot be restored '
+                             'on this engine. %s' % (self.checkpoint, self.container_name, msg))
+        elif self.params['allow_unrestorable']:
+            self.module.warn('Container %s stops at checkpoint %s although this engine cannot restore it '
+                             '(allow_unrestorable). %s' % (self.container_name, self.checkpoint, msg))
+        else:
+            raise ModuleError('Checkpoint %s of container %s was not taken, and the container is still running '
+                              'untouched: stopping it at this checkpoint would lose it. %s Set allow_unrestorable: '
+                              'true to take it anyway (the container stops), or leave_running: true for a '
+                              'checkpoint to inspect.' % (self.checkpoint, self.container_name, msg),
+                              engine_version=version, network_mode=network, reference=entry['reference'])
+
+    def choose_method(self):
+        """method: engine, runtime, or auto (the runtime path where it can be taken, else the engine's)."""
+        if self.params['method'] == 'engine':
+            return
+        try:
+            info = self.batch.engine_info()
+            live = info.get('LiveRestoreEnabled') and self.batch.outlived_engine(self.info)
+            self.runtime = find_runtime(self.batch.host, self.params['docker_host'], info, self.info, live)
+        except RuntimeUnavailable as exc:
+            if self.params['method'] == 'runtime':
+                raise ModuleError('method runtime cannot checkpoint container %s: %s. Use method engine (or auto, '
+                                  'which takes the runtime path only where it can).'
+                                  % (self.container_name, exc.reason))
+            self.method_reason = 'the runtime path cannot be taken: %s' % exc.reason
+
+    @property
+    def method(self):
+        return 'runtime' if self.runtime else 'engine'
+
+    # -- act
+
+    def act(self):
+        if self.params['state'] == 'absent':
+            self.engine.delete_checkpoint(self.container_id, self.checkpoint, self.custom_dir)
+            return
+        replacing = self.checkpoint in self.before
+        if self.custom_dir:
+            store.ensure_private_dir(self.custom_dir)
+        # A retake goes under a temporary name and replaces the old checkpoint only once it succeeded.
+        target = self.checkpoint + '.cryo-new' if replacing else self.checkpoint
+        if replacing:
+            shutil.rmtree(os.path.join(self.base, target), ignore_errors=True)
+        policy = self.info['HostConfig'].get('RestartPolicy') or {'Name': 'no'}
+        held = (self.params['hold_restart_policy'] and not self.params['leave_running']
+                and policy.get('Name') in HELD_RESTART_POLICIES)
+        if held:
+            self.engine.set_restart_policy(self.container_id, {'Name': 'no'})
+        started = time.monotonic()
+        try:
+            if self.runtime:
+                self.take_through_runtime(os.path.join(self.base, target))
+            else:
+                self.taken['attempts'] = self.engine.create_checkpoint(
+                    self.container_id, target, self.params['leave_running'], self.custom_dir)
+            if not self.params['leave_running']:
+                self.engine.wait_stopped(self.container_id)
+        except EngineError as exc:
+            if held:
+                self.engine.set_restart_policy(self.container_id, policy)
+            raise self.failed(exc.msg, exc.engine_message, exc.fail_kwargs())
+        except ModuleError:
+            if held:
+                self.engine.set_restart_policy(self.container_id, policy)
+            raise
+        self.taken['duration'] = round(time.monotonic() - started, 3)
+        path = os.path.join(self.base, self.checkpoint)
+        if replacing:
+            store.swap_in(os.path.join(self.base, target), path)
+        if not os.path.isdir(path):
+            self.module.warn('The checkpoint files are not on this host (%s), so its restart policy and time '
+                             'were not recorded. Run the module on the engine host.' % path)
+            return
+        self.taken['stats'] = read_stats(path, 'stats-dump')
+        store.write_metadata(path, dict(
+            checkpoint=self.checkpoint, container=self.container_name, container_id=self.container_id,
+            image=self.info['Config'].get('Image'), created=store.now_iso(), method=self.method,
+            leave_running=self.params['leave_running'], restart_policy=policy, duration=self.taken['duration'],
+            stats=self.taken['stats']))
+
+    def take_through_runtime(self, path):
+        """runc checkpoint straight into the engine's place (or checkpoint_dir); a failure removes what it wrote."""
+        store.ensure_private_dir(os.path.dirname(path))
+        os.mkdir(path, 0o700)
+        rc, out, err = run_checkpoint(self.module, self.runtime, self.container_id, path,
+                                      self.params['leave_running'])
+        if rc == 0:
+            return
+        log, errors = read_log_errors([os.path.join(path, 'dump.log'), runc_log_file()])
+        shutil.rmtree(path, ignore_errors=True)
+        # runc names CRIU's log in the work directory, which runc.conf's log-file may have overridden (and
+        # which is gone now): the log that was read is named below, once.
+        reason = ' '.join(re.sub(r'log file: \S+', '', err or out or 'runc exited %s' % rc).split()).rstrip(':; ')
+        raise self.failed('runc checkpoint exited %s: %s' % (rc, reason), None,
+                          dict(runc_rc=rc, runc_stderr=(err or '').splitlines()[-20:]), log=log, errors=errors)
+
+    def failed(self, reason, engine_message, details, log=None, errors=None):
+        """The error for a checkpoint that failed: CRIU's reasons, and whether the container runs."""
+        running = self.engine.inspect(self.container_id)['State'].get('Running')
+        if errors is None:
+            log, errors = failure_log(engine_message)
+        msg = 'Checkpoint %s of container %s failed: %s' % (self.checkpoint, self.container_name, reason)
+        if errors:
+            msg += ' CRIU says: %s (log: %s).' % (quote_errors(errors), log)
+        msg += (' The container is still running; nothing was lost.' if running else
+                ' The container is NOT running any more: start it again (docker start), since no usable '
+                'checkpoint was taken.')
+        details = dict(details, criu_errors=errors, container_running=running, method=self.method)
+        details.pop('msg', None)
+        if log:
+            details['criu_log'] = log
+        return ModuleError(msg, **details)
+
+    # -- report
+
+    def report(self):
+        result = dict(changed=self.changed, checkpoint={}, **self.taken)
+        if self.params['state'] == 'present':
+            result['checkpoint'] = self.describe()
+            if self.changed and self.module.check_mode:
+                result['checkpoint'].update(created=None, size=None)
+            if self.changed:
+                result['method'] = self.method
+                if self.method_reason:
+                    result['method_reason'] = self.method_reason
+        if self.changed and self.module._diff and self.batch.single:
+            result['diff'] = self.diff()
+        return result
+
+    def diff(self):
+        status = self.info['State'].get('Status')
+        if self.params['state'] == 'present':
+            after = 'running' if self.params['leave_running'] else 'exited'
+        else:
+            after = status
+        before, after = dict(checkpoints=self.before, container_state=status), dict(checkpoints=self.after,
+                                                                                    container_state=after)
+        if not self.batch.single:
+            before['container'] = after['container'] = self.container_name
+        return dict(before=before, after=after)
+
+
+class CheckpointBatch(Batch):
+    """docker_checkpoint: the runtime path needs the engine's /info and the host's facts, asked once."""
+
+    task_class = CheckpointTask
+
+    def __init__(self, module):
+        self.host = Host()
+        self._info = None
+        self._dockerd = False
+        super().__init__(module)
+
+    def engine_info(self):
+        if self._info is None:
+            self._info = self.engine.info()
+        return self._info
+
+    def outlived_engine(self, inspect):
+        """Whether a running container was started before the current engine process (live-restore)."""
+        if self._dockerd is False:
+            self._dockerd = self.host.dockerd(self.params['docker_host'])
+        started = parse_timestamp((inspect.get('State') or {}).get('StartedAt'))
+        return bool(self._dockerd) and started_before(started, self._dockerd['started_at'])
+
+
+# -- restore ---------------------------------------------------------------------------------------
+
+class RestoreFailure:
+    """Why a restore did not give the checkpointed processes back."""
+
+    def __init__(self, reason, engine_message=None, details=None, running_fresh=False):
+        self.reason = reason
+        self.engine_message = engine_message
+        self.details = details or {}
+        self.running_fresh = running_fresh
+
+
+class RestoreTask(Task):
+    """plan: where the checkpoint is and whether the container needs it (restore, cold start, nothing);
+    act: stage, restore, verify, put the restart policy back, fall back or fail; report: the outcome."""
+
+    what = 'Restore of container'
+
+    def __init__(self, batch, name):
+        super().__init__(batch, name)
+        self.checkpoint = self.params['checkpoint']
+        self.info = self.engine.inspect(name)
+        self.container_id = self.info['Id']
+        self.container_name = self.info['Name'].lstrip('/')
+        self.engine_path = os.path.join(store.engine_dir(self.engine.data_root(), self.container_id), self.checkpoint)
+        custom = self.params['checkpoint_dir']
+        self.source = os.path.join(custom, self.checkpoint) if custom else self.engine_path
+        self.action = None  # restore or cold_start: what act() does
+        self.staged = False
+        self.outcome = dict(restored=False, verified=None, fallback_used=False, checkpoint_removed=False,
+                            duration=0.0, containerd_copies_removed=0, checkpoint={}, stats=None,
+                            verification=dict(method='none', detail='not verified'))
+
+    # -- plan
+
+    def plan(self):
+        running = self.info['State'].get('Running')
+        if not self.checkpoint_found():
+            # fallback: cold_start, and this container has no such checkpoint.
+            self.action = 'cold_start'
+            self.changed = not running
+            self.outcome.update(fallback_used=self.changed, verified=False if self.changed else None)
+            return
+        self.outcome['checkpoint'] = store.describe(self.source, self.checkpoint, self.container_name,
+                                                    self.container_id)
+        if running and not self.params['force']:
+            check = store.verify_resumed(self.source, self.info['State'].get('Pid'))
+            self.outcome.update(verification=check, verified=check['verified'])
+            if check['verified'] is False:
+                self.module.warn(
+                    'Container %s is running, but not from checkpoint %s (%s): something else started it, for '
+                    'example its restart policy. Nothing was restored; use force: true to rewind it to the '
+                    'checkpoint.' % (self.container_name, self.checkpoint, check['detail']))
+            return
+        self.check_network_holder()
+        self.action = 'restore'
+        self.changed = True
+
+    def checkpoint_found(self):
+        """True when the checkpoint is there; False when it is not and fallback allows a cold start."""
+        if self.params['checkpoint_dir']:
+            if store.looks_like_checkpoint(self.source):
+                return True
+            raise ModuleError(
+                'Checkpoint %s is not in %s (no %s/inventory.img). Check checkpoint and checkpoint_dir; '
+                'cryo.docker.docker_checkpoint_info lists what a directory holds.'
+                % (self.checkpoint, self.params['checkpoint_dir'], self.source))
+        if self.checkpoint in self.engine.list_checkpoints(self.container_id):
+            return True
+        if self.params['fallback'] == 'cold_start':
+            return False
+        raise ModuleError(
+            'Container %s has no checkpoint named %s. cryo.docker.docker_checkpoint_info lists its checkpoints; '
+            'give checkpoint_dir if it was taken into another directory.' % (self.container_name, self.checkpoint))
+
+    def check_network_holder(self):
+        """A container in another container's network namespace restores into it: that one must run."""
+        network = self.info['HostConfig'].get('NetworkMode') or ''
+        if not network.startswith('container:'):
+            return
+        holder = network[len('container:'):]
+        try:
+            found = self.engine.inspect(holder)
+        except EngineError as exc:
+            if exc.status != 404:
+                raise
+            raise ModuleError('Container %s joins the network namespace of container %s, which does not exist any more, '
+                              'so it cannot be restored; nothing was done and checkpoint %s was kept. A network mode '
+                              'names its holder by id and is fixed when a container is created: a holder created '
+                              'again does not take this container back. Create a new holder, create the container '
+                              'again in its namespace (network_mode container:<new holder>) from the same image, and '
+                              'restore this checkpoint into the new container with docker_restore and checkpoint_dir '
+                              '(copy %s out first).' % (self.container_name, holder, self.checkpoint, self.source),
+                              network_mode=network)
+        if not found['State'].get('Running'):
+            raise ModuleError('Container %s joins the network namespace of container %s, which is %s, so it cannot be '
+                              'restored; nothing was done and checkpoint %s was kept. Start the network holder '
+                              'first (cryo.docker.docker_network_holder with state started), then run this again.'
+                              % (self.container_name, found.get('Name', holder).lstrip('/'),
+                                 found['State'].get('Status'), self.checkpoint), network_mode=network)
+
+    # -- act
+
+    def act(self):
+        started = time.monotonic()
+        if self.action == 'cold_start':
+            self.engine.start(self.container_id)
+            self.outcome['duration'] = round(time.monotonic() - started, 3)
+            return
+        if self.info['State'].get('Running'):
+            self.engine.stop(self.container_id, timeout=1)
+            self.engine.wait_stopped(self.container_id)
+        self.stage()
+        try:
+            started = time.monotonic()
+            failure = self.restore()
+            self.outcome['duration'] = round(time.monotonic() - started, 3)
+            if failure is None and self.params['verify']:
+                failure = self.verify()
+            elif failure is None:
+                self.outcome['verification'] = dict(method='none', detail='verify is false')
+        finally:
+            self.unstage()
+        if failure is not None:
+            self.fall_back(failure, started)
+            return
+        self.put_back_policy()
+        if self.params['keep_checkpoint']:
+            return
+        if self.outcome['verified']:
+            self.remove_checkpoint()
+        else:
+            self.module.warn('Checkpoint %s was kept although keep_checkpoint is false: the restore could not be '
+                             'verified.' % self.checkpoint)
+
+    def stage(self):
+        """The engine restores only from its own place: copy a checkpoint_dir checkpoint there."""
+        if not self.params['checkpoint_dir']:
+            return
+        if os.path.exists(self.engine_path):
+            raise ModuleError(
+                'Container %s already has a checkpoint named %s in the engine\'s place (%s), so the one in %s '
+                'cannot be staged there. Restore it without checkpoint_dir, or remove it first '
+                '(cryo.docker.docker_checkpoint state=absent).'
+                % (self.container_name, self.checkpoint, self.engine_path, self.params['checkpoint_dir']))
+        store.stage(self.source, self.engine_path)
+        self.staged = True
+
+    def unstage(self):
+        # The staged copy duplicates the checkpoint that stays in checkpoint_dir.
+        if self.staged:
+            shutil.rmtree(self.engine_path, ignore_errors=True)
+            self.staged = False
+
+    def restore(self):
+        """Start the container from the checkpoint; a RestoreFailure, or None once it runs."""
+        try:
+            self.engine.start_from_checkpoint(self.container_id, self.checkpoint)
+        except EngineError as exc:
+            return RestoreFailure(exc.msg, exc.engine_message, exc.fail_kwargs())
+        finally:
+            self.clean_containerd_copies()
+        state = self.engine.wait_running(self.container_id)['State']
+        self.read_restore_stats()
+        if not state.get('Running'):
+            return RestoreFailure('the container is %s after the restore (exit code %s).'
+                                  % (state.get('Status'), state.get('ExitCode')), state.get('Error'))
+        self.outcome['restored'] = True
+        return None
+
+    def read_restore_stats(self):
+        """CRIU's restore statistics: in the task bundle, the restore's work directory (else in containerd's copy)."""
+        if self.outcome['stats']:
+            return
+        dockerd = Host().dockerd(self.params['docker_host'])
+        exec_root = dockerd['exec_root'] if dockerd else None
+        for directory in task_bundle_dirs(self.engine.data_root(), exec_root, self.container_id):
+            stats = read_stats(directory, 'stats-restore')
+            if stats:
+                self.outcome['stats'] = stats
+                return
+
+    def clean_containerd_copies(self):
+        """Remove the copies containerd left of this checkpoint; the restore's statistics are in them."""
+        copies = store.containerd_copies(self.source)
+        for copy in copies:
+            self.outcome['stats'] = self.outcome['stats'] or read_stats(copy, 'stats-restore')
+        self.outcome['containerd_copies_removed'] = len(store.remove_containerd_copies(self.source))
+
+    def verify(self):
+        """Prove the running PID 1 is the checkpointed one; a RestoreFailure when it started afresh."""
+        pid = self.engine.inspect(self.container_id)['State'].get('Pid')
+        check = store.verify_resumed(self.source, pid)
+        self.outcome.update(verification=check, verified=check['verified'])
+        if check['verified'] is None:
+            self.module.warn('The restore of %s could not be verified: %s.' % (self.container_name, check['detail']))
+            return None
+        if check['verified']:
+            return None
+        self.outcome['restored'] = False
+        return RestoreFailure('the container is running but did not resume the checkpointed processes: it started '
+                              'afresh (%s). Its restart policy, or a containerd older than 1.5, can do this.'
+                              % check['detail'], running_fresh=True)
+
+    def fall_back(self, failure, started):
+        """fallback: cold_start starts the container afresh and reports it; fail raises, with CRIU's reasons."""
+        log, errors = failure_log(failure.engine_message)
+        msg = 'Restore of container %s from checkpoint %s failed: %s' % (self.container_name, self.checkpoint,
+                                                                         failure.reason)
+        if errors:
+            msg += ' CRIU says: %s (log: %s).' % (quote_errors(errors), log)
+        details = dict(failure.details, criu_errors=errors)
+        details.pop('msg', None)
+        if log:
+            details['criu_log'] = log
+        if self.params['fallback'] != 'cold_start':
+            raise ModuleError(msg + (
+                ' The container runs afresh; the checkpoint was kept.' if failure.running_fresh else
+                ' The container stays stopped and the checkpoint was kept; fix the cause and run again, or use '
+                'fallback: cold_start to start it afresh.'), **details)
+        if not failure.running_fresh:
+            try:
+                self.engine.start(self.container_id)
+            except EngineError as exc:
+                raise ModuleError(msg + ' The cold start failed too: %s' % exc.msg, **details)
+        self.outcome.update(fallback_used=True, restored=False, verified=False, criu_errors=errors,
+                            duration=round(time.monotonic() - started, 3))
+        if log:
+            self.outcome['criu_log'] = log
+        self.module.warn(msg + ' The container was started afresh (fallback: cold_start); the checkpoint was kept.')
+        self.put_back_policy()
+
+    def put_back_policy(self):
+        recorded = self.outcome['checkpoint'].get('restart_policy')
+        if not self.params['restore_restart_policy'] or not recorded:
+            return
+        current = self.engine.inspect(self.container_id)['HostConfig'].get('RestartPolicy') or {}
+        if (current.get('Name') or 'no') != (recorded.get('Name') or 'no'):
+            self.engine.set_restart_policy(self.container_id, recorded)
+
+    def remove_checkpoint(self):
+        if self.params['checkpoint_dir']:
+            shutil.rmtree(self.source)
+        else:
+            self.engine.delete_checkpoint(self.container_id, self.checkpoint)
+        self.outcome['checkpoint_removed'] = True
+
+    # -- report
+
+    def report(self):
+        info = self.engine.inspect(self.container_id)
+        result = dict(self.outcome, changed=self.changed, restart_policy=info['HostConfig'].get('RestartPolicy'),
+                      container=dict(name=self.container_name, id=self.container_id,
+                                     status=info['State'].get('Status'), running=bool(info['State'].get('Running'))))
+        if self.action == 'cold_start' and self.changed:
+            self.module.warn('Container %s has no checkpoint named %s, so it was started afresh (fallback: '
+                             'cold_start).' % (self.container_name, self.checkpoint))
+        if self.changed and self.module._diff and self.batch.single:
+            result['diff'] = self.diff()
+        return result
+
+    def entry(self):
+        return self.report()  # it names the container itself: container.name, container.id
+
+    def diff(self):
+        before = dict(container_state=self.info['State'].get('Status'))
+        after = dict(container_state='running', checkpoint=self.checkpoint)
+        if not self.batch.single:
+            before['container'] = after['container'] = self.container_name
+        return dict(before=before, after=after)
+
+
+class RestoreBatch(Batch):
+    """docker_restore: each entry of results names its container as docker_restore's result does."""
+
+    task_class = RestoreTask
+
+    @staticmethod
+    def failed_entry(task):
+        return dict(task.error.fail_kwargs(), container=dict(name=task.name), failed=True, changed=task.changed)

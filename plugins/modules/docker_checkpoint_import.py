@@ -1,0 +1,385 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: cryo.docker contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: docker_checkpoint_import
+short_description: Create a container from a portable checkpoint archive and resume it, verified
+version_added: 0.2.0
+description:
+  - Takes an archive written by M(cryo.docker.docker_checkpoint_export) on any host and, on this host's
+    checkpoint-ready engine, creates the container again and resumes its processes where they were frozen.
+    The container never has to exist here before.
+  - "Verifies the archive before it unpacks anything - one read through the whole file, hashing every
+    member and writing nothing - against the sizes and sha256 sums its manifest records (and the manifest
+    against its own sha256; with O(checksum), the file against the sum given). It refuses, with nothing
+    created - a truncated or damaged archive; a member that differs by one byte; members with absolute
+    paths or C(..), symbolic or hard links that leave the archive, device nodes and FIFOs; members the
+    manifest does not list; an archive written on another CPU architecture; a checkpoint dumped by a newer
+    CRIU than the one this engine runs; an image that is not here and not in the archive; a network, or the
+    network holder of a C(container:<name>) network mode, that does not exist here; a container network
+    mode this engine cannot restore (Docker 28 and 29 with a network namespace of its own, see
+    M(cryo.docker.checkpoint_preflight)); too little room."
+  - "Then it unpacks the archive into a private staging directory (O(staging_dir), C(0700); read a second
+    time, each file hashed again), loads the image when the archive carries it and the engine lacks it
+    (saved by id, so no tag on this host moves; the recorded reference is tagged only where it is free),
+    creates the container from the recorded configuration (under the recorded name, or O(container)) with
+    the label C(cryo.docker.archive) holding the archive's sha256 and restart policy C(no) until it runs,
+    connects its other networks, writes its file changes back (C(PUT /containers/{id}/archive)), fills the
+    volumes the archive carries, deletes the files the container had deleted from its image, moves the
+    checkpoint into the container's own checkpoint place and restores it through the code of
+    M(cryo.docker.docker_restore) - verified (PID 1 is the checkpointed process), restart policy put back,
+    O(fallback) on failure. RV(steps) says what was done."
+  - "Deleted files - the Engine API can add and replace files in a container but not delete them. On the
+    overlay2 storage driver, with the engine's layers on this host, the module makes an overlay whiteout (a
+    0/0 character device of that name) in the new container's upper directory, which is what overlayfs
+    itself does for a deleted file; each path component is opened without following links. On any other
+    storage driver (for example the containerd image store) an archive that records deleted files is refused
+    before anything is created, unless O(deleted_files=ignore) - then they are present again as the image
+    has them, with a warning naming them."
+  - "Idempotent and convergent. A container of that name with the archive's label that runs from the
+    checkpoint (verified by its memory layout) leaves the run unchanged. Interrupted half-way (the
+    controller died, the host rebooted) and run again, the import converges - the staging directory of the
+    earlier run is removed, an image already loaded is not loaded again, a container of the archive that was
+    never started (an import that stopped before its restore, or whose restore failed) is removed and
+    created again, named volumes it created are filled again. A container of the archive that has run and
+    stopped since is left alone with an error (what it did since is not in the archive) unless O(force=true).
+    Any other container of that name is an error."
+extends_documentation_fragment:
+  - cryo.docker._docker
+  - cryo.docker._attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - The archive is verified (read, nothing written) and every check is made; the result shows the container
+        that would be created (RV(container)) and whether the image would be loaded.
+  diff_mode:
+    support: full
+  idempotent:
+    support: partial
+    details:
+      - With O(force=true) the container is created again and restored on every run.
+options:
+  path:
+    description:
+      - Absolute path of the archive on the host that runs the module (the engine's host).
+    type: path
+    required: true
+  container:
+    description:
+      - Name of the container to create. Default is the name it had where it was exported.
+    type: str
+  checksum:
+    description:
+      - The sha256 the archive file must have, as C(sha256:HEX) or the 64 hex digits
+        (RV(cryo.docker.docker_checkpoint_export#module:archive.sha256)). Without it the archive is checked
+        against its own manifest only, which catches damage but not a deliberate change of the whole file.
+    type: str
+  published_ports:
+    description:
+      - The ports the new container publishes, replacing the recorded ones, each as C([ip:][host:]container[/proto])
+        (C(8080:80), C(127.0.0.1::80) for a free host port). An empty list publishes none - for clones of one
+        archive, which cannot all take the same host port. Default is the recorded ports.
+    type: list
+    elements: str
+  restore:
+    description:
+      - Restore the container from the checkpoint once it is created. With V(false) it is created with its
+        files and the checkpoint staged in its checkpoint place, and left for M(cryo.docker.docker_restore).
+    type: bool
+    default: true
+  verify:
+    description:
+      - Prove that the container resumed the checkpointed processes (see O(cryo.docker.docker_restore#module:verify)).
+    type: bool
+    default: true
+  fallback:
+    description:
+      - What to do when the restore fails - see O(cryo.docker.docker_restore#module:fallback). With V(fail) the
+        container stays created and stopped with its checkpoint, and a run after the cause is fixed creates it
+        again and restores.
+    type: str
+    choices: [fail, cold_start]
+    default: fail
+  keep_checkpoint:
+    description:
+      - Keep the checkpoint in the new container's checkpoint place after a verified restore (for a later rewind
+        with M(cryo.docker.docker_restore)). By default it is removed - the archive is the copy to keep.
+    type: bool
+    default: false
+  deleted_files:
+    description:
+      - What to do with the files the container had deleted from its image (see above).
+      - V(remove) deletes them in the new container (overlay2), and refuses an archive that records some on
+        an engine where that cannot be done.
+      - V(ignore) leaves them as the image has them, with a warning.
+    type: str
+    choices: [remove, ignore]
+    default: remove
+  staging_dir:
+    description:
+      - Directory the archive is unpacked in (a private directory below it, removed afterwards). On the file
+        system of the engine's data root the checkpoint is moved into place by a rename, with no second copy.
+      - Default is C(<data root>/cryo-import), for example C(/var/lib/docker/cryo-import).
+    type: path
+  force:
+    description:
+      - Remove a container of that name made by an earlier import of this archive, whatever its state, and
+        import again (it rewinds to the archive).
+    type: bool
+    default: false
+notes:
+  - The module runs on the engine's host - it stages the checkpoint into the engine's data root and verifies the
+    restore through C(/proc).
+  - The image is compared by id, or else by its layers under the recorded reference (an engine with the
+    containerd image store gives an image another id); a reference that names another image here is left as it is,
+    and the container is created from the image id.
+  - A container with a network mode C(container:<name>) joins the network holder of that name, which must run
+    here (M(cryo.docker.docker_network_holder)).
+seealso:
+  - module: cryo.docker.docker_checkpoint_export
+  - module: cryo.docker.docker_restore
+  - module: cryo.docker.docker_network_holder
+author:
+  - cryo.docker contributors (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Resume on this host a container exported elsewhere
+  cryo.docker.docker_checkpoint_import:
+    path: /srv/archives/cr-move.tar.zst
+
+- name: Import with the checksum the export returned, under another name and port
+  cryo.docker.docker_checkpoint_import:
+    path: /srv/archives/web.tar.zst
+    checksum: "{{ exported.archive.sha256 }}"
+    container: web-2
+    published_ports: ["8081:80"]
+
+- name: Three warm clones of one archive, without published ports
+  cryo.docker.docker_checkpoint_import:
+    path: /srv/archives/search-warm.tar.zst
+    container: "search-{{ item }}"
+    published_ports: []
+  loop: [1, 2, 3]
+
+- name: Create the container and stage its checkpoint, to restore later
+  cryo.docker.docker_checkpoint_import:
+    path: /srv/archives/cache.tar.zst
+    restore: false
+"""
+
+RETURN = r"""
+action:
+  description: What the run did - V(import) (created and restored), V(replace) (removed an earlier, unfinished or
+    forced, import of the archive first), V(none).
+  returned: success
+  type: str
+  sample: import
+steps:
+  description: What was done, in order (empty in check mode and when nothing was done).
+  returned: success
+  type: list
+  elements: str
+  sample: ["verified and unpacked the archive (1.2 MiB)", "created container cr (5f1c2a3b4d5e) from cryo-test/busybox:1",
+           "applied the file changes (10.0 KiB)", "staged checkpoint move into the container",
+           "restored it from checkpoint move (verified)"]
+archive:
+  description: The archive as verified.
+  returned: success
+  type: dict
+  contains:
+    path:
+      description: Its path.
+      type: str
+    sha256:
+      description: The sha256 of the file (C(sha256:HEX)), the value of the container's C(cryo.docker.archive) label.
+      type: str
+    size:
+      description: Its size in bytes.
+      type: int
+    compression:
+      description: V(zstd), V(gzip) or V(none), from its content.
+      type: str
+    checkpoint:
+      description: The checkpoint it holds.
+      type: str
+    container:
+      description: The container it was exported from.
+      type: str
+    created:
+      description: When it was written.
+      type: str
+    source:
+      description: The versions and architecture of the host that wrote it (see the export's RV(cryo.docker.docker_checkpoint_export#module:source)).
+      type: dict
+    image_carried:
+      description: Whether it carries the image.
+      type: bool
+    members:
+      description: How many members it holds.
+      type: int
+container:
+  description: The container created (in check mode, the one that would be).
+  returned: success
+  type: dict
+  contains:
+    name:
+      description: Its name.
+      type: str
+    id:
+      description: Its id (null in check mode when it would be created).
+      type: str
+    status:
+      description: Its engine status after the run.
+      type: str
+    running:
+      description: Whether it runs.
+      type: bool
+    created:
+      description: Whether this run created it.
+      type: bool
+    image:
+      description: The image reference (or id) it is created from.
+      type: str
+    command:
+      description: Its command (Cmd).
+      type: list
+      elements: str
+    entrypoint:
+      description: Its entrypoint.
+      type: list
+      elements: str
+    user:
+      description: Its user.
+      type: str
+    working_dir:
+      description: Its working directory.
+      type: str
+    hostname:
+      description: Its hostname (the recorded one).
+      type: str
+    network_mode:
+      description: Its network mode.
+      type: str
+    networks:
+      description: The networks it is on.
+      type: list
+      elements: str
+    published_ports:
+      description: Its published ports.
+      type: list
+      elements: str
+    mounts:
+      description: Its mounts, as C(volume or host path:destination).
+      type: list
+      elements: str
+    restart_policy:
+      description: The restart policy it gets back once it runs.
+      type: str
+    labels:
+      description: Its labels, C(cryo.docker.archive) included.
+      type: dict
+image:
+  description: The image.
+  returned: success
+  type: dict
+  contains:
+    reference:
+      description: The recorded reference.
+      type: str
+    id:
+      description: The recorded id.
+      type: str
+    loaded:
+      description: Whether this run loaded it from the archive.
+      type: bool
+    would_load:
+      description: Whether the engine lacks it and it is (or would be) loaded from the archive.
+      type: bool
+file_changes:
+  description: The file changes the archive carries - changed, added, deleted, members.
+  returned: success
+  type: dict
+volumes:
+  description: The volumes the archive carries - name, destination, anonymous, create (whether it is created here).
+  returned: success
+  type: list
+  elements: dict
+restored:
+  description: Whether the container was restored from the checkpoint by this run.
+  returned: success
+  type: bool
+verified:
+  description: Whether the running container was proven to run the checkpointed processes (null when it could not be told).
+  returned: success
+  type: bool
+verification:
+  description: How it was verified - see RV(cryo.docker.docker_restore#module:verification).
+  returned: success
+  type: dict
+fallback_used:
+  description: Whether the restore failed and the container was started afresh (O(fallback=cold_start)).
+  returned: success
+  type: bool
+duration:
+  description: Seconds from the restore request to the container running.
+  returned: success
+  type: float
+import_duration:
+  description: Seconds spent before the restore - unpacking, image load, creation, files, staging.
+  returned: success
+  type: float
+checkpoint_removed:
+  description: Whether the staged checkpoint was removed after the verified restore (O(keep_checkpoint=false)).
+  returned: when the container was restored
+  type: bool
+restart_policy:
+  description: The container's restart policy after the run.
+  returned: when the container was restored
+  type: dict
+stats:
+  description: CRIU's restore statistics, see RV(cryo.docker.docker_restore#module:stats).
+  returned: when the container was restored
+  type: dict
+reason:
+  description: A short code for why the archive or the import was refused (for example V(member_damaged),
+    V(absolute_path), V(parent_path), V(link_outside), V(device), V(damaged), V(architecture), V(criu),
+    V(image_missing), V(name_taken), V(unrestorable), V(deleted_files)).
+  returned: failure
+  type: str
+member:
+  description: The archive member a refusal is about.
+  returned: failure, when the refusal is about one member
+  type: str
+"""
+
+from ansible_collections.cryo.docker.plugins.module_utils._common import run
+from ansible_collections.cryo.docker.plugins.module_utils._engine import docker_argument_spec
+from ansible_collections.cryo.docker.plugins.module_utils._portable import ImportManager
+
+
+def main():
+    argument_spec = docker_argument_spec(
+        path=dict(type='path', required=True),
+        container=dict(type='str'),
+        checksum=dict(type='str'),
+        published_ports=dict(type='list', elements='str'),
+        restore=dict(type='bool', default=True),
+        verify=dict(type='bool', default=True),
+        fallback=dict(type='str', default='fail', choices=['fail', 'cold_start']),
+        keep_checkpoint=dict(type='bool', default=False),
+        deleted_files=dict(type='str', default='remove', choices=['remove', 'ignore']),
+        staging_dir=dict(type='path'),
+        force=dict(type='bool', default=False),
+    )
+    run(ImportManager, argument_spec)
+
+
+if __name__ == '__main__':
+    main()

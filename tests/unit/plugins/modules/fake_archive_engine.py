@@ -1,0 +1,326 @@
+"""A fake Docker Engine for the archive modules: fake_engine.FakeEngine plus what an export and an import use.
+
+ArchiveFakeEngine keeps, per container, a file system (`fs`: path -> bytes for a file, None for a directory,
+('symlink', target)), the changes of its writable layer, its full configuration (Config, HostConfig,
+NetworkSettings, Mounts) and an overlay2 upper directory in tmp_path; the engine has images (saved and loaded
+as a small stand-in tarball), volumes and networks. The archive endpoint answers with real tar streams, so
+the modules' tar handling runs for real. Every call that changes something is recorded in `calls`.
+"""
+
+import copy
+import hashlib
+import io
+import json
+import os
+import shutil
+import tarfile
+
+from ansible_collections.cryo.docker.plugins.module_utils._engine import EngineError
+
+from fake_engine import LAYOUT, Container, FakeEngine
+
+IMAGE_ID = 'sha256:' + hashlib.sha256(b'counter image').hexdigest()
+IMAGE_REF = 'counter:1'
+LAYERS = ['sha256:' + hashlib.sha256(b'layer 1').hexdigest()]
+# What the fake image holds (its lower directory on overlay2).
+IMAGE_FILES = {'/bin': None, '/bin/busybox': b'\x7fELF busybox', '/etc': None, '/etc/profile': b'# profile\n',
+               '/etc/motd': b'welcome\n', '/www': None, '/www/old.html': b'old page\n'}
+ARCHIVE_CHANGES = ('create_from_config', 'remove_container', 'put_archive', 'load_image', 'tag_image',
+                   'create_volume', 'connect_network')
+
+
+class ArchiveContainer(Container):
+    """A container with everything inspect returns that an export records."""
+
+    def __init__(self, name, cid, engine, command=None, env=None, ports=None, binds=None, networks=None,
+                 volumes=None, **kwargs):
+        super().__init__(name, cid, **kwargs)
+        self.engine = engine
+        self.command = command or ['/bin/sh', '-c', 'counter']
+        self.env = env or ['PATH=/bin']
+        self.ports = ports or {}
+        self.binds = binds or []
+        self.networks = networks if networks is not None else {'bridge': {}}
+        self.volumes = volumes or []
+        self.image_id = IMAGE_ID
+        self.fs = dict(IMAGE_FILES)
+        self.change_list = []
+        self.hostname = cid[:12]
+        self.body = None
+        self.upper = os.path.join(engine.overlay, cid, 'diff')
+        os.makedirs(self.upper)
+
+    def inspect(self):
+        data = super().inspect()
+        data['Created'] = '2026-12-02T10:00:00.000000000Z'
+        data['Image'] = self.image_id
+        data['Platform'] = 'linux'
+        data['Config'].update(Hostname=self.hostname, Cmd=list(self.command), Entrypoint=None, Env=list(self.env),
+                              WorkingDir='/', User='', ExposedPorts={key: {} for key in self.ports})
+        data['HostConfig'].update(PortBindings=copy.deepcopy(self.ports), Binds=list(self.binds) or None,
+                                  Runtime='runc', ContainerIDFile='', CapAdd=None, SecurityOpt=['seccomp=unconfined'])
+        data['NetworkSettings'] = dict(Networks={name: dict(endpoint, Aliases=[self.id[:12]])
+                                                 for name, endpoint in self.networks.items()})
+        data['GraphDriver'] = dict(Name='overlay2', Data=dict(
+            UpperDir=self.upper, LowerDir=self.engine.lower, MergedDir=self.upper + '/../merged'))
+        data['Mounts'] = copy.deepcopy(self.volumes) + data.get('Mounts', [])
+        return data
+
+
+def tar_of(entries):
+    """A tar (bytes) of [(name, bytes | None (dir) | ('symlink', target))]."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode='w') as tar:
+        for name, value in entries:
+            info = tarfile.TarInfo(name)
+            if value is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            elif isinstance(value, tuple):
+                info.type, info.linkname = tarfile.SYMTYPE, value[1]
+                tar.addfile(info)
+            else:
+                info.size, info.mode = len(value), 0o644
+                tar.addfile(info, io.BytesIO(value))
+    return out.getvalue()
+
+
+class ArchiveFakeEngine(FakeEngine):
+    """FakeEngine with the container, image, volume and network calls of _containers.ContainerEngine."""
+
+    def __init__(self, tmp_path, arch='amd64'):
+        super().__init__(tmp_path)
+        self.overlay = str(tmp_path / 'overlay2')
+        self.lower = os.path.join(self.overlay, 'image', 'diff')
+        os.makedirs(self.lower)
+        for path, value in sorted(IMAGE_FILES.items()):
+            target = os.path.join(self.lower, path.lstrip('/'))
+            if value is None:
+                os.makedirs(target, exist_ok=True)
+            else:
+                with open(target, 'wb') as handle:
+                    handle.write(value)
+        self.arch = arch
+        self.driver = 'overlay2'
+        self.images = {IMAGE_ID: dict(Id=IMAGE_ID, RepoTags=[IMAGE_REF], RootFS=dict(Layers=list(LAYERS)),
+                                      Architecture='amd64', Os='linux', Size=2000000)}
+        self.refs = {IMAGE_REF: IMAGE_ID}
+        self.volumes = {}
+        self.networks = {'bridge': {}, 'host': {}, 'none': {}}
+        self.created = 0
+        self.archive_error = None
+
+    # -- containers
+
+    def add(self, name, running=True, **kwargs):
+        started_at = kwargs.pop('started_at', None)
+        cid = kwargs.pop('cid', None) or hashlib.sha256(name.encode()).hexdigest()
+        container = ArchiveContainer(name, cid, self, **kwargs)
+        self.store[container.id] = container
+        os.makedirs(os.path.join(self.root, 'containers', container.id))
+        if running:
+            self._run(container, LAYOUT)
+        else:
+            container.status, container.exit_code = 'exited', 0
+        container.started_at = started_at or container.started_at
+        return container
+
+    def version(self):
+        data = super().version()
+        data['Arch'] = self.arch
+        return data
+
+    def info(self):
+        data = super().info()
+        data['Driver'] = self.driver
+        return data
+
+    def find(self, container):
+        self._record('find', container)
+        found = self._find(container)
+        return found.inspect() if found else None
+
+    def file_changes(self, container):
+        self._record('file_changes', container)
+        return copy.deepcopy(self._get(container).change_list)
+
+    def get_archive(self, container, path):
+        self._record('get_archive', container, path)
+        if self.archive_error:
+            raise EngineError(self.archive_error, status=500, engine_message=self.archive_error)
+        found = self._get(container)
+        if path not in found.fs:
+            raise EngineError('Could not find the file %s in container %s' % (path, container), status=404)
+        base = os.path.basename(path)
+        entries = [(base, found.fs[path])]
+        for other in sorted(found.fs):
+            if other.startswith(path + '/'):
+                entries.append((base + other[len(path):], found.fs[other]))
+        data = tar_of(entries)
+        return iter([data[:700], data[700:]]), dict(name=base)
+
+    def put_archive(self, container, path, data):
+        found = self._get(container)
+        self._record('put_archive', found.id, path)
+        with tarfile.open(fileobj=data if hasattr(data, 'read') else io.BytesIO(data), mode='r|') as tar:
+            for member in tar:
+                target = os.path.join(path, member.name).replace('//', '/')
+                if member.isdir():
+                    found.fs[target] = None
+                elif member.issym():
+                    found.fs[target] = ('symlink', member.linkname)
+                else:
+                    found.fs[target] = tar.extractfile(member).read()
+        return True
+
+    def create_from_config(self, name, body):
+        self._record('create_from_config', name)
+        if self._find(name):
+            raise EngineError('Conflict. The container name "/%s" is already in use' % name, status=409)
+        self.created += 1
+        cid = hashlib.sha256(('%s-%d-%s' % (name, self.created, self.root)).encode()).hexdigest()
+        host_config = body.get('HostConfig') or {}
+        networks = {}
+        for net, endpoint in ((body.get('NetworkingConfig') or {}).get('EndpointsConfig') or {}).items():
+            networks[net] = dict(IPAMConfig=endpoint.get('IPAMConfig'))
+        container = self.add(name, running=False, cid=cid, command=body.get('Cmd'), env=body.get('Env'),
+                             ports=host_config.get('PortBindings') or {}, binds=host_config.get('Binds'),
+                             networks=networks, labels=dict(body.get('Labels') or {}),
+                             image=body.get('Image'),
+                             restart_policy=(host_config.get('RestartPolicy') or {}).get('Name') or 'no')
+        container.status, container.started_at = 'created', '0001-01-01T00:00:00Z'
+        container.hostname = body.get('Hostname') or cid[:12]
+        container.body = body
+        image = self.image(body.get('Image'))
+        container.image_id = image['Id'] if image else body.get('Image')
+        return cid
+
+    def remove_container(self, container, force=False):
+        found = self._find(container)
+        self._record('remove_container', found.id if found else container)
+        if found is None:
+            return False
+        del self.store[found.id]
+        shutil.rmtree(os.path.join(self.root, 'containers', found.id), ignore_errors=True)
+        return True
+
+    def connect_network(self, container, network, ipv4_address=None, aliases=None):
+        found = self._get(container)
+        self._record('connect_network', found.id, network)
+        found.networks[network] = dict(IPAMConfig=dict(IPv4Address=ipv4_address) if ipv4_address else None)
+
+    # -- images, volumes, networks
+
+    def image(self, image):
+        self._record('image', image)
+        image_id = self.refs.get(image, image)
+        found = self.images.get(image_id)
+        return copy.deepcopy(found) if found else None
+
+    def save_image(self, image):
+        self._record('save_image', image)
+        found = self.images[self.refs.get(image, image)]
+        return iter([b'IMAGE ', json.dumps(found).encode()])
+
+    def load_image(self, handle):
+        data = handle.read()
+        self._record('load_image', len(data))
+        image = json.loads(data[len(b'IMAGE '):].decode())
+        image['RepoTags'] = []
+        self.images[image['Id']] = image
+        return ['Loaded image ID: %s' % image['Id']]
+
+    def tag_image(self, image, reference):
+        self._record('tag_image', image, reference)
+        self.refs[reference] = image
+        self.images[image].setdefault('RepoTags', []).append(reference)
+
+    def volume(self, name):
+        self._record('volume', name)
+        return copy.deepcopy(self.volumes.get(name))
+
+    def create_volume(self, name, driver=None, driver_opts=None, labels=None):
+        self._record('create_volume', name)
+        self.volumes[name] = dict(Name=name, Driver=driver or 'local', Labels=labels or {})
+        return self.volumes[name]
+
+    def network(self, name):
+        self._record('network', name)
+        return self.networks.get(name)
+
+    def archive_changes(self):
+        return [call for call in self.calls if call[0] in ARCHIVE_CHANGES]
+
+
+# -- the test bed: two engines, the modules connected to one of them -----------------------------------
+
+class Bed:
+    """A source and a target ArchiveFakeEngine sharing one fake /proc (distinct pids); `current` is the one the
+    modules connect to (the source for an export, the target for an import)."""
+
+    def __init__(self, tmp_path, monkeypatch):
+        # Imported here: these are the collection's modules, loaded once the collection is importable.
+        import functools
+
+        from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
+        from ansible_collections.cryo.docker.plugins.module_utils import _containers, _criu, _lifecycle, _portable
+        from ansible_collections.cryo.docker.plugins.module_utils._host import Host
+
+        self.tmp_path = tmp_path
+        self.source = ArchiveFakeEngine(tmp_path / 'source')
+        self.target = ArchiveFakeEngine(tmp_path / 'target')
+        self.target.proc = self.source.proc
+        self.target.next_pid = 7000
+        self.current = self.source
+        self.criu = '4.2.1'
+        self.dir = str(tmp_path / 'archives')
+        self.whiteouts = []
+        monkeypatch.setattr(_lifecycle, 'connect', lambda params: self.current)
+        monkeypatch.setattr(_portable, 'connect', lambda params: self.current)
+        proc_host = functools.partial(Host, proc=self.source.proc)
+        monkeypatch.setattr(store, 'Host', proc_host)
+        monkeypatch.setattr(_portable, 'Host', proc_host)
+        real_remove = store.remove_containerd_copies
+        monkeypatch.setattr(store, 'remove_containerd_copies',
+                            lambda path, tmpdir=None: real_remove(path, self.current.tmpdir))
+        monkeypatch.setattr(_criu.runc_log_file, '__defaults__', (self.source.runc_conf,))
+        monkeypatch.setattr(_portable, 'engine_criu',
+                            lambda module, docker_host, host=None: ('/usr/local/sbin/criu', self.criu))
+        real_whiteout = _containers.make_whiteout
+
+        def make_whiteout(name, dir_fd):
+            self.whiteouts.append(name)
+            if os.geteuid() == 0:
+                return real_whiteout(name, dir_fd)
+            # Without CAP_MKNOD: a marker file, so that the unit tests run as any user.
+            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=dir_fd))
+            return None
+
+        monkeypatch.setattr(_containers, 'make_whiteout', make_whiteout)
+
+    def path(self, name='web.tar.zst'):
+        return os.path.join(self.dir, name)
+
+    def web(self, **kwargs):
+        """Container web on the source: a web server that wrote its page at run time and deleted /etc/motd,
+        restart policy always, port 8080 published."""
+        kwargs.setdefault('restart_policy', 'always')
+        kwargs.setdefault('ports', {'80/tcp': [{'HostIp': '127.0.0.1', 'HostPort': '8080'}]})
+        container = self.source.add('web', **kwargs)
+        container.fs.update({'/www/index.html': b'written at run time\n', '/tmp': None, '/tmp/new': None,
+                             '/tmp/new/f': b'x\n', '/tmp/link': ('symlink', '/etc/profile')})
+        del container.fs['/etc/motd']
+        container.change_list = [
+            {'Path': '/etc', 'Kind': 0}, {'Path': '/etc/motd', 'Kind': 2}, {'Path': '/tmp', 'Kind': 1},
+            {'Path': '/tmp/link', 'Kind': 1}, {'Path': '/tmp/new', 'Kind': 1}, {'Path': '/tmp/new/f', 'Kind': 1},
+            {'Path': '/www', 'Kind': 0}, {'Path': '/www/index.html', 'Kind': 1}]
+        return container
+
+
+def members_of(path):
+    """{name: TarInfo} of an archive (any compression), and the raw bytes of its small JSON members."""
+    with tarfile.open(path, 'r:*') as tar:
+        members = {member.name: member for member in tar.getmembers()}
+        data = {name: tar.extractfile(member).read() for name, member in members.items()
+                if member.isreg() and member.size < 1 << 20}
+    return members, data
