@@ -144,9 +144,9 @@ CONTAINERD_COPIES = 'ctrd-checkpoint*'
 IDENTITY_FILES = ('inventory.img', 'pstree.img', 'mm-1.img')
 
 
-def _identity(path):
+def _identity(path, names=IDENTITY_FILES):
     out = []
-    for name in IDENTITY_FILES:
+    for name in names:
         try:
             with open(os.path.join(path, name), 'rb') as handle:
                 out.append(handle.read())
@@ -156,12 +156,18 @@ def _identity(path):
 
 
 def containerd_copies(path, tmpdir='/tmp'):
-    """The copies containerd left of the checkpoint at path."""
-    want = _identity(path)
+    """The copies containerd left of the checkpoint at path.
+
+    A checkpoint's metadata names the container it is for, and containerd copies it too: clones of one
+    checkpoint (the same images) restored at the same time on this host are told apart by it, so that one
+    restore never removes the copy CRIU is still reading for another (it then fails: `Unexpected EOF on
+    (empty-image)`)."""
+    names = IDENTITY_FILES + ((METADATA_FILE,) if os.path.isfile(os.path.join(path, METADATA_FILE)) else ())
+    want = _identity(path, names)
     if want is None:
         return []
     return sorted(copy for copy in glob.glob(os.path.join(tmpdir, CONTAINERD_COPIES))
-                  if os.path.isdir(copy) and not os.path.islink(copy) and _identity(copy) == want)
+                  if os.path.isdir(copy) and not os.path.islink(copy) and _identity(copy, names) == want)
 
 
 def remove_containerd_copies(path, tmpdir='/tmp'):

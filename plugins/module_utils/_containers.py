@@ -31,10 +31,12 @@ from ansible_collections.cryo.docker.plugins.module_utils._common import ModuleE
 from ansible_collections.cryo.docker.plugins.module_utils._engine import DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineError
 from ansible_collections.cryo.docker.plugins.module_utils._holder import (
     HolderEngine,
+    bound_ports,
     network_target,
     parse_port,
     port_arguments,
     port_text,
+    port_tuples,
 )
 from ansible_collections.cryo.docker.plugins.module_utils._host import read_json, runtime_root, task_bundle_dirs
 
@@ -244,15 +246,20 @@ def record_container(info, image_info, restart_policy, resolve_container=None):
     )
 
 
-def recorded_ports(record):
-    """The recorded published ports as [ip:][host:]container/proto strings."""
-    out = []
-    for key, bindings in sorted(((record.get('host_config') or {}).get('PortBindings') or {}).items()):
-        container, _sep, proto = key.partition('/')
-        for binding in bindings or [{}]:
-            out.append(port_text(container, proto or 'tcp', (binding or {}).get('HostIp') or '',
-                                 (binding or {}).get('HostPort') or ''))
-    return out
+def planned_ports(record, publish='keep', published_ports=None):
+    """The published ports an import gives the container, for create_body: None keeps the recorded ones.
+
+    published_ports (a list) replaces them; publish 'drop' publishes none; 'remap' keeps every recorded
+    container port, protocol and host address and leaves the host port to the engine (a free one each, so
+    that clones of one archive do not compete for it)."""
+    if published_ports is not None:
+        return list(published_ports)
+    if publish == 'drop':
+        return []
+    if publish == 'remap':
+        return [port_text(container, proto, ip, '') for container, proto, ip, _host in
+                port_tuples((record.get('host_config') or {}).get('PortBindings'))]
+    return None
 
 
 def create_body(record, image, labels=None, published_ports=None):
@@ -296,17 +303,12 @@ def create_body(record, image, labels=None, published_ports=None):
 def summary(name, body, rest, record):
     """The container an import creates, as check mode and the result show it."""
     host_config = body.get('HostConfig') or {}
-    ports = []
-    for key, bindings in sorted((host_config.get('PortBindings') or {}).items()):
-        container, _sep, proto = key.partition('/')
-        for binding in bindings or [{}]:
-            ports.append(port_text(container, proto or 'tcp', binding.get('HostIp') or '',
-                                   binding.get('HostPort') or ''))
     networks = list((body.get('NetworkingConfig') or {}).get('EndpointsConfig') or {}) + [net[0] for net in rest]
     return dict(
         name=name, image=body.get('Image'), command=body.get('Cmd'), entrypoint=body.get('Entrypoint'),
         user=body.get('User') or '', working_dir=body.get('WorkingDir') or '', hostname=body.get('Hostname'),
-        network_mode=host_config.get('NetworkMode'), networks=networks, published_ports=ports,
+        network_mode=host_config.get('NetworkMode'), networks=networks,
+        published_ports=bound_ports(host_config.get('PortBindings')),
         mounts=['%s:%s' % (mount.get('name') or mount.get('source'), mount.get('destination'))
                 for mount in record.get('mounts') or []],
         restart_policy=((record.get('host_config') or {}).get('RestartPolicy') or {}).get('Name') or 'no',

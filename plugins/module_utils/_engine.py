@@ -244,7 +244,9 @@ class Engine:
             resp = self._request('GET', '/containers/{0}/checkpoints', container, params=params)
         except EngineError as exc:
             raise self._explain(exc, container)
-        return sorted(entry['Name'] for entry in (resp.json() or []))
+        # A name that starts with a dot is no checkpoint (the engine refuses such names): the runtime path's
+        # temporary directory in a checkpoint_dir while runc writes it.
+        return sorted(entry['Name'] for entry in (resp.json() or []) if not entry['Name'].startswith('.'))
 
     def create_checkpoint(self, container, checkpoint, leave_running=False, checkpoint_dir=None,
                           retries=3, delay=1.0):
@@ -276,12 +278,19 @@ class Engine:
         except EngineError as exc:
             raise self._explain(exc, container, checkpoint)
 
-    def start_from_checkpoint(self, container, checkpoint):
-        try:
-            resp = self._request('POST', '/containers/{0}/start', container, params={'checkpoint': checkpoint})
-        except EngineError as exc:
-            raise self._explain(exc, container, checkpoint)
-        return resp.status_code
+    def start_from_checkpoint(self, container, checkpoint, retries=3, delay=1.0):
+        # containerd's content store may still hold the blob of an earlier, interrupted restore (an engine
+        # killed during it): `failed to upload checkpoint ... already exists`, which a retry gets past.
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                resp = self._request('POST', '/containers/{0}/start', container, params={'checkpoint': checkpoint})
+                return resp.status_code
+            except EngineError as exc:
+                if attempt >= retries or not is_transient(exc.engine_message):
+                    raise self._explain(exc, container, checkpoint)
+                time.sleep(delay)
 
     def _explain(self, exc, container, checkpoint=None):
         """Turn the engine's terse answers into what happened and what to do."""

@@ -158,6 +158,23 @@ def port_text(container, proto, ip, host):
     return '%s/%s' % (container, proto)
 
 
+def port_tuples(port_bindings):
+    """A PortBindings map (HostConfig's, or NetworkSettings' Ports of a running container) as
+    [(container, proto, ip, host)], all str."""
+    out = []
+    for key, bindings in sorted((port_bindings or {}).items()):
+        container, _sep, proto = key.partition('/')
+        for binding in bindings or [{}]:
+            out.append((container, proto or 'tcp', (binding or {}).get('HostIp') or '',
+                        (binding or {}).get('HostPort') or ''))
+    return out
+
+
+def bound_ports(port_bindings):
+    """A PortBindings map as sorted [ip:][host:]container/proto strings."""
+    return sorted(port_text(*entry) for entry in port_tuples(port_bindings))
+
+
 def port_arguments(parsed):
     """(ports, port_bindings) for APIClient.create_container and create_host_config."""
     ports, bindings = [], {}
@@ -205,16 +222,11 @@ def current_config(info):
         aliases = sorted(set((endpoint.get('Aliases') or []) + (endpoint.get('DNSNames') or [])))
         networks.append(dict(name=name, ipv4_address=((endpoint.get('IPAMConfig') or {}).get('IPv4Address') or None),
                              aliases=aliases))
-    ports = []
-    for key, bindings in sorted((host_config.get('PortBindings') or {}).items()):
-        container, _sep, proto = key.partition('/')
-        for binding in bindings or [{}]:
-            ports.append(port_text(container, proto or 'tcp', binding.get('HostIp') or '', binding.get('HostPort') or ''))
     return dict(
         image=config.get('Image'),
         command=list(config.get('Entrypoint') or []) + list(config.get('Cmd') or []),
         networks=networks,
-        published_ports=sorted(ports),
+        published_ports=bound_ports(host_config.get('PortBindings')),
         hostname=config.get('Hostname'),
         dns=list(host_config.get('Dns') or []),
         restart_policy=_policy(host_config.get('RestartPolicy')),

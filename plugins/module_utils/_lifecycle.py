@@ -37,7 +37,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._criu import (
     runc_log_file,
 )
 from ansible_collections.cryo.docker.plugins.module_utils._engine import EngineError, connect
-from ansible_collections.cryo.docker.plugins.module_utils._host import Host, task_bundle_dirs
+from ansible_collections.cryo.docker.plugins.module_utils._host import Host, task_bundle_dirs, unix_socket_path
 from ansible_collections.cryo.docker.plugins.module_utils._preflight import (
     parse_timestamp,
     started_before,
@@ -54,6 +54,15 @@ from ansible_collections.cryo.docker.plugins.module_utils._runtime import (
 def default_parallel():
     """How many containers a batch works on at once by default: the host's CPUs, at least two."""
     return max(2, os.cpu_count() or 1)
+
+
+def runtime_temp_dir(path, custom_dir):
+    """Where the runtime path lets runc write the checkpoint that goes to path: on the same filesystem, so
+    that a rename puts it in place, and where the engine does not list it. The engine's place
+    (containers/<id>/checkpoints/<name>) gets containers/<id>/.cryo-tmp-<name>; a checkpoint_dir (maybe
+    a filesystem of its own) gets <checkpoint_dir>/.cryo-tmp-<name>, a name no checkpoint can have."""
+    parent, name = os.path.split(path)
+    return os.path.join(parent if custom_dir else os.path.dirname(parent), '.cryo-tmp-' + name)
 
 
 class Batch(Manager):
@@ -214,7 +223,31 @@ class CheckpointTask(Task):
                    ' (its checkpoint %s was left as it is)' % self.checkpoint if exists else ''))
         self.refuse_unrestorable()
         self.choose_method()
+        self.check_room()
         self.changed = True
+
+    def check_room(self):
+        """Never start a checkpoint that cannot fit where it is written: on the engine path a checkpoint_dir that
+        fills up loses it after the container was stopped (the engine's images do not reach the directory, and
+        the container is gone). The images take about the container's resident memory."""
+        if unix_socket_path(self.params['docker_host']) is None:
+            return
+        need = self.batch.host.container_memory(self.info['State'].get('Pid'))
+        directory = self.base
+        while not os.path.isdir(directory) and os.path.dirname(directory) != directory:
+            directory = os.path.dirname(directory)
+        try:
+            fs = os.statvfs(directory)
+        except OSError:
+            return
+        free = fs.f_bavail * fs.f_frsize
+        if need and free < need * 1.1 + 4 * 1024 * 1024:
+            raise ModuleError(
+                'Checkpoint %s of container %s was not taken, and the container is still running untouched: %s has '
+                '%.1f MB free, and the checkpoint needs about %.1f MB (the container\'s resident memory). Free some '
+                'space or choose another checkpoint_dir, then run again.'
+                % (self.checkpoint, self.container_name, directory, free / 1048576.0, need / 1048576.0),
+                free_bytes=free, needed_bytes=need, container_running=True)
 
     def refuse_unrestorable(self):
         """Never stop a container at a checkpoint this engine cannot restore, unless asked to."""
@@ -265,10 +298,14 @@ class CheckpointTask(Task):
         replacing = self.checkpoint in self.before
         if self.custom_dir:
             store.ensure_private_dir(self.custom_dir)
-        # A retake goes under a temporary name and replaces the old checkpoint only once it succeeded.
-        target = self.checkpoint + '.cryo-new' if replacing else self.checkpoint
-        if replacing:
-            shutil.rmtree(os.path.join(self.base, target), ignore_errors=True)
+        # A retake goes under a temporary name and replaces the old checkpoint only once it succeeded. On a local
+        # engine every engine-path checkpoint does: an engine killed while it writes the images leaves them under
+        # the temporary name (removed by the next take), never as a half-written checkpoint under its own name.
+        local = unix_socket_path(self.params['docker_host']) is not None
+        temporary = replacing or (local and not self.runtime)
+        target = self.checkpoint + '.cryo-new' if temporary else self.checkpoint
+        if temporary:
+            self.remove_leftover(target)
         policy = self.info['HostConfig'].get('RestartPolicy') or {'Name': 'no'}
         held = (self.params['hold_restart_policy'] and not self.params['leave_running']
                 and policy.get('Name') in HELD_RESTART_POLICIES)
@@ -295,6 +332,8 @@ class CheckpointTask(Task):
         path = os.path.join(self.base, self.checkpoint)
         if replacing:
             store.swap_in(os.path.join(self.base, target), path)
+        elif temporary and os.path.isdir(os.path.join(self.base, target)):
+            os.rename(os.path.join(self.base, target), path)
         if not os.path.isdir(path):
             self.module.warn('The checkpoint files are not on this host (%s), so its restart policy and time '
                              'were not recorded. Run the module on the engine host.' % path)
@@ -306,16 +345,35 @@ class CheckpointTask(Task):
             leave_running=self.params['leave_running'], restart_policy=policy, duration=self.taken['duration'],
             stats=self.taken['stats']))
 
+    def remove_leftover(self, target):
+        """Remove what an interrupted take left under the temporary name (through the engine, which lists it)."""
+        if os.path.isdir(os.path.join(self.base, target)):
+            try:
+                self.engine.delete_checkpoint(self.container_id, target, self.custom_dir)
+            except EngineError:
+                pass
+        shutil.rmtree(os.path.join(self.base, target), ignore_errors=True)
+
     def take_through_runtime(self, path):
-        """runc checkpoint straight into the engine's place (or checkpoint_dir); a failure removes what it wrote."""
+        """runc checkpoint into a temporary directory beside path, renamed to path once runc succeeded: a dump
+        that fails or is killed half-way never leaves a directory under the checkpoint's name, which the
+        engine would list (and try to restore) as a checkpoint. A failure removes what it wrote; a temporary
+        directory that a killed run left is removed by the next take."""
+        temp = runtime_temp_dir(path, bool(self.custom_dir))
         store.ensure_private_dir(os.path.dirname(path))
-        os.mkdir(path, 0o700)
-        rc, out, err = run_checkpoint(self.module, self.runtime, self.container_id, path,
+        shutil.rmtree(temp, ignore_errors=True)
+        os.mkdir(temp, 0o700)
+        rc, out, err = run_checkpoint(self.module, self.runtime, self.container_id, temp,
                                       self.params['leave_running'])
         if rc == 0:
+            try:
+                os.rename(temp, path)
+            except OSError as exc:
+                shutil.rmtree(temp, ignore_errors=True)
+                raise self.failed('the checkpoint could not be moved into place (%s): %s' % (path, exc), None, {})
             return
-        log, errors = read_log_errors([os.path.join(path, 'dump.log'), runc_log_file()])
-        shutil.rmtree(path, ignore_errors=True)
+        log, errors = read_log_errors([os.path.join(temp, 'dump.log'), runc_log_file()])
+        shutil.rmtree(temp, ignore_errors=True)
         # runc names CRIU's log in the work directory, which runc.conf's log-file may have overridden (and
         # which is gone now): the log that was read is named below, once.
         reason = ' '.join(re.sub(r'log file: \S+', '', err or out or 'runc exited %s' % rc).split()).rstrip(':; ')

@@ -46,6 +46,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._containers import (
     never_started,
     overlay_dirs,
     plan_changes,
+    planned_ports,
     record_container,
     same_image,
     spec_from_inspect,
@@ -56,7 +57,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._containers import (
 )
 from ansible_collections.cryo.docker.plugins.module_utils._criu import parse_version, version_at_least
 from ansible_collections.cryo.docker.plugins.module_utils._engine import EngineError
-from ansible_collections.cryo.docker.plugins.module_utils._holder import parse_port
+from ansible_collections.cryo.docker.plugins.module_utils._holder import bound_ports, parse_port
 from ansible_collections.cryo.docker.plugins.module_utils._host import Host, find_program, free_space
 from ansible_collections.cryo.docker.plugins.module_utils._lifecycle import CheckpointBatch, RestoreTask
 from ansible_collections.cryo.docker.plugins.module_utils._preflight import human_bytes, unrestorable, unrestorable_msg
@@ -639,7 +640,8 @@ class ImportManager(Manager):
                               % (recorded['reference'], recorded.get('id'), other, self.path),
                               reason='image_missing', image=recorded)
         labels = {ARCHIVE_LABEL: self.verified.sha256}
-        body, rest = create_body(record, image_ref, labels, self.params['published_ports'])
+        body, rest = create_body(record, image_ref, labels,
+                                 planned_ports(record, self.params['publish'], self.params['published_ports']))
         volumes = self.plan_volumes(record, dry)
         return ImportPlan(name, body, rest, record, image_ref, load, volumes)
 
@@ -838,10 +840,14 @@ class ImportManager(Manager):
         result['container'] = summary(plan.name, plan.body, plan.rest, plan.record)
         info = self.engine.find(plan.name) if not (self.module.check_mode and self.changed) else None
         if info is not None:
-            result['container'].update(id=info['Id'], status=info['State'].get('Status'),
-                                       running=bool(info['State'].get('Running')))
+            running = bool(info['State'].get('Running'))
+            # NetworkSettings.Ports also lists the exposed ports that are not published (null bindings).
+            bound = {key: value for key, value in ((info.get('NetworkSettings') or {}).get('Ports') or {}).items()
+                     if value} if running else {}
+            result['container'].update(id=info['Id'], status=info['State'].get('Status'), running=running,
+                                       bound_ports=bound_ports(bound))
         else:
-            result['container'].update(id=None, status=None, running=False)
+            result['container'].update(id=None, status=None, running=False, bound_ports=[])
         result['container']['created'] = bool(self.changed and not self.module.check_mode)
         result['file_changes'] = dict(manifest.get('file_changes') or {}, deleted=len(
             verified.json(fmt.DELETED_FILES) or []))

@@ -49,6 +49,13 @@ description:
     created again, named volumes it created are filled again. A container of the archive that has run and
     stopped since is left alone with an error (what it did since is not in the archive) unless O(force=true).
     Any other container of that name is an error."
+  - "Clones - the same archive imported under other names (O(container)) gives as many containers, each restored
+    from its own copy of the checkpoint and verified, on one engine or several, also next to the container it was
+    exported from (with O(cryo.docker.docker_checkpoint_export#module:leave_running=true)). Each runs in namespaces
+    of its own - its processes keep their PIDs in their own PID namespace, a listening socket is bound in its own
+    network namespace - so they do not collide; only host ports do, which O(publish=remap) gives each afresh.
+    Clones keep the recorded hostname, network aliases and any fixed IP or MAC address the source was given (the
+    engine refuses to start a second container on an address that is taken)."
 extends_documentation_fragment:
   - cryo.docker._docker
   - cryo.docker._attributes
@@ -83,10 +90,23 @@ options:
   published_ports:
     description:
       - The ports the new container publishes, replacing the recorded ones, each as C([ip:][host:]container[/proto])
-        (C(8080:80), C(127.0.0.1::80) for a free host port). An empty list publishes none - for clones of one
-        archive, which cannot all take the same host port. Default is the recorded ports.
+        (C(8080:80), C(127.0.0.1::80) for a free host port). An empty list publishes none. Default is what
+        O(publish) says.
+      - Mutually exclusive with O(publish).
     type: list
     elements: str
+  publish:
+    description:
+      - Which host ports the new container publishes, when O(published_ports) does not list them.
+      - V(keep) - the recorded ones (a move - the same host port as where it was exported).
+      - "V(remap) - every recorded published port, with its container port, protocol and host address, on a free
+        host port the engine chooses: for clones of one archive next to each other (or next to the container it was
+        exported from), which cannot all take the same host port. RV(container.bound_ports) says which port each got."
+      - V(drop) - none (the clone is reached through its networks only).
+      - Mutually exclusive with O(published_ports).
+    type: str
+    choices: [keep, remap, drop]
+    default: keep
   restore:
     description:
       - Restore the container from the checkpoint once it is created. With V(false) it is created with its
@@ -161,12 +181,17 @@ EXAMPLES = r"""
     container: web-2
     published_ports: ["8081:80"]
 
-- name: Three warm clones of one archive, without published ports
+- name: Three warm clones of one archive, each on a free host port
   cryo.docker.docker_checkpoint_import:
     path: /srv/archives/search-warm.tar.zst
     container: "search-{{ item }}"
-    published_ports: []
+    publish: remap
   loop: [1, 2, 3]
+  register: clones
+
+- name: Say where each clone answers
+  ansible.builtin.debug:
+    msg: "{{ clones.results | map(attribute='container') | items2dict(key_name='name', value_name='bound_ports') }}"
 
 - name: Create the container and stage its checkpoint, to restore later
   cryo.docker.docker_checkpoint_import:
@@ -272,9 +297,16 @@ container:
       type: list
       elements: str
     published_ports:
-      description: Its published ports.
+      description: Its published ports as created, C([ip:][host:]container/proto) (no host port - a free one, see
+        RV(container.bound_ports)).
       type: list
       elements: str
+    bound_ports:
+      description: The host ports the engine bound for it, as C(ip:host:container/proto), once it runs (empty when it
+        does not, and in check mode) - where a clone made with O(publish=remap) answers.
+      type: list
+      elements: str
+      sample: ["127.0.0.1:32768:80/tcp"]
     mounts:
       description: Its mounts, as C(volume or host path:destination).
       type: list
@@ -370,6 +402,7 @@ def main():
         container=dict(type='str'),
         checksum=dict(type='str'),
         published_ports=dict(type='list', elements='str'),
+        publish=dict(type='str', default='keep', choices=['keep', 'remap', 'drop']),
         restore=dict(type='bool', default=True),
         verify=dict(type='bool', default=True),
         fallback=dict(type='str', default='fail', choices=['fail', 'cold_start']),
@@ -378,7 +411,7 @@ def main():
         staging_dir=dict(type='path'),
         force=dict(type='bool', default=False),
     )
-    run(ImportManager, argument_spec)
+    run(ImportManager, argument_spec, mutually_exclusive=[('published_ports', 'publish')])
 
 
 if __name__ == '__main__':

@@ -180,7 +180,9 @@ containerd_copies_removed:
     - How many copies of the checkpoint containerd left in C(/tmp) were removed. containerd 1.6
       copies a checkpoint there to restore it and never removes the copy
       (L(containerd#10166,https://github.com/containerd/containerd/issues/10166)); the copies fill the
-      disk and hold process memory. They are recognised by their content, nothing else is touched.
+      disk and hold process memory. They are recognised by their content, nothing else is touched - the
+      checkpoint's metadata included, which names its container, so that the copy of a clone of the same
+      checkpoint restoring at the same time is left to that restore.
   returned: always
   type: int
   sample: 1

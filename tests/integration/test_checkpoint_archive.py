@@ -10,6 +10,8 @@ an archive the module wrote.
   published port.
 - checkpointctl 1.3.0 (Debian trixie, run through trixie's own loader on Debian 12) shows the counter's process
   tree (sh and sleep) from the archive.
+- Four clones of one archive of a warmed-up web server, imported at once next to the running original (publish:
+  remap): each restored and verified, serving the run-time page on a host port of its own, counting on.
 - An archive written on Docker 20.10 resumes on Docker 26.1 and, on the host network, on Docker 28.5, whose
   restore of a container with a network namespace of its own is broken: there the import refuses such an
   archive before it creates anything.
@@ -17,6 +19,7 @@ an archive the module wrote.
 zstd (Debian package zstd) is installed when missing: the archives are zstd-compressed by default.
 """
 
+import concurrent.futures
 import os
 import shutil
 import subprocess
@@ -285,3 +288,66 @@ def test_an_archive_of_docker_20_10_resumes_on_a_newer_engine(fleet, pair, archi
         moved = counter_lines(target, name)
         assert moved == list(range(last + 1, last + 1 + len(moved))), (last, moved)
         target.remove_container(name, force=True)
+
+
+# A slow starter with state: warms up, writes its page at run time, serves it, and counts.
+WARM_UP = 4
+WARM_APP = ('sleep %d; mkdir -p /www; echo {page} > /www/index.html; httpd -f -p 80 -h /www & '
+            'i=0; while true; do echo $i; i=$(expr $i + 1); sleep 1; done' % WARM_UP)
+CLONES = 4
+
+
+def test_four_warm_clones_of_one_archive_answer_each_on_its_own_port(fleet, pair, archives, zstd):
+    """One archive of a warmed-up web server, imported four times at once next to the running original (publish:
+    remap): each clone is restored from the checkpoint and verified, serves the page written at run time on a host
+    port of its own, and counts on from where the original was at the checkpoint."""
+    engine = fleet.clients['fleet-1']
+    name = 'archive-warm-%s' % uuid.uuid4().hex[:6]
+    page = 'warm-page-%s' % uuid.uuid4().hex[:8]
+    clones = ['%s-clone-%d' % (name, index) for index in range(1, CLONES + 1)]
+    pair['containers'].update([name] + clones)
+    port = free_port()
+    engine.create_container(IMAGE, ['/bin/sh', '-c', WARM_APP.format(page=page)], name=name, stop_timeout=1,
+                            ports=[80], host_config=engine.create_host_config(
+                                security_opt=['seccomp=unconfined'], port_bindings={80: ('127.0.0.1', port)}))
+    started = time.monotonic()
+    engine.start(name)
+    assert wait_http(port, timeout=WARM_UP + 15) == page
+    cold = time.monotonic() - started
+
+    path = os.path.join(archives, name + '.tar.zst')
+    before = counter(engine, name)
+    exported = export(fleet, 'fleet-1', container=name, checkpoint='warm', path=path, leave_running=True)
+    after = counter(engine, name)
+    assert engine.inspect_container(name)['State']['Running'], 'leave_running keeps the original running'
+
+    def clone(clone_name):
+        began = time.monotonic()
+        result = run_module('docker_checkpoint_import', dict(
+            path=path, checksum=exported['archive']['sha256'], container=clone_name, publish='remap',
+            docker_host=fleet.docker_host('fleet-1')))
+        assert not result.get('failed'), result.get('msg', result)
+        [bound] = result['container']['bound_ports']
+        clone_port = int(bound.split(':')[1])
+        assert wait_http(clone_port) == page
+        return result, clone_port, time.monotonic() - began
+
+    # All at once: each restore runs in namespaces of its own (PIDs, the listening socket), only host ports differ.
+    with concurrent.futures.ThreadPoolExecutor(CLONES) as pool:
+        done = list(pool.map(clone, clones))
+    ports = {clone_port for _result, clone_port, _wall in done}
+    assert len(ports) == CLONES and port not in ports, ports
+    for clone_name, (result, clone_port, _wall) in zip(clones, done):
+        assert result['changed'] and result['restored'] and result['verified'], result
+        assert result['container']['published_ports'] == ['127.0.0.1::80/tcp']
+        wait_counter(engine, clone_name, after + 2)
+        lines = counter_lines(engine, clone_name)
+        # Resumed, not started afresh: it counts on from the checkpoint, in one unbroken run.
+        assert before + 1 <= lines[0] <= after + 1 and lines == list(range(lines[0], lines[0] + len(lines))), lines
+    assert wait_http(port) == page, 'the original still serves'
+    print('warm clones: cold start to ready %.2f s; archive %d bytes (checkpoint %d bytes); %d clones at once: '
+          'module restore %s s, import %s s, wall to ready %s s' % (
+              cold, exported['archive']['size'], exported['checkpoint']['size'], CLONES,
+              [result['duration'] for result, _port, _wall in done],
+              [result['import_duration'] for result, _port, _wall in done],
+              ['%.2f' % wall for _result, _port, wall in done]))

@@ -327,7 +327,7 @@ def test_maintenance_when_the_holder_is_gone_after_the_action(work, state_dir, t
     statuses = {c['container']: c['status'] for c in record['containers']}
     assert statuses == {web: 'restore_failed', count: 'restore_failed', other: 'restored'}, record
     errors = {c['container']: c['error'] for c in record['containers']}
-    assert 'which does not exist, so it cannot be restored' in errors[web], errors[web]
+    assert 'which does not exist any more, so it cannot be restored' in errors[web], errors[web]
     # The members keep their checkpoints; the other container resumed.
     for name in (web, count):
         assert not state(work.client, name)['Running']

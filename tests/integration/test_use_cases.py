@@ -4,13 +4,16 @@ move_container between two engines of the simulated fleet.
 Each test runs the collection's playbook with ansible-playbook and checks what the process did:
 a warm start is ready much sooner than a cold one and skips the warm-up, a rewound counter goes
 back (and forward again when the rewind is undone), a snapshotted counter never stops and the
-snapshot resumes in a fresh container, a moved counter carries on on the other engine.
+snapshot resumes in a fresh container, a moved counter carries on on the other engine, where it never existed,
+with the file it wrote at run time.
 """
 
 import datetime
 import glob
+import io
 import os
 import re
+import tarfile
 import tempfile
 import time
 import uuid
@@ -191,48 +194,60 @@ def test_snapshot_never_stops_the_container_and_restores_elsewhere(engine, make_
 
 # -- move a container between hosts ---------------------------------------------------------
 
+# A counter that writes a file at run time (in its writable layer, not in the image nor the checkpoint).
+MOVED_APP = 'echo {token} > /written-at-run-time.txt; ' + COUNTER
+
+
 @pytest.fixture
 def move_pair(fleet):
-    """A counter on fleet-1 and its stopped twin (same image and command) on fleet-2."""
+    """(name, token, create): create(host, start) makes the counter on a fleet host; removed on both hosts."""
     name = 'usecase-move-%s' % uuid.uuid4().hex[:6]
-    made = []
+    token = 'token-%s' % uuid.uuid4().hex[:8]
 
-    def create(host, start):
+    def create(host, start=True):
         client = fleet.clients[host]
-        client.create_container('cryo-test/busybox:1', ['/bin/sh', '-c', COUNTER], name=name, stop_timeout=1,
+        client.create_container('cryo-test/busybox:1', ['/bin/sh', '-c', MOVED_APP.format(token=token)], name=name,
+                                stop_timeout=1,
                                 host_config=client.create_host_config(security_opt=['seccomp=unconfined']))
-        made.append(host)
         if start:
             client.start(name)
 
-    yield name, create
-    for host in made:
+    yield name, token, create
+    for host in ('fleet-1', 'fleet-2'):
         try:
             fleet.clients[host].remove_container(name, force=True)
         except Exception:  # pylint: disable=broad-except
             pass
 
 
-def move(fleet, name, checkpoint_dir):
-    return run_playbook(playbook('move_container'), fleet.inventory, extra_vars=dict(
-        move_container=name, move_from='fleet-1', move_to='fleet-2',
+def move(fleet, name, directory, variable='move_archive_dir'):
+    return run_playbook(playbook('move_container'), fleet.inventory, extra_vars={
+        'move_container': name, 'move_from': 'fleet-1', 'move_to': 'fleet-2',
         # Every fleet host is this machine: one directory per host, as two real hosts would have.
-        move_checkpoint_dir=checkpoint_dir + '/{{ inventory_hostname }}'))
+        variable: directory + '/{{ inventory_hostname }}'})
 
 
 def controller_copies():
     return set(glob.glob(os.path.join(tempfile.gettempdir(), 'cryo-move-*')))
 
 
-def test_move_container_to_another_host(fleet, move_pair):
-    name, create = move_pair
+def read_file(client, name, path):
+    """A file of a container, through the Engine API."""
+    chunks, _stat = client.get_archive(name, path)
+    with tarfile.open(fileobj=io.BytesIO(b''.join(chunks))) as tar:
+        return tar.extractfile(tar.getmembers()[0]).read().decode().strip()
+
+
+def test_move_container_to_a_host_where_it_never_existed(fleet, move_pair):
+    name, token, create = move_pair
     source, target = fleet.clients['fleet-1'], fleet.clients['fleet-2']
-    create('fleet-1', start=True)
-    create('fleet-2', start=False)
+    create('fleet-1')
     wait_counter(source, name, 3)
     copies = controller_copies()
-    with tempfile.TemporaryDirectory(prefix='cryo-usecase-move-') as checkpoint_dir:
-        proc = move(fleet, name, checkpoint_dir)
+    with tempfile.TemporaryDirectory(prefix='cryo-usecase-move-') as directory:
+        started = time.monotonic()
+        proc = move(fleet, name, directory)
+        wall = time.monotonic() - started
         assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
 
         # The target carries on the source's sequence; the source stays stopped where it was.
@@ -243,61 +258,63 @@ def test_move_container_to_another_host(fleet, move_pair):
         wait_counter(target, name, frozen[-1] + 3)
         moved = counter_lines(target, name)
         assert moved == list(range(frozen[-1] + 1, frozen[-1] + 1 + len(moved))), (frozen[-1], moved)
+        # The file it wrote at run time came along (the archive's file changes).
+        assert read_file(target, name, '/written-at-run-time.txt') == token
+        assert 'cryo.docker.archive' in target.inspect_container(name)['Config']['Labels']
         assert 'It is your choice to remove the container there' in proc.stdout
+        report = re.search(r'moved from fleet-1 to fleet-2 \(container %s, import\): archive ([^(]+) \(.*restored in '
+                           r'([0-9.]+) s, verified \(memory-layout\)' % name, proc.stdout)
+        assert report, proc.stdout[-3000:]
 
-        # Nothing left behind: no checkpoint, no tarball, no staged copy, no copy on the controller.
+        # Nothing left behind: no checkpoint, no archive on either host, no copy on the controller.
         for host in ('fleet-1', 'fleet-2'):
-            place = os.path.join(checkpoint_dir, host)
-            assert not os.path.isdir(place) or os.listdir(place) == [], (host, os.listdir(place))
-        assert os.stat(os.path.join(checkpoint_dir, 'fleet-2')).st_mode & 0o777 == 0o700
+            place = os.path.join(directory, host)
+            assert os.listdir(place) == [], (host, os.listdir(place))
+            assert os.stat(place).st_mode & 0o777 == 0o700
         assert checkpoints(source, name) == [] and checkpoints(target, name) == []
         assert not os.path.exists(checkpoint_path(target, name, 'move'))
         assert controller_copies() == copies
+        print('move: archive %s, restore %s s, playbook %.1f s' % (report.group(1).strip(), report.group(2), wall))
 
 
-def test_move_refuses_without_a_target_container_and_freezes_nothing(fleet, move_pair):
-    name, create = move_pair
+def test_move_refuses_a_name_taken_on_the_target_and_freezes_nothing(fleet, move_pair):
+    """A container made beforehand on the target (what the playbook once needed) is refused, naming what to do."""
+    name, _token, create = move_pair
     source = fleet.clients['fleet-1']
-    create('fleet-1', start=True)
+    create('fleet-1')
+    create('fleet-2', start=False)
     wait_counter(source, name, 2)
-    with tempfile.TemporaryDirectory(prefix='cryo-usecase-move-') as checkpoint_dir:
-        proc = move(fleet, name, checkpoint_dir)
+    with tempfile.TemporaryDirectory(prefix='cryo-usecase-move-') as directory:
+        proc = move(fleet, name, directory)
         assert proc.returncode != 0
-        assert 'Container %s does not exist on fleet-2' % name in proc.stdout, proc.stdout[-3000:]
-        assert 'Nothing was frozen' in proc.stdout
-        assert not os.path.exists(os.path.join(checkpoint_dir, 'fleet-1'))
+        assert 'Container %s already exists on fleet-2, and it was not made by an import' % name in proc.stdout, \
+            proc.stdout[-3000:]
+        assert 'choose another name with move_target_container. Nothing was frozen' in proc.stdout
+        assert not os.path.exists(os.path.join(directory, 'fleet-1'))
     assert state(source, name)['Running']
     before = counter(source, name)
     wait_counter(source, name, before + 1)
     lines = counter_lines(source, name)
     assert lines == list(range(len(lines)))
 
-    # A target container that runs is refused as clearly.
-    create('fleet-2', start=True)
-    with tempfile.TemporaryDirectory(prefix='cryo-usecase-move-') as checkpoint_dir:
-        proc = move(fleet, name, checkpoint_dir)
-        assert proc.returncode != 0
-        assert 'on fleet-2 is running: a checkpoint restores only into a stopped container' in proc.stdout
-    assert state(source, name)['Running']
-
 
 def test_move_carries_on_after_an_interrupted_run(fleet, move_pair):
-    """A run that died after the freeze left the source stopped with its checkpoint: running the
-    playbook again moves that checkpoint (the container cannot be checkpointed again)."""
-    name, create = move_pair
+    """A run that died after the freeze left the source stopped with its checkpoint (taken into move_checkpoint_dir,
+    the variable of the playbook before archives): running the playbook again moves that checkpoint."""
+    name, token, create = move_pair
     source, target = fleet.clients['fleet-1'], fleet.clients['fleet-2']
-    create('fleet-1', start=True)
-    create('fleet-2', start=False)
+    create('fleet-1')
     wait_counter(source, name, 2)
-    with tempfile.TemporaryDirectory(prefix='cryo-usecase-move-') as checkpoint_dir:
+    with tempfile.TemporaryDirectory(prefix='cryo-usecase-move-') as directory:
         frozen = run_module('docker_checkpoint', {'container': name, 'checkpoint': 'move', 'docker_host':
                                                   fleet.docker_host('fleet-1'),
-                                                  'checkpoint_dir': os.path.join(checkpoint_dir, 'fleet-1')})
+                                                  'checkpoint_dir': os.path.join(directory, 'fleet-1')})
         assert frozen.get('changed') and not frozen.get('failed'), frozen
         last = counter(source, name)
-        proc = move(fleet, name, checkpoint_dir)
+        proc = move(fleet, name, directory, variable='move_checkpoint_dir')
         assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
         wait_counter(target, name, last + 2)
         moved = counter_lines(target, name)
         assert moved[0] == last + 1, (last, moved)
-        assert os.listdir(os.path.join(checkpoint_dir, 'fleet-1')) == []
+        assert read_file(target, name, '/written-at-run-time.txt') == token
+        assert os.listdir(os.path.join(directory, 'fleet-1')) == []

@@ -159,6 +159,22 @@ def test_containerd_copies_are_found_by_content(tmp_path):
     assert not same.exists() and other.exists() and unrelated.exists() and cp.exists()
 
 
+def test_the_copy_of_a_clone_restoring_at_the_same_time_is_not_removed(tmp_path):
+    """Clones of one checkpoint have the same images; their metadata names each one's container."""
+    clone1 = tmp_path / 'engine' / 'c1' / 'warm'
+    make_checkpoint(str(clone1))
+    (clone1 / 'pstree.img').write_bytes(b'tree')
+    clone2 = tmp_path / 'engine' / 'c2' / 'warm'
+    shutil.copytree(clone1, clone2)
+    store.write_metadata(str(clone1), dict(container_id='c1'))
+    store.write_metadata(str(clone2), dict(container_id='c2'))
+    mine, theirs = tmp_path / 'ctrd-checkpoint1', tmp_path / 'ctrd-checkpoint2'
+    shutil.copytree(clone1, mine)
+    shutil.copytree(clone2, theirs)
+    assert store.remove_containerd_copies(str(clone1), str(tmp_path)) == [str(mine)]
+    assert theirs.exists(), 'the other clone\'s restore still reads it'
+
+
 def test_no_copies_for_an_incomplete_checkpoint(tmp_path):
     cp = tmp_path / 'cp1'
     make_checkpoint(str(cp))

@@ -70,6 +70,15 @@ def test_port_arguments_group_the_bindings_of_a_port():
         {'80/tcp': [('127.0.0.1', '8080'), ('::1', '8080')], '53/udp': [('', '53')], '9000/tcp': [('', None)]})
 
 
+def test_bound_ports_read_a_port_bindings_map():
+    bindings = {'80/tcp': [{'HostIp': '127.0.0.1', 'HostPort': '32768'}, {'HostIp': '::1', 'HostPort': '32768'}],
+                '53/udp': [{'HostIp': '', 'HostPort': '53'}], '9000/tcp': [{}]}
+    assert _holder.port_tuples(bindings) == [('53', 'udp', '', '53'), ('80', 'tcp', '127.0.0.1', '32768'),
+                                             ('80', 'tcp', '::1', '32768'), ('9000', 'tcp', '', '')]
+    assert _holder.bound_ports(bindings) == ['127.0.0.1:32768:80/tcp', '53:53/udp', '9000/tcp', '[::1]:32768:80/tcp']
+    assert _holder.bound_ports(None) == []
+
+
 # -- what a holder is -------------------------------------------------------------------------------
 
 def test_the_config_of_a_recorded_holder():

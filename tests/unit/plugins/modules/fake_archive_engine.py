@@ -50,6 +50,15 @@ class ArchiveContainer(Container):
         self.upper = os.path.join(engine.overlay, cid, 'diff')
         os.makedirs(self.upper)
 
+    def bound_ports(self):
+        """NetworkSettings.Ports: while it runs, each published port bound, a free host port (here one made of its
+        id) where none was given; an exposed port that is not published has null bindings."""
+        if not self.running:
+            return {}
+        free = str(32768 + int(self.id[:4], 16) % 1000)
+        return {key: [dict(HostIp=binding.get('HostIp') or '0.0.0.0', HostPort=binding.get('HostPort') or free)
+                      for binding in bindings] or None for key, bindings in self.ports.items()}
+
     def inspect(self):
         data = super().inspect()
         data['Created'] = '2026-12-02T10:00:00.000000000Z'
@@ -60,7 +69,8 @@ class ArchiveContainer(Container):
         data['HostConfig'].update(PortBindings=copy.deepcopy(self.ports), Binds=list(self.binds) or None,
                                   Runtime='runc', ContainerIDFile='', CapAdd=None, SecurityOpt=['seccomp=unconfined'])
         data['NetworkSettings'] = dict(Networks={name: dict(endpoint, Aliases=[self.id[:12]])
-                                                 for name, endpoint in self.networks.items()})
+                                                 for name, endpoint in self.networks.items()},
+                                       Ports=self.bound_ports())
         data['GraphDriver'] = dict(Name='overlay2', Data=dict(
             UpperDir=self.upper, LowerDir=self.engine.lower, MergedDir=self.upper + '/../merged'))
         data['Mounts'] = copy.deepcopy(self.volumes) + data.get('Mounts', [])

@@ -38,7 +38,7 @@ def test_checkpoint_stops_the_container_and_records_it(engine, capsys):
         name='cp1', container='cr', container_id=cr.id, directory=path, size=result['checkpoint']['size'],
         created=metadata(path)['created'], leave_running=False, restart_policy=dict(Name='no', MaximumRetryCount=0))
     assert result['checkpoint']['size'] > 500
-    assert engine.changes() == [('create_checkpoint', cr.id, 'cp1', False, None)]
+    assert engine.changes() == [('create_checkpoint', cr.id, 'cp1.cryo-new', False, None)]
     assert engine.called('wait_stopped') == [('wait_stopped', cr.id)]
     assert cr.status == 'exited' and cr.exit_code == 137
     assert sorted(os.listdir(path)) == ['cryo-checkpoint.json', 'inventory.img', 'mm-1.img', 'pstree.img']
@@ -58,7 +58,7 @@ def test_leave_running_keeps_the_process(engine, capsys):
     assert result['changed'] is True and result['checkpoint']['leave_running'] is True
     assert cr.running and cr.pid == pid
     assert not engine.called('wait_stopped')
-    assert engine.changes() == [('create_checkpoint', cr.id, 'warm', True, None)]
+    assert engine.changes() == [('create_checkpoint', cr.id, 'warm.cryo-new', True, None)]
     assert metadata(engine.checkpoint_path(cr, 'warm'))['leave_running'] is True
 
 
@@ -174,7 +174,7 @@ def test_restart_policy_is_held_and_recorded(engine, capsys, policy, retries):
     result = run(capsys, container='cr', checkpoint='cp1')
     assert result['changed'] is True
     assert engine.changes() == [('set_restart_policy', cr.id, 'no', 0),
-                                ('create_checkpoint', cr.id, 'cp1', False, None)]
+                                ('create_checkpoint', cr.id, 'cp1.cryo-new', False, None)]
     assert cr.restart_policy == dict(Name='no', MaximumRetryCount=0)
     assert not cr.running and cr.status == 'exited'  # the engine did not cold-start it
     recorded = dict(Name=policy, MaximumRetryCount=retries)
@@ -195,7 +195,7 @@ def test_leave_running_holds_no_policy(engine, capsys):
     cr = engine.add('cr', restart_policy='unless-stopped')
     result = run(capsys, container='cr', checkpoint='cp1', leave_running=True)
     assert result['changed'] is True
-    assert engine.changes() == [('create_checkpoint', cr.id, 'cp1', True, None)]
+    assert engine.changes() == [('create_checkpoint', cr.id, 'cp1.cryo-new', True, None)]
     assert cr.restart_policy['Name'] == 'unless-stopped'
 
 
@@ -216,7 +216,7 @@ def test_failure_quotes_criu_and_puts_the_policy_back(engine, capsys):
     assert result['container_running'] is True and result['http_status'] == 500
     assert 'criu failed: type NOTIFY' in result['engine_message']
     assert engine.changes() == [('set_restart_policy', cr.id, 'no', 0),
-                                ('create_checkpoint', cr.id, 'cp1', False, None),
+                                ('create_checkpoint', cr.id, 'cp1.cryo-new', False, None),
                                 ('set_restart_policy', cr.id, 'always', 0)]
     assert engine.called('stop') == [] and cr.running
     assert cr.restart_policy['Name'] == 'always'
@@ -260,7 +260,7 @@ def test_checkpoint_dir_is_created_private(engine, capsys, tmp_path):
     result = run(capsys, container='cr', checkpoint='move', checkpoint_dir=str(custom))
     path = str(custom / 'move')
     assert result['changed'] is True and result['checkpoint']['directory'] == path
-    assert engine.changes() == [('create_checkpoint', cr.id, 'move', False, str(custom))]
+    assert engine.changes() == [('create_checkpoint', cr.id, 'move.cryo-new', False, str(custom))]
     assert metadata(path)['container_id'] == cr.id
     assert not os.path.exists(engine.checkpoint_path(cr, 'move'))
     assert mode(str(custom)) == 0o700

@@ -137,6 +137,41 @@ def test_another_name_and_other_ports_for_a_clone(bed, archive, capsys):
     assert third['container']['published_ports'] == ['127.0.0.1:9090:80/tcp']
 
 
+def test_clones_next_to_each_other_get_free_host_ports_or_none(bed, archive, capsys):
+    first = run_import(capsys, bed)
+    assert first['container']['bound_ports'] == ['127.0.0.1:8080:80/tcp']
+    ports = set()
+    for index in (2, 3, 4):
+        clone = run_import(capsys, bed, container='web-%d' % index, publish='remap')
+        assert clone['changed'] and clone['restored'] and clone['verified'], clone
+        # The recorded container port and host address, the host port left to the engine.
+        assert bed.target._find('web-%d' % index).body['HostConfig']['PortBindings'] == {
+            '80/tcp': [{'HostIp': '127.0.0.1', 'HostPort': ''}]}
+        assert clone['container']['published_ports'] == ['127.0.0.1::80/tcp']
+        [bound] = clone['container']['bound_ports']
+        assert bound.startswith('127.0.0.1:') and bound.endswith(':80/tcp') and bound != '127.0.0.1:8080:80/tcp'
+        ports.add(bound)
+    assert len(ports) == 3, 'each clone answers on a port of its own'
+    dropped = run_import(capsys, bed, container='web-5', publish='drop')
+    assert dropped['container']['published_ports'] == [] and dropped['container']['bound_ports'] == []
+    assert bed.target._find('web-5').body['HostConfig']['PortBindings'] == {}
+    # A second run of a clone is unchanged, like any import.
+    assert run_import(capsys, bed, container='web-2', publish='remap')['changed'] is False
+
+
+def test_clone_check_mode_shows_the_ports_it_would_ask_for(bed, archive, capsys):
+    result = run_import(capsys, bed, container='web-2', publish='remap', check_mode=True)
+    assert result['changed'] and result['container']['published_ports'] == ['127.0.0.1::80/tcp']
+    assert result['container']['bound_ports'] == []
+    nothing_created(bed)
+
+
+def test_publish_and_published_ports_are_one_choice(bed, archive, capsys):
+    result = run_import(capsys, bed, publish='drop', published_ports=['8081:80'])
+    assert result.get('failed') and 'mutually exclusive' in result['msg'] and 'publish' in result['msg'], result
+    nothing_created(bed)
+
+
 def test_restore_false_creates_and_stages_only(bed, archive, capsys):
     result = run_import(capsys, bed, restore=False)
     web = bed.target._find('web')

@@ -82,8 +82,10 @@ def test_runtime_checkpoint_writes_into_the_engine_place_and_the_engine_restores
     assert 'attempts' not in result  # no engine call took it
     assert result['stats']['frozen_time'] == 63941 and result['stats']['pages_written'] == 34
     [(argv, env)] = runc.calls
-    assert argv == ['/usr/sbin/runc', '--root', runc.runtime['root'], 'checkpoint', '--image-path', path,
-                    '--work-path', path, cr.id]
+    # runc writes beside the checkpoints (where the engine lists nothing), renamed into place on success.
+    temp = os.path.join(os.path.dirname(os.path.dirname(path)), '.cryo-tmp-cp1')
+    assert argv == ['/usr/sbin/runc', '--root', runc.runtime['root'], 'checkpoint', '--image-path', temp,
+                    '--work-path', temp, cr.id]
     assert env['PATH'] == '/usr/local/sbin:/usr/sbin' and env['LC_ALL'] == 'C'
     assert oct(os.stat(path).st_mode & 0o777) == '0o700'
     meta = json.load(open(os.path.join(path, 'cryo-checkpoint.json')))
@@ -113,7 +115,7 @@ def test_runtime_force_retakes_under_a_temporary_name(engine, runc, capsys):
     os.unlink(os.path.join(first['checkpoint']['directory'], 'stats-dump'))
     again = checkpoint(capsys, method='runtime', leave_running=True, force=True)
     argv = runc.calls[-1][0]
-    assert argv[argv.index('--image-path') + 1].endswith('/cp1.cryo-new')
+    assert argv[argv.index('--image-path') + 1].endswith('/.cryo-tmp-cp1.cryo-new')
     assert again['changed'] is True and again['stats']['pages_written'] == 34
     assert sorted(os.listdir(os.path.dirname(again['checkpoint']['directory']))) == ['cp1']
     assert cr.running
@@ -290,3 +292,42 @@ def test_container_and_containers_exclude_each_other(engine, capsys):
                                                         checkpoint='cp1'))
     assert result['failed'] is True and 'mutually exclusive' in result['msg']
     assert not warnings_of(result)
+
+
+def test_runtime_path_writes_into_a_temporary_directory_renamed_on_success(engine, runc, capsys, tmp_path):
+    cr = engine.add('cr')
+    path = engine.checkpoint_path(cr, 'cp1')
+    temp = os.path.join(os.path.dirname(os.path.dirname(path)), '.cryo-tmp-cp1')
+    os.makedirs(temp)  # what a run killed during the dump left: removed by the next take
+    open(os.path.join(temp, 'pages-1.img'), 'w').close()
+    result = checkpoint(capsys, method='runtime', leave_running=True)
+    argv = runc.calls[-1][0]
+    assert argv[argv.index('--image-path') + 1] == temp
+    assert result['changed'] is True and os.path.isfile(os.path.join(path, 'inventory.img'))
+    assert not os.path.exists(temp) and not os.path.exists(os.path.join(path, 'pages-1.img'))
+    store = str(tmp_path / 'store')
+    checkpoint(capsys, method='runtime', leave_running=True, checkpoint_dir=store, checkpoint='cp2')
+    argv = runc.calls[-1][0]
+    assert argv[argv.index('--image-path') + 1] == os.path.join(store, '.cryo-tmp-cp2')
+    assert os.listdir(store) == ['cp2']
+
+
+def test_a_failed_runtime_dump_leaves_no_directory_the_engine_lists(engine, runc, capsys, tmp_path):
+    cr = engine.add('cr')
+    runc.fail_for.add('cr')
+    store = str(tmp_path / 'store')
+    result = checkpoint(capsys, method='runtime', checkpoint_dir=store)
+    assert result['failed'] and result['container_running'] is True
+    assert os.listdir(store) == []
+    assert not os.path.exists(os.path.dirname(engine.checkpoint_path(cr, 'cp1')) + '/../.cryo-tmp-cp1')
+    assert cr.running
+
+
+def test_a_checkpoint_that_cannot_fit_is_refused_before_anything_stops(engine, capsys, tmp_path, monkeypatch):
+    cr = engine.add('cr')
+    monkeypatch.setattr(Host, 'container_memory', lambda self, pid, cgroup_root=None: 1 << 50)
+    result = checkpoint(capsys, method='engine', checkpoint_dir=str(tmp_path / 'store'))
+    msg = failed_clearly(result, 'Checkpoint cp1 of container cr was not taken, and the container is still running '
+                                 'untouched: %s has' % tmp_path)
+    assert 'Free some space or choose another checkpoint_dir' in msg and result['needed_bytes'] == 1 << 50
+    assert cr.running and engine.called('create_checkpoint') == []

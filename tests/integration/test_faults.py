@@ -1,0 +1,348 @@
+"""Faults in the middle of an operation: nothing is lost.
+
+After each fault the container is running, or stopped with a usable checkpoint that a documented
+command brings back; no half-written checkpoint is listed under the checkpoint's name; and a second run
+of the same task converges (its counter continues).
+
+- CRIU killed (SIGKILL, found by a /proc scan) while it dumps, on the runtime and the engine path;
+- the checkpoint's filesystem full (a small tmpfs as checkpoint_dir) during a checkpoint, and during an
+  archive export (docker_checkpoint_export's path on it);
+- the engine (dockerd and containerd, every process of it) killed during a checkpoint and during a
+  restore, on an engine of its own (fleet.Engine('cryo-fault')), so the main engine is untouched;
+- two maintenance runs started at once on one host: one refuses, by the role's lock.
+"""
+
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+
+from helpers import (COUNTER, HOST, checkpoints, counter, counter_lines, run_module, run_playbook, runs,
+                     state, wait_counter, wait_running)
+
+MIB = 1024 * 1024
+
+
+def big_counter(mb):
+    """The counter, after PID 1 filled mb MB of its own memory (a shell variable)."""
+    return ('x=$(head -c %d /dev/zero | tr "\\0" a); echo allocated; ' % (mb * MIB)) + COUNTER
+
+
+def wait_allocated(engine, name, timeout=60):
+    deadline = time.monotonic() + timeout
+    while b'allocated' not in engine.logs(name):
+        assert time.monotonic() < deadline, '%s did not allocate its memory' % name
+        time.sleep(0.2)
+    return wait_counter(engine, name, 1)
+
+
+def criu_dumps():
+    """Pids of the `criu dump` (or swrk, as runc runs it) processes on this machine, from /proc."""
+    found = []
+    for pid, (_ppid, cmdline, _cgroup) in HOST.processes().items():
+        argv = cmdline.split()
+        if argv and os.path.basename(argv[0]) == 'criu' and ('dump' in argv or 'swrk' in argv):
+            found.append(pid)
+    return found
+
+
+class Killer(threading.Thread):
+    """Waits for the first process find() names (polling /proc), then SIGKILLs what find() names."""
+
+    def __init__(self, find, delay=0.0, timeout=120):
+        super().__init__(daemon=True)
+        self.find, self.delay, self.timeout = find, delay, timeout
+        self.killed = []
+
+    def run(self):
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline and not self.killed:
+            pids = self.find()
+            if pids:
+                time.sleep(self.delay)
+                for pid in self.find() or pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                        self.killed.append(pid)
+                    except ProcessLookupError:
+                        pass
+            time.sleep(0.005)
+
+
+def assert_continues(engine, name, before, starts=1):
+    """The counter runs, past what it had printed before the fault, and started only `starts` times (its
+    log is that many unbroken runs of numbers)."""
+    assert wait_running(engine, name, timeout=30), state(engine, name)
+    wait_counter(engine, name, before + 2)
+    lines = counter_lines(engine, name)
+    assert len(runs(lines)) == starts, '%s restarted or skipped: %s' % (name, runs(lines))
+
+
+def assert_nothing_half_written(engine, name, checkpoint, directory=None):
+    """What the engine lists under the checkpoint's name is whole (CRIU's inventory.img is there)."""
+    if checkpoint in checkpoints(engine, name, directory):
+        root = directory or os.path.join(engine.info()['DockerRootDir'], 'containers',
+                                         engine.inspect_container(name)['Id'], 'checkpoints')
+        assert os.path.isfile(os.path.join(root, checkpoint, 'inventory.img')), 'half-written %s listed' % checkpoint
+
+
+def converge(engine, name, docker_host=None, **args):
+    """The second run: checkpoint (stopping it) and a verified restore; the counter continues."""
+    host = dict(docker_host=docker_host) if docker_host else {}
+    before = counter(engine, name) or 0
+    starts = len(runs(counter_lines(engine, name)))
+    taken = run_module('docker_checkpoint', dict(host, container=name, checkpoint='again', **args))
+    assert not taken.get('failed'), taken.get('msg') or taken['_output'][-3000:]
+    back = run_module('docker_restore', dict(host, container=name, checkpoint='again'))
+    assert back.get('restored') and back.get('verified'), back.get('msg') or back['_output'][-3000:]
+    assert_continues(engine, name, before, starts)
+
+
+# -- CRIU killed during a dump ---------------------------------------------------------------------
+
+@pytest.mark.parametrize('method', ['runtime', 'engine'])
+def test_criu_killed_during_a_dump(engine, make_container, method):
+    name = make_container(big_counter(128))
+    before = wait_allocated(engine, name)
+    killer = Killer(criu_dumps)
+    killer.start()
+    result = run_module('docker_checkpoint', dict(container=name, checkpoint='cp1', method=method))
+    killer.join(5)
+    assert killer.killed, 'no criu dump was seen to kill'
+    assert result.get('failed'), result
+    assert 'Traceback' not in result['msg'] and 'MODULE FAILURE' not in result['msg'], result['msg']
+    assert_nothing_half_written(engine, name, 'cp1')
+    assert 'cp1' not in checkpoints(engine, name), 'a killed dump is listed as a checkpoint'
+    if not state(engine, name)['Running']:
+        # The msg names the way back: docker start (no checkpoint was taken).
+        assert 'start it again' in result['msg'], result['msg']
+        engine.start(name)
+        before = -1
+    else:
+        assert result['container_running'] is True and 'nothing was lost' in result['msg']
+    assert_continues(engine, name, before) if before >= 0 else wait_counter(engine, name, 1)
+    # No temporary directory of the runtime path is left behind.
+    container_dir = os.path.dirname(os.path.dirname(os.path.join(
+        engine.info()['DockerRootDir'], 'containers', engine.inspect_container(name)['Id'], 'checkpoints', 'x')))
+    assert not [entry for entry in os.listdir(container_dir) if entry.startswith('.cryo-tmp-')]
+    converge(engine, name, method=method)
+
+
+# -- the checkpoint's filesystem full ---------------------------------------------------------------
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 24 MB tmpfs, unmounted afterwards."""
+    path = str(tmp_path / 'small')
+    os.mkdir(path)
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=24m,mode=0700', 'cryo-fault-small', path], check=True)
+    yield path
+    subprocess.run(['umount', '--lazy', path], check=False)
+
+
+@pytest.mark.parametrize('method', ['runtime', 'engine'])
+def test_checkpoint_dir_full_during_a_checkpoint(engine, make_container, small_fs, method):
+    name = make_container(big_counter(64))
+    before = wait_allocated(engine, name)
+    result = run_module('docker_checkpoint', dict(container=name, checkpoint='cp1', method=method,
+                                                  checkpoint_dir=small_fs))
+    assert result.get('failed'), result
+    assert 'Traceback' not in result['msg'] and 'MODULE FAILURE' not in result['msg'], result['msg']
+    assert state(engine, name)['Running'], 'a checkpoint that did not fit stopped the container: %s' % result['msg']
+    # Refused before anything was stopped (not enough room), or CRIU ran out of it and the container ran on.
+    assert result['container_running'] is True, result['msg']
+    assert 'still running untouched' in result['msg'] or 'nothing was lost' in result['msg'], result['msg']
+    assert checkpoints(engine, name, small_fs) == []
+    # What the failed checkpoint wrote is gone: the filesystem is free for the next one.
+    assert os.listdir(small_fs) == [], os.listdir(small_fs)
+    assert_continues(engine, name, before)
+    converge(engine, name, method=method)
+
+
+def test_archive_path_full_during_an_export(engine, make_container, small_fs):
+    name = make_container(big_counter(64))
+    before = wait_allocated(engine, name)
+    archive = os.path.join(small_fs, 'counter.tar')
+    result = run_module('docker_checkpoint_export', dict(container=name, checkpoint='cp1', path=archive,
+                                                         leave_running=True, include_image=False))
+    assert result.get('failed'), result
+    assert 'Traceback' not in result['msg'] and 'MODULE FAILURE' not in result['msg'], result['msg']
+    assert not os.path.exists(archive), 'a half-written archive is left under its name'
+    assert not [entry for entry in os.listdir(small_fs) if not entry.startswith('lost+found')], os.listdir(small_fs)
+    assert_continues(engine, name, before)
+    # The second run, to a filesystem with room, converges.
+    again = run_module('docker_checkpoint_export', dict(container=name, checkpoint='cp1', leave_running=True,
+                                                        include_image=False,
+                                                        path=os.path.join(os.path.dirname(small_fs), 'counter.tar')))
+    assert not again.get('failed'), again.get('msg')
+    assert_continues(engine, name, before)
+
+
+# -- the engine killed during a checkpoint and a restore ----------------------------------------------
+
+@pytest.fixture(scope='module')
+def fault_engine():
+    import fleet  # pylint: disable=import-outside-toplevel
+    with fleet.Engine('cryo-fault') as bed:
+        bed.up()
+        bed.load_image()
+        yield bed
+
+
+def fault_container(bed, mb):
+    client = bed.client(timeout=120)
+    name = 'cryo-fault-%s' % uuid.uuid4().hex[:6]
+    client.create_container('cryo-test/busybox:1', ['/bin/sh', '-c', big_counter(mb)], name=name,
+                            host_config=client.create_host_config(security_opt=['seccomp=unconfined']))
+    client.start(name)
+    return client, name
+
+
+def kill_engine_when(bed, find, delay):
+    """SIGKILL every process of the engine once find() names a process (after delay s)."""
+    def engine_pids():
+        return bed.processes() if find() else []
+    return Killer(engine_pids, delay=delay)
+
+
+@pytest.mark.parametrize('method', ['engine', 'runtime'])
+def test_engine_killed_during_a_checkpoint(fault_engine, method):
+    client, name = fault_container(fault_engine, 256)
+    before = wait_allocated(client, name)
+    killer = kill_engine_when(fault_engine, criu_dumps, 0.1 if method == 'runtime' else 1.5)
+    killer.start()
+    result = run_module('docker_checkpoint', dict(container=name, checkpoint='cp1', method=method,
+                                                  docker_host=fault_engine.docker_host, timeout=120))
+    killer.join(5)
+    assert killer.killed, 'the engine was not killed'
+    assert 'Traceback' not in result.get('msg', '') and 'MODULE FAILURE' not in result.get('msg', '')
+    fault_engine.kill()
+    fault_engine.clear_run()
+    fault_engine.prepare()
+    fault_engine.start()
+    fault_engine.wait()
+    client = fault_engine.client(timeout=120)
+    listed = checkpoints(client, name)
+    assert_nothing_half_written(client, name, 'cp1')
+    if 'cp1' in listed:
+        # The checkpoint was whole: the documented restore brings the counter back.
+        back = run_module('docker_restore', dict(container=name, checkpoint='cp1', docker_host=fault_engine.docker_host))
+        assert back.get('restored') and back.get('verified'), back.get('msg')
+        assert_continues(client, name, before)
+    else:
+        # Killed with its engine, no checkpoint: the container starts afresh with docker start (the msg said so).
+        client.start(name)
+        assert wait_running(client, name, 30)
+    converge(client, name, docker_host=fault_engine.docker_host, method=method)
+    client.remove_container(name, force=True)
+
+
+def test_engine_killed_during_a_restore(fault_engine):
+    client, name = fault_container(fault_engine, 256)
+    before = wait_allocated(client, name)
+    taken = run_module('docker_checkpoint', dict(container=name, checkpoint='cp1', method='runtime',
+                                                 docker_host=fault_engine.docker_host))
+    assert not taken.get('failed'), taken.get('msg')
+
+    def restoring():
+        return [pid for pid, (_ppid, cmdline, _cgroup) in HOST.processes().items()
+                if os.path.basename((cmdline.split() or [''])[0]) == 'criu' and 'swrk' in cmdline.split()]
+    killer = kill_engine_when(fault_engine, restoring, 0.2)
+    killer.start()
+    result = run_module('docker_restore', dict(container=name, checkpoint='cp1', docker_host=fault_engine.docker_host,
+                                               timeout=120))
+    killer.join(5)
+    assert killer.killed, 'the engine was not killed during the restore'
+    assert 'Traceback' not in result.get('msg', '') and 'MODULE FAILURE' not in result.get('msg', '')
+    fault_engine.kill()
+    fault_engine.clear_run()
+    fault_engine.prepare()
+    fault_engine.start()
+    fault_engine.wait()
+    client = fault_engine.client(timeout=120)
+    # The checkpoint was kept (a restore removes it only once verified): the same command brings it back.
+    assert checkpoints(client, name) == ['cp1']
+    back = run_module('docker_restore', dict(container=name, checkpoint='cp1', docker_host=fault_engine.docker_host,
+                                             timeout=120))
+    assert back.get('restored') and back.get('verified'), back.get('msg') or back['_output'][-3000:]
+    assert_continues(client, name, before)
+    client.remove_container(name, force=True)
+
+
+# -- two maintenance runs at once -----------------------------------------------------------------
+
+REBOOT_HOSTS = """
+- name: The collection's playbook
+  ansible.builtin.import_playbook: cryo.docker.reboot_hosts
+"""
+
+# The first run's action: wait until the test says the second run is over.
+WAIT_FOR_SIGNAL = """---
+- name: Wait for the test
+  ansible.builtin.wait_for:
+    path: "{{ cryo_test_signal }}"
+    timeout: 120
+"""
+
+
+def test_two_maintenance_runs_at_once_one_refuses_by_the_lock(fleet, tmp_path):
+    host = fleet.hosts[0]
+    client = fleet.clients[host]
+    name = 'cryo-fault-lock-%s' % uuid.uuid4().hex[:6]
+    client.create_container('cryo-test/busybox:1', ['/bin/sh', '-c', COUNTER], name=name,
+                            host_config=client.create_host_config(security_opt=['seccomp=unconfined']))
+    client.start(name)
+    try:
+        before = wait_counter(client, name, 2)
+        state_dir = str(tmp_path / 'state')
+        tasks = tmp_path / 'wait.yml'
+        tasks.write_text(WAIT_FOR_SIGNAL)
+        signal_file = str(tmp_path / 'go')
+        extra = dict(maintenance_state_dir=state_dir, maintenance_action='tasks', maintenance_tasks_file=str(tasks),
+                     cryo_test_signal=signal_file, maintenance_containers=[name])
+        first = {}
+        thread = threading.Thread(target=lambda: first.update(proc=run_playbook(
+            REBOOT_HOSTS, fleet.inventory, limit=host, extra_vars=dict(extra, maintenance_run_id='first'))))
+        thread.start()
+        deadline = time.monotonic() + 120
+        while not os.path.isfile(os.path.join(state_dir, 'lock', 'owner.json')):
+            assert time.monotonic() < deadline and thread.is_alive(), 'the first run never took the lock'
+            time.sleep(0.2)
+        second = run_playbook(REBOOT_HOSTS, fleet.inventory, limit=host,
+                              extra_vars=dict(extra, maintenance_run_id='second'))
+        open(signal_file, 'w').close()
+        thread.join(180)
+        assert second.returncode != 0
+        assert 'Another maintenance run holds the lock' in second.stdout and 'run first' in second.stdout, \
+            second.stdout[-3000:]
+        assert first['proc'].returncode == 0, first['proc'].stdout[-5000:]
+        assert not os.path.exists(os.path.join(state_dir, 'lock')), 'the lock was not released'
+        assert_continues(client, name, before)
+        # A third run finds the lock free.
+        third = run_playbook(REBOOT_HOSTS, fleet.inventory, limit=host,
+                             extra_vars=dict(extra, maintenance_run_id='third', maintenance_action='none'))
+        assert third.returncode == 0, third.stdout[-3000:]
+        assert not os.path.exists(os.path.join(state_dir, 'lock'))
+        assert_continues(client, name, before)
+    finally:
+        client.remove_container(name, force=True)
+
+
+def test_a_lock_left_behind_is_named_with_the_way_to_clear_it(fleet, tmp_path):
+    host = fleet.hosts[0]
+    state_dir = str(tmp_path / 'state')
+    os.makedirs(os.path.join(state_dir, 'lock'))
+    with open(os.path.join(state_dir, 'lock', 'owner.json'), 'w') as handle:
+        handle.write('{"run_id": "old", "taken": "2026-01-01T00:00:00+00:00", "boot_id": "not-this-boot"}\n')
+    proc = run_playbook(REBOOT_HOSTS, fleet.inventory, limit=host,
+                        extra_vars=dict(maintenance_state_dir=state_dir, maintenance_action='none',
+                                        maintenance_containers=[]))
+    assert proc.returncode != 0
+    assert 'run old' in proc.stdout and 'before this host last booted' in proc.stdout, proc.stdout[-3000:]
+    assert 'rm -r %s/lock' % state_dir in proc.stdout
+    # It is not ours to remove: it stays until the operator clears it.
+    assert os.path.isdir(os.path.join(state_dir, 'lock'))
