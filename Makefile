@@ -51,6 +51,7 @@ host: venv collection
 
 image: host
 	$(BIN)/python tests/testbed/build_image.py
+	$(BIN)/python tests/testbed/build_apps.py
 
 # -- the main job -------------------------------------------------------------
 
@@ -63,7 +64,7 @@ unit: venv collection
 	PYTHONPATH=$(COLLECTIONS) $(BIN)/python -m pytest -p no:cacheprovider tests/unit -q
 
 integration: image
-	PYTHONPATH=$(COLLECTIONS) $(BIN)/python -m pytest -p no:cacheprovider tests/integration -v -rs
+	PYTHONPATH=$(COLLECTIONS) $(BIN)/python -m pytest -p no:cacheprovider tests/integration -v -rs --durations=25
 
 molecule: host
 	@set -e; read -r src sum < <(STATE=$(CACHE)/debian-archive scripts/debian-archive.sh source criu=$(CRIU_DEBIAN_VERSION) $(CACHE)/criu); \

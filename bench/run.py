@@ -5,8 +5,8 @@ Every benchmark measures its own baseline in the same run and reports ratios aga
 table and a JSON summary. Run on demand (`make bench`), never as part of `make test`.
 
     warm_start     cold start of a slow-start app to ready, against docker_restore to ready
-    freeze_window  N counters: one docker_checkpoint/docker_restore call after the other,
-                   against the maintenance role's concurrent freeze and restore
+    freeze_window  N counters (--counts; NxM: N counters holding M MB each): one docker_checkpoint/
+                   docker_restore call after the other, against the maintenance role's batch calls
     memory         checkpoint and restore time, checkpoint size and peak disk use against
                    the memory the container holds, with `cp -r` of the checkpoint as baseline
     engines        (only with --only) checkpoint and restore time of the counter and of a
@@ -16,11 +16,22 @@ table and a JSON summary. Run on demand (`make bench`), never as part of `make t
                    --archive-mb MB of incompressible memory against docker_checkpoint of it,
                    docker_checkpoint_import against docker_restore of the same checkpoint, and the
                    archive's size against the checkpoint plus the file changes
+    checkpoint_speed
+                   (only with --only) on each engine of --kinds: a counter holding --speed-sizes MB,
+                   docker_checkpoint method runtime against `docker checkpoint create` (the CLI) and
+                   against `cp -r` + sync of the same bytes; docker_restore's throughput beside it
+    overhead       (only with --only) on each engine of --kinds: docker_checkpoint against the CLI at
+                   the smallest --speed-sizes size, and the slow-start app through docker_restore to
+                   ready against `docker start --checkpoint` to ready
+    podman         (only with --only) Podman's checkpoint and restore of a container holding the same
+                   memory (--speed-sizes) against docker_checkpoint method runtime and docker_restore
+                   on the local engine; "skipped: <reason>" where Podman cannot run
 
-Usage: run.py [--only warm_start,memory] [--repeat 3] [--counts 1,4,8] [--freeze-mb 0]
+Usage: run.py [--only warm_start,memory] [--repeat 3] [--counts 1,8,20,8x64] [--freeze-mb 0]
               [--sizes 16,64,256] [--holder anon|shm] [--via module|playbook] [--json FILE]
               [--docker-host URL] [--kinds 20.10,26.1,...] [--engine-mb 256] [--methods auto,engine]
               [--archive-mb 256] [--archive-compression zstd] [--archive-level 1]
+              [--speed-sizes 16,256,1024] [--large-repeat 1]
 
 It needs the local Docker Engine (experimental) with CRIU, the image cryo-test/busybox:1
 (`make image`) and the collection on ANSIBLE_COLLECTIONS_PATH (`make collection`). Every
@@ -66,9 +77,9 @@ from ansible_collections.cryo.docker.plugins.module_utils._checkpoint import (  
 
 IMAGE = helpers.IMAGE
 LABEL = 'cryo.docker.bench'
-BENCHMARKS = ('warm_start', 'freeze_window', 'memory', 'engines', 'archive')
-# What runs without --only: engines starts engines of its own and runs only when asked for; archive
-# (portable checkpoint archives) too.
+BENCHMARKS = ('warm_start', 'freeze_window', 'memory', 'engines', 'archive', 'checkpoint_speed', 'overhead', 'podman')
+# What runs without --only: engines, checkpoint_speed and overhead start engines of their own and run
+# only when asked for; archive (portable checkpoint archives) and podman (another container engine) too.
 DEFAULT_BENCHMARKS = ('warm_start', 'freeze_window', 'memory')
 # containerd (1.6 here) unpacks a checkpoint into <TMPDIR>/ctrd-checkpoint* to restore it and never
 # removes that copy (containerd/containerd#10166). The benchmarks measure it and remove the copies
@@ -76,10 +87,11 @@ DEFAULT_BENCHMARKS = ('warm_start', 'freeze_window', 'memory')
 CONTAINERD_TMP = os.environ.get('CRYO_BENCH_CONTAINERD_TMP', '/tmp')
 
 COUNTER = helpers.COUNTER
-# The slow-start app: 5 s of "warming up", then it serves /www/index.html (the readiness probe).
+# The slow-start app: 5 s of "warming up", then it serves /www/index.html on {port} (the readiness probe).
 WARM_UP_SECONDS = 5
-SLOW_APP = ('echo warming up; sleep %d; echo ready > /www/index.html; echo READY; exec httpd -f -p 8080 -h /www'
+SLOW_APP = ('echo warming up; sleep %d; echo ready > /www/index.html; echo READY; exec httpd -f -p {port} -h /www'
             % WARM_UP_SECONDS)
+APP_PORT = 8080
 # How a container comes to hold M MB, busybox only. anon: a shell variable of M MB (anonymous
 # memory of PID 1). shm: a file of M MB of random bytes in /dev/shm (a tmpfs that CRIU dumps).
 ALLOCATE = {
@@ -87,6 +99,12 @@ ALLOCATE = {
     'shm': 'busybox head -c {bytes} /dev/urandom > /dev/shm/fill',
 }
 HOLD = '; echo allocated; while true; do sleep 3600; done'
+
+
+def holding_counter(megabytes):
+    """The counter, once it holds M MB of anonymous memory (ALLOCATE['anon']: a shell variable of PID 1)."""
+    return ALLOCATE['anon'].format(bytes=megabytes << 20) + '; echo allocated; ' + COUNTER
+
 
 # One task, its result saved by ansible-core's tree callback: the call ends with the module.
 MODULE_PLAYBOOK = """
@@ -139,6 +157,18 @@ PHASES = {
 }
 
 
+# freeze_window's targets: result key: (N, MB, target, at most).
+FREEZE_TARGETS = {
+    'freeze_ratio': (8, 0, 1.7, False),
+    'blackout_vs_sequential': (20, 0, 0.3, True),
+}
+# checkpoint_speed's targets: MB: `docker checkpoint create` / runtime path at least.
+SPEED_TARGETS = {256: 8.0, 1024: 10.0}
+# overhead's targets (at most): docker_checkpoint / CLI at the smallest size, docker_restore to ready / CLI start
+# --checkpoint to ready.
+OVERHEAD_TARGETS = {'checkpoint': 1.05, 'warm_start': 1.15}
+
+
 class BenchError(Exception):
     pass
 
@@ -156,6 +186,18 @@ def ratio(numerator, denominator):
     if not numerator or not denominator:
         return None
     return round(numerator / denominator, 2)
+
+
+def judge(value, target, at_most=False):
+    """'met' or 'missed': value at least target (at_most: at most target); None without a value or a target."""
+    if value is None or target is None:
+        return None
+    return 'met' if (value <= target if at_most else value >= target) else 'missed'
+
+
+def check(name, value, target, at_most=False):
+    """One target of a benchmark, as its summary's `checks` list holds it (report() prints them)."""
+    return dict(name=name, value=value, target=target, at_most=at_most, met=judge(value, target, at_most) or 'not measured')
 
 
 def table(columns, rows):
@@ -179,6 +221,9 @@ def report(summary, columns, rows):
     print(table(columns, rows))
     for note in summary.get('notes', []):
         print('note: %s' % note)
+    for target in summary.get('checks', []):
+        print('target: %s %s %s: %s (%s)' % (target['name'], 'at most' if target['at_most'] else 'at least',
+                                             target['target'], target['value'], target['met']))
     print('JSON %s' % json.dumps(summary, sort_keys=True))
     sys.stdout.flush()
 
@@ -438,6 +483,67 @@ class Bench:
     def pid(self, name):
         return self.engine.inspect_container(name)['State'].get('Pid')
 
+    def app_container(self, network=None):
+        """The slow-start app, created and not started; (name, port it answers on at 127.0.0.1). On the host
+        network it listens on a free port of the host, else on APP_PORT published there."""
+        port = helpers.free_port()
+        if network == 'host':
+            return self.container('warm', SLOW_APP.format(port=port), start=False, network_mode='host'), port
+        return self.container('warm', SLOW_APP.format(port=APP_PORT), start=False, ports={APP_PORT: ('127.0.0.1', port)},
+                              network_mode=network), port
+
+    def hold_and_count(self, megabytes, network=None):
+        """A counter that first holds M MB of anonymous memory (a shell variable of PID 1, --holder anon), once
+        it counts and VmRSS of PID 1 shows the memory resident: (name, VmRSS bytes)."""
+        name = self.container('hold', holding_counter(megabytes), network_mode=network, security_opt=['seccomp=unconfined'])
+        wait_for(lambda: self.counter_lines(name), 120 + megabytes // 8, 0.1, '%s to hold %d MB and count' % (name, megabytes))
+        rss = rss_bytes(self.pid(name)) or 0
+        if rss < 0.98 * (megabytes << 20):
+            raise BenchError('%s holds %.1f MB resident (VmRSS), less than %d MB' % (name, rss / float(1 << 20), megabytes))
+        return name, rss
+
+    def cli(self, *args):
+        """The docker CLI against this engine (`docker -H URL ARGS`), the operator's baseline: (stdout, wall seconds).
+        Raises BenchError when it fails."""
+        binary = shutil.which('docker')
+        if not binary:
+            raise BenchError('the docker CLI is not on PATH (the baseline of checkpoint_speed and overhead)')
+        started = time.monotonic()
+        proc = subprocess.run([binary, '-H', self.docker_host] + list(args), capture_output=True, text=True, check=False)
+        wall = time.monotonic() - started
+        if proc.returncode != 0:
+            raise BenchError('docker %s failed (rc %d): %s' % (' '.join(args), proc.returncode, proc.stderr.strip()))
+        return proc.stdout, wall
+
+    def cli_checkpoint(self, name, checkpoint):
+        """`docker checkpoint create NAME CHECKPOINT` until the container stopped: (seconds, attempts), both attempts
+        timed when the first met the content-store race of containerd 1.7 and 2.x (`... already exists`) and the
+        command was run again, as docker_checkpoint's engine path does."""
+        started = time.monotonic()
+        try:
+            self.cli('checkpoint', 'create', name, checkpoint)
+            attempts = 1
+        except BenchError as error:
+            if 'already exists' not in str(error):
+                raise
+            self.cli('checkpoint', 'create', name, checkpoint)
+            attempts = 2
+        wait_for(lambda: not self.engine.inspect_container(name)['State'].get('Running'), 60, 0.02,
+                 '%s to stop at its checkpoint' % name)
+        return time.monotonic() - started, attempts
+
+    @staticmethod
+    def copy_seconds(directory, root):
+        """`cp -r` of a checkpoint directory into root (same filesystem as the data root), then sync: seconds."""
+        target = os.path.join(root, os.path.basename(directory))
+        started = time.monotonic()
+        subprocess.run(['cp', '-r', directory, target], check=True)
+        os.sync()
+        seconds = time.monotonic() - started
+        shutil.rmtree(target)
+        os.sync()
+        return seconds
+
     def resumed(self, name, timeout=5):
         """True when the counter runs on from where it was: 0, 1, 2 ... with no restart, and still counting."""
         before = self.counter_lines(name)
@@ -454,8 +560,7 @@ class Bench:
         rows = []
         for rep in range(self.options.repeat):
             say('warm_start: repetition %d of %d' % (rep + 1, self.options.repeat))
-            port = helpers.free_port()
-            name = self.container('warm', SLOW_APP, start=False, ports={8080: ('127.0.0.1', port)})
+            name, port = self.app_container()
             try:
                 with ReadyWatch(port) as watch:
                     self.engine.start(name)
@@ -559,8 +664,7 @@ class Bench:
         return (round(max(up.values()) - min(down.values()), 3),
                 round(max(up[name] - down[name] for name in down), 3))
 
-    def freeze_run(self, mode, count):
-        megabytes = self.options.freeze_mb
+    def freeze_run(self, mode, count, megabytes):
         command = (ALLOCATE['anon'].format(bytes=megabytes << 20) + '; ' if megabytes else '') + COUNTER
         names = [self.container('freeze', command) for _index in range(count)]
         try:
@@ -597,7 +701,7 @@ class Bench:
                 restore_each = [c.get('restore_seconds') for c in manifest['containers']]
             outage, longest = self.outage(names, since, until)
             resumed = all(self.resumed(name) for name in names)
-            return dict(mode=mode, n=count, freeze_s=phases['freeze'], restore_s=phases['restore'],
+            return dict(mode=mode, n=count, mb=megabytes, freeze_s=phases['freeze'], restore_s=phases['restore'],
                         blackout_s=round(phases['freeze'] + phases['restore'], 3), outage_s=outage,
                         outage_longest_s=longest, playbook_s=round(total, 3), engine_freeze_max_s=max(freeze_each or [None], key=lambda v: v or 0),
                         engine_freeze_sum_s=round(sum(v for v in freeze_each if v), 3),
@@ -608,47 +712,56 @@ class Bench:
 
     def freeze_window(self):
         rows = []
-        by_count = {}
-        for count in self.options.counts:
+        by_case = {}
+        for count, megabytes in self.options.counts:
+            megabytes = self.options.freeze_mb if megabytes is None else megabytes
             for mode in ('sequential', 'concurrent'):
-                say('freeze_window: %s, %d containers' % (mode, count))
-                row = self.freeze_run(mode, count)
+                say('freeze_window: %s, %d containers of %d MB' % (mode, count, megabytes))
+                row = self.freeze_run(mode, count, megabytes)
                 rows.append(row)
-                by_count.setdefault(count, {})[mode] = row
+                by_case.setdefault((count, megabytes), {})[mode] = row
         results = []
-        for count, pair in sorted(by_count.items()):
+        for (count, megabytes), pair in sorted(by_case.items()):
             seq, conc = pair['sequential'], pair['concurrent']
-            results.append(dict(n=count, sequential_freeze_s=seq['freeze_s'], concurrent_freeze_s=conc['freeze_s'],
-                                freeze_ratio=ratio(seq['freeze_s'], conc['freeze_s']),
-                                sequential_restore_s=seq['restore_s'], concurrent_restore_s=conc['restore_s'],
-                                restore_ratio=ratio(seq['restore_s'], conc['restore_s']),
-                                sequential_blackout_s=seq['blackout_s'], concurrent_blackout_s=conc['blackout_s'],
-                                blackout_vs_sequential=ratio(conc['blackout_s'], seq['blackout_s']),
-                                sequential_outage_s=seq['outage_s'], concurrent_outage_s=conc['outage_s'],
-                                outage_vs_sequential=ratio(conc['outage_s'], seq['outage_s'])))
+            result = dict(n=count, mb=megabytes, sequential_freeze_s=seq['freeze_s'], concurrent_freeze_s=conc['freeze_s'],
+                          freeze_ratio=ratio(seq['freeze_s'], conc['freeze_s']),
+                          sequential_restore_s=seq['restore_s'], concurrent_restore_s=conc['restore_s'],
+                          restore_ratio=ratio(seq['restore_s'], conc['restore_s']),
+                          sequential_blackout_s=seq['blackout_s'], concurrent_blackout_s=conc['blackout_s'],
+                          blackout_vs_sequential=ratio(conc['blackout_s'], seq['blackout_s']),
+                          sequential_outage_s=seq['outage_s'], concurrent_outage_s=conc['outage_s'],
+                          outage_vs_sequential=ratio(conc['outage_s'], seq['outage_s']))
+            results.append(result)
+        checks = []
+        for key, (n, mb, target, at_most) in FREEZE_TARGETS.items():
+            found = [r[key] for r in results if (r['n'], r['mb']) == (n, mb)]
+            checks.append(check('%s at %dx%d MB' % (key, n, mb), found[0] if found else None, target, at_most))
         for row in rows:
-            pair = by_count[row['n']]
+            pair = by_case[(row['n'], row['mb'])]
             row['freeze_ratio'] = ratio(pair['sequential']['freeze_s'], row['freeze_s'])
             row['restore_ratio'] = ratio(pair['sequential']['restore_s'], row['restore_s'])
             row['blackout_vs_seq'] = ratio(row['blackout_s'], pair['sequential']['blackout_s'])
             row['outage_vs_seq'] = ratio(row['outage_s'], pair['sequential']['outage_s'])
         summary = dict(
-            benchmark='freeze_window', title='freeze and restore window against the number of counter containers%s'
-            % (', each holding %d MB' % self.options.freeze_mb if self.options.freeze_mb else ''),
-            freeze_mb=self.options.freeze_mb,
+            benchmark='freeze_window', title='freeze and restore window against the number of counter containers '
+                                             '(NxM: N counters each holding M MB)',
+            cases=['%dx%d' % case for case in sorted(by_case)],
             baseline='sequential: one cryo.docker.docker_checkpoint task looping over the containers (no async), '
                      'then one cryo.docker.docker_restore loop, through ansible-playbook',
             measured='concurrent: role cryo.docker.maintenance (maintenance_action: none) - one docker_checkpoint '
                      'call with containers (parallel: the host\'s CPUs, %d here), then one docker_restore call with '
                      'containers' % (os.cpu_count() or 0),
             results=results, rows=rows, all_resumed=all(r['resumed'] for r in rows),
-            targets=dict(freeze_ratio_at_8=1.7, blackout_vs_sequential_at_20=0.3),
+            checks=checks,
             notes=['freeze_s / restore_s: summed durations of the phase\'s tasks from ansible-core\'s junit callback '
                    '(task start to last result; the milliseconds between two tasks are not counted). The role\'s '
                    'preflight, manifest writes and checks are outside the phases and in playbook_s only.',
                    'ratio = sequential / concurrent (above 1: the concurrent window is shorter).',
                    'blackout_s = freeze_s + restore_s (checkpoint and restore, the action excluded); blackout_vs_seq = '
-                   'this / sequential (below 1: the blackout is shorter).',
+                   'this / sequential (below 1: the blackout is shorter). Per container, from its checkpoint start to '
+                   'its restore finish without the time between the phases, the longest of them is this within the '
+                   'engine time of one checkpoint and one restore: the first container is checkpointed when the '
+                   'freeze phase starts, the last restored when the restore phase ends.',
                    'outage_s: from the engine\'s events, the first container stopping at its checkpoint (die) to '
                    'the last running again (start); for the role it also holds what runs between the phases with '
                    'maintenance_action none (manifest writes, the engine check and preflight again, the network '
@@ -656,7 +769,7 @@ class Bench:
                    'engine_*: the `duration` each module reported (checkpoint call until the container stopped; '
                    'restore call until running): concurrent checkpoints share the CPUs (%d here).' % (os.cpu_count() or 0),
                    'resumed: every counter continued from where it was (0, 1, 2 ... no restart) after the run.'])
-        report(summary, [('n', 'N'), ('mode', 'mode'), ('freeze_s', 'freeze s'), ('freeze_ratio', 'seq/this'),
+        report(summary, [('n', 'N'), ('mb', 'MB'), ('mode', 'mode'), ('freeze_s', 'freeze s'), ('freeze_ratio', 'seq/this'),
                          ('restore_s', 'restore s'), ('restore_ratio', 'seq/this'),
                          ('blackout_s', 'blackout s'), ('blackout_vs_seq', 'this/seq'),
                          ('outage_s', 'outage s'), ('outage_vs_seq', 'this/seq'), ('outage_longest_s', 'longest s'),
@@ -684,12 +797,7 @@ class Bench:
                 checkpoint, checkpoint_wall = self.ansible.module('docker_checkpoint', dict(container=name, checkpoint='mem'))
             directory = checkpoint['checkpoint']['directory']
             size = checkpoint['checkpoint'].get('size') or dir_size(directory)
-            started = time.monotonic()
-            subprocess.run(['cp', '-r', directory, os.path.join(copy_root, 'mem')], check=True)
-            os.sync()
-            copy = time.monotonic() - started
-            shutil.rmtree(os.path.join(copy_root, 'mem'))
-            os.sync()
+            copy = self.copy_seconds(directory, copy_root)
             with DiskPeak(self.disk_paths()) as disk_restore:
                 restore, restore_wall = self.ansible.module(
                     'docker_restore', dict(container=name, checkpoint='mem', keep_checkpoint=True))
@@ -764,21 +872,41 @@ class Bench:
 
     # -- 4. engines -----------------------------------------------------------------------
 
-    def engines(self):
-        kinds = self.options.kinds
-        bed = testbed_fleet.Fleet(prefix='cryo-bench', kinds=kinds)
+    def on_engines(self, rows_of):
+        """Start the engines of --kinds side by side (tests/testbed/fleet.py: cryo-bench-KIND, removed at the end)
+        and call rows_of(bench, kind) with a Bench on each of them: the rows of all."""
+        bed = testbed_fleet.Fleet(prefix='cryo-bench', kinds=self.options.kinds)
         rows = []
         try:
             bed.up(log=say)
             for engine in bed.engines:
                 bench = Bench(self.options, docker_host=engine.docker_host)
                 try:
-                    rows += bench.engine_rows(engine.kind)
+                    rows += rows_of(bench, engine.kind)
                 finally:
                     bench.cleanup()
                     shutil.rmtree(bench.workdir, ignore_errors=True)
         finally:
             bed.down(log=say)
+        return rows
+
+    def engine_facts(self, kind):
+        """What a row says of this Bench's engine, a kind of ENGINES: its release, containerd, image store, and the
+        network its containers run on (the default bridge, or the host's where it cannot restore a bridge container)."""
+        spec = testbed_fleet.ENGINES[kind]
+        version = self.engine.version()
+        containerd = {c.get('Name'): c.get('Version') for c in version.get('Components') or []}.get('containerd')
+        return dict(kind=kind, version=version.get('Version'), containerd=containerd, image_store=spec['image_store'],
+                    network='bridge' if spec['bridge_restores'] else 'host')
+
+    @staticmethod
+    def network_mode(facts):
+        """The network_mode of a container on that engine (None: the default bridge)."""
+        return None if facts['network'] == 'bridge' else facts['network']
+
+    def engines(self):
+        kinds = self.options.kinds
+        rows = self.on_engines(Bench.engine_rows)
         megabytes = self.options.engine_mb
         summary = dict(
             benchmark='engines', title='checkpoint and restore on each Docker Engine of the test bed',
@@ -810,15 +938,12 @@ class Bench:
     def engine_rows(self, kind):
         """The counter and a counter holding --engine-mb MB, each checkpointed and restored --repeat times on
         this Bench's engine (a kind of ENGINES); one row per workload."""
-        spec = testbed_fleet.ENGINES[kind]
-        network = None if spec['bridge_restores'] else 'host'
-        version = self.engine.version()
-        containerd = {c.get('Name'): c.get('Version') for c in version.get('Components') or []}.get('containerd')
+        facts = self.engine_facts(kind)
+        network = self.network_mode(facts)
         megabytes = self.options.engine_mb
         mib = float(1 << 20)
         rows = []
-        hold = ALLOCATE['anon'].format(bytes=megabytes << 20) + '; echo allocated; ' + COUNTER
-        workloads = (('counter', COUNTER), ('%d MB' % megabytes, hold))
+        workloads = (('counter', COUNTER), ('%d MB' % megabytes, holding_counter(megabytes)))
         for (workload, command), method in itertools.product(workloads, self.options.methods):
             results = []
             for rep in range(self.options.repeat):
@@ -826,8 +951,7 @@ class Bench:
                     % (kind, workload, method, rep + 1, self.options.repeat))
                 results.append(self.engine_run(workload, command, network, method))
             rows.append(dict(
-                kind=kind, version=version.get('Version'), containerd=containerd, image_store=spec['image_store'],
-                network=network or 'bridge', workload=workload, method='/'.join(sorted({r['method'] for r in results})),
+                facts, workload=workload, method='/'.join(sorted({r['method'] for r in results})),
                 rss_mb=round(min(r['rss'] for r in results) / mib, 1),
                 rss_after_mb=round(min(r['rss_after'] for r in results) / mib, 1),
                 checkpoint_mb=round(median([r['size'] for r in results]) / mib, 1),
@@ -962,6 +1086,348 @@ class Bench:
         lines = self.counter_lines(name)
         return bool(lines) and lines == list(range(lines[0], lines[0] + len(lines)))
 
+    # -- 6. checkpoint speed --------------------------------------------------------------
+
+    def repeats(self, megabytes):
+        return self.options.large_repeat if megabytes >= 1024 else self.options.repeat
+
+    def checkpoint_speed(self):
+        rows = self.on_engines(Bench.speed_rows)
+        checks = [check('cli_vs_runtime on %s at %d MB' % (row['kind'], row['mb']), row['cli_vs_runtime'],
+                        SPEED_TARGETS[row['mb']]) for row in rows if row['mb'] in SPEED_TARGETS]
+        summary = dict(
+            benchmark='checkpoint_speed', title='checkpoint throughput: the runtime path against the CLI and a raw copy',
+            baseline='`docker -H <engine> checkpoint create` (the docker CLI, the operator\'s baseline; until the '
+                     'container stopped) and `cp -r` of the runtime checkpoint directory beside the data root + sync '
+                     '(a raw copy of the same bytes)',
+            measured='cryo.docker.docker_checkpoint method runtime, the module file run directly (wall time of the '
+                     'process); cryo.docker.docker_restore of each checkpoint (its `duration`, through the engine)',
+            rows=rows, checks=checks, all_verified=all(r['verified'] for r in rows),
+            all_resumed=all(r['resumed'] for r in rows),
+            notes=[
+                "A counter that first holds M MB in a shell variable of PID 1; VmRSS of PID 1 (rss MB) is checked to "
+                "hold M before anything is timed. One container per repetition: the runtime checkpoint, the raw copy "
+                "of its directory, its restore, then the CLI checkpoint and its restore (medians of %d; of %d for "
+                "1024 MB and more)." % (self.options.repeat, self.options.large_repeat),
+                "runtime s: docker_checkpoint's wall time (Python start, engine calls, runc checkpoint, the wait for the "
+                "stop, the record); module duration s: its own `duration` (without the Python start and argument "
+                "checks, about 0.2 s here); frozen ms: CRIU's frozen_time from its stats (memdump_ms, memwrite_ms in "
+                "the JSON). cli s: the CLI "
+                "process until the engine shows the container stopped (retried once on containerd's `already exists` "
+                "race, both attempts timed; cli_attempts in the JSON).",
+                "cli/runtime = cli s / runtime s (targets: at least 8 at 256 MB, 10 at 1024 MB); runtime/cp = runtime "
+                "s / cp s (1: disk speed).",
+                "restore s: docker_restore of the runtime checkpoint (restore_cli_s in the JSON: of the CLI's), its "
+                "`duration` (restore request until running and verified), through the engine and containerd's content "
+                "store; restore MB/s = checkpoint size / restore s.",
+                "resumed: the counter went on where it stopped after both restores (0, 1, 2 ... no restart); rss after: "
+                "VmRSS of PID 1 after the last restore."])
+        report(summary, [('kind', 'engine'), ('version', 'version'), ('network', 'network'), ('mb', 'MB'),
+                         ('rss_mb', 'rss MB'), ('checkpoint_mb', 'ckpt MB'), ('runtime_s', 'runtime s'),
+                         ('cli_s', 'cli s'), ('copy_s', 'cp s'), ('cli_vs_runtime', 'cli/runtime'),
+                         ('target', 'target'), ('met', 'met'), ('runtime_vs_copy', 'runtime/cp'),
+                         ('runtime_duration_s', 'module duration s'), ('frozen_ms', 'frozen ms'),
+                         ('runtime_mb_per_s', 'runtime MB/s'), ('cli_mb_per_s', 'cli MB/s'),
+                         ('copy_mb_per_s', 'cp MB/s'), ('restore_s', 'restore s'),
+                         ('restore_mb_per_s', 'restore MB/s'), ('rss_after_mb', 'rss after'),
+                         ('verified', 'verified'), ('resumed', 'resumed')], rows)
+        return summary
+
+    def speed_rows(self, kind):
+        facts = self.engine_facts(kind)
+        mib = float(1 << 20)
+        rows = []
+        for megabytes in self.options.speed_sizes:
+            runs = []
+            for rep in range(self.repeats(megabytes)):
+                say('checkpoint_speed: %s, %d MB, repetition %d of %d' % (kind, megabytes, rep + 1, self.repeats(megabytes)))
+                runs.append(self.speed_run(megabytes, self.network_mode(facts)))
+            row = dict(facts, mb=megabytes, repeat=len(runs), method='/'.join(sorted({r['method'] for r in runs})),
+                       rss_mb=round(min(r['rss'] for r in runs) / mib, 1),
+                       rss_after_mb=round(min(r['rss_after'] for r in runs) / mib, 1),
+                       checkpoint_mb=round(median([r['size'] for r in runs]) / mib, 1),
+                       cli_attempts=max(r['cli_attempts'] for r in runs),
+                       verified=all(r['verified'] for r in runs), resumed=all(r['resumed'] for r in runs))
+            for key in ('frozen_ms', 'memdump_ms', 'memwrite_ms'):
+                row[key] = median([r[key] for r in runs])
+            for key in ('runtime_s', 'runtime_duration_s', 'cli_s', 'copy_s', 'restore_s', 'restore_cli_s'):
+                row[key] = median([r[key] for r in runs])
+                row[key[:-2] + '_min_s'] = min(r[key] for r in runs)
+                row[key[:-2] + '_max_s'] = max(r[key] for r in runs)
+            for key in ('runtime', 'cli', 'copy', 'restore'):
+                row[key + '_mb_per_s'] = round(row['checkpoint_mb'] / row[key + '_s'], 1) if row[key + '_s'] else None
+            row['cli_vs_runtime'] = ratio(row['cli_s'], row['runtime_s'])
+            row['runtime_vs_copy'] = ratio(row['runtime_s'], row['copy_s'])
+            row['cli_vs_copy'] = ratio(row['cli_s'], row['copy_s'])
+            row['target'] = SPEED_TARGETS.get(megabytes)
+            row['met'] = judge(row['cli_vs_runtime'], row['target'])
+            rows.append(row)
+        return rows
+
+    def speed_run(self, megabytes, network):
+        """One container holding M MB: runtime checkpoint, raw copy of it, restore; CLI checkpoint, restore."""
+        name, rss = self.hold_and_count(megabytes, network)
+        copy_root = tempfile.mkdtemp(prefix='bench-copy-', dir=os.path.dirname(self.data_root))
+        try:
+            runtime, runtime_wall = self.ansible.module('docker_checkpoint', dict(container=name, checkpoint='runtime',
+                                                                                  method='runtime'))
+            directory = runtime['checkpoint']['directory']
+            size = runtime['checkpoint'].get('size') or dir_size(directory)
+            copy = self.copy_seconds(directory, copy_root)
+            restore, _wall = self.ansible.module('docker_restore', dict(container=name, checkpoint='runtime'))
+            resumed = self.resumed(name)
+            cli, attempts = self.cli_checkpoint(name, 'cli')
+            restore_cli, _wall = self.ansible.module('docker_restore', dict(container=name, checkpoint='cli'))
+            return dict(runtime_s=round(runtime_wall, 3), runtime_duration_s=runtime['duration'],
+                        method=runtime.get('method'), cli_s=round(cli, 3), cli_attempts=attempts,
+                        copy_s=round(copy, 3), restore_s=restore['duration'], restore_cli_s=restore_cli['duration'],
+                        frozen_ms=criu_ms(runtime.get('stats'), 'frozen_time'),
+                        memdump_ms=criu_ms(runtime.get('stats'), 'memdump_time'),
+                        memwrite_ms=criu_ms(runtime.get('stats'), 'memwrite_time'),
+                        size=size, rss=rss, rss_after=rss_bytes(self.pid(name)) or 0,
+                        verified=bool(restore['verified'] and restore_cli['verified']),
+                        resumed=bool(resumed and self.resumed(name)))
+        finally:
+            self.remove([name])
+            shutil.rmtree(copy_root, ignore_errors=True)
+
+    # -- 7. overhead ----------------------------------------------------------------------
+
+    def overhead(self):
+        rows = self.on_engines(Bench.overhead_rows)
+        checks = []
+        for row in rows:
+            checks.append(check('module/cli checkpoint (method engine) on %s at %d MB' % (row['kind'], row['mb']),
+                                row['engine_vs_cli'], OVERHEAD_TARGETS['checkpoint'], at_most=True))
+            checks.append(check('module/cli checkpoint (method auto) on %s at %d MB' % (row['kind'], row['mb']),
+                                row['auto_vs_cli'], OVERHEAD_TARGETS['checkpoint'], at_most=True))
+            checks.append(check('docker_restore/start --checkpoint to ready on %s' % row['kind'], row['warm_vs_cli'],
+                                OVERHEAD_TARGETS['warm_start'], at_most=True))
+        summary = dict(
+            benchmark='overhead', title='the modules against the docker CLI: checkpoint at the smallest size, warm start',
+            baseline='`docker -H <engine> checkpoint create` of the same container (until it stopped), and `docker -H '
+                     '<engine> start --checkpoint` of the slow-start app (%d s warm-up) until it answers' % WARM_UP_SECONDS,
+            measured='cryo.docker.docker_checkpoint (method engine and method auto) and cryo.docker.docker_restore '
+                     '(keep_checkpoint) of the same app, the module files run directly (wall time of the process, '
+                     'until ready for the restore); medians of %d' % self.options.repeat,
+            rows=rows, checks=checks, all_verified=all(r['verified'] for r in rows),
+            all_resumed=all(r['resumed'] for r in rows),
+            notes=[
+                "checkpoint: a counter holding the smallest --speed-sizes size, checkpointed by the CLI, by the module "
+                "with method engine (the CLI's path: the overhead of the module) and with method auto (the runtime path "
+                "where it can), each restored by docker_restore before the next; the order turns with each repetition. "
+                "engine/cli and auto/cli: module wall / CLI wall (target at most %.2f)." % OVERHEAD_TARGETS['checkpoint'],
+                "warm start: the app checkpointed by docker_checkpoint (method auto) twice once it served; one "
+                "checkpoint restored by docker_restore, the other by the CLI, each from the start of the process until "
+                "the app answered its first HTTP request (asked only once the process returned, as warm_start does); "
+                "the order turns with each repetition. module/cli: docker_restore to ready / CLI to ready (target at "
+                "most %.2f); cold s: the app's cold start to ready." % OVERHEAD_TARGETS['warm_start']])
+        report(summary, [('kind', 'engine'), ('version', 'version'), ('network', 'network'), ('mb', 'MB'),
+                         ('cli_checkpoint_s', 'cli ckpt s'), ('engine_checkpoint_s', 'module engine s'),
+                         ('engine_vs_cli', 'engine/cli'), ('auto_checkpoint_s', 'module auto s'),
+                         ('auto_vs_cli', 'auto/cli'), ('cold_s', 'cold s'), ('cli_ready_s', 'cli start ready s'),
+                         ('module_ready_s', 'docker_restore ready s'), ('warm_vs_cli', 'module/cli'),
+                         ('verified', 'verified'), ('resumed', 'resumed')], rows)
+        return summary
+
+    def overhead_rows(self, kind):
+        facts = self.engine_facts(kind)
+        network = self.network_mode(facts)
+        megabytes = min(self.options.speed_sizes)
+        runs = []
+        for rep in range(self.options.repeat):
+            say('overhead: %s, repetition %d of %d' % (kind, rep + 1, self.options.repeat))
+            runs.append(dict(self.overhead_run(megabytes, network, rep), **self.overhead_warm(network, rep)))
+        row = dict(facts, mb=megabytes, repeat=len(runs), auto_method='/'.join(sorted({r['auto_method'] for r in runs})),
+                   verified=all(r['verified'] and r['warm_verified'] for r in runs), resumed=all(r['resumed'] for r in runs),
+                   runs=runs)
+        for key in ('cli_checkpoint_s', 'engine_checkpoint_s', 'auto_checkpoint_s', 'cold_s', 'cli_ready_s',
+                    'module_ready_s', 'module_call_s', 'cli_call_s'):
+            row[key] = median([r[key] for r in runs])
+        row['engine_vs_cli'] = ratio(row['engine_checkpoint_s'], row['cli_checkpoint_s'])
+        row['auto_vs_cli'] = ratio(row['auto_checkpoint_s'], row['cli_checkpoint_s'])
+        row['warm_vs_cli'] = ratio(row['module_ready_s'], row['cli_ready_s'])
+        return [row]
+
+    def overhead_run(self, megabytes, network, turn):
+        """One counter holding M MB checkpointed by the CLI, by docker_checkpoint method engine and method auto
+        (in an order that turns with `turn`), each restored by docker_restore."""
+        name, _rss = self.hold_and_count(megabytes, network)
+        order = ['cli', 'engine', 'auto']
+        order = order[turn % 3:] + order[:turn % 3]
+        seconds = {}
+        verified = True
+        try:
+            for way in order:
+                if way == 'cli':
+                    seconds[way], _attempts = self.cli_checkpoint(name, way)
+                else:
+                    result, seconds[way] = self.ansible.module('docker_checkpoint', dict(container=name, checkpoint=way,
+                                                                                         method=way))
+                    seconds['method_' + way] = result.get('method')
+                restore, _wall = self.ansible.module('docker_restore', dict(container=name, checkpoint=way))
+                verified = verified and bool(restore['verified'])
+            return dict(cli_checkpoint_s=round(seconds['cli'], 3), engine_checkpoint_s=round(seconds['engine'], 3),
+                        auto_checkpoint_s=round(seconds['auto'], 3), auto_method=seconds['method_auto'],
+                        verified=verified, resumed=bool(self.resumed(name)))
+        finally:
+            self.remove([name])
+
+    def overhead_warm(self, network, turn):
+        """The slow-start app, once it served: docker_restore to ready and CLI start --checkpoint to ready, each
+        from a checkpoint docker_checkpoint took (in an order that turns with `turn`)."""
+        name, port = self.app_container(network)
+        ready = {}
+        try:
+            with ReadyWatch(port) as watch:
+                self.engine.start(name)
+                cold = watch.wait(WARM_UP_SECONDS + 30)
+            for way in (('module', 'cli') if turn % 2 == 0 else ('cli', 'module')):
+                self.ansible.module('docker_checkpoint', dict(container=name, checkpoint=way))
+                if way == 'module':
+                    restore, call = self.ansible.module('docker_restore', dict(container=name, checkpoint=way,
+                                                                               keep_checkpoint=True))
+                    ready['verified'] = bool(restore['verified'])
+                else:
+                    _out, call = self.cli('start', '--checkpoint', way, name)
+                with ReadyWatch(port) as watch:
+                    ready[way] = call + watch.wait(30)
+                ready[way + '_call'] = call
+            return dict(cold_s=round(cold, 3), module_ready_s=round(ready['module'], 3),
+                        cli_ready_s=round(ready['cli'], 3), module_call_s=round(ready['module_call'], 3),
+                        cli_call_s=round(ready['cli_call'], 3), warm_verified=ready['verified'])
+        finally:
+            self.remove([name])
+
+    # -- 8. podman ------------------------------------------------------------------------
+
+    def podman_cli(self, *args, check_rc=True):
+        """`podman ARGS`: (stdout, wall seconds); BenchError when it fails and check_rc."""
+        started = time.monotonic()
+        proc = subprocess.run(['podman'] + list(args), capture_output=True, text=True, check=False)
+        wall = time.monotonic() - started
+        if check_rc and proc.returncode != 0:
+            raise BenchError('podman %s failed (rc %d): %s' % (' '.join(args[:3]), proc.returncode,
+                                                               (proc.stderr or proc.stdout).strip()[-1500:]))
+        return proc.stdout, wall
+
+    def podman_ready(self):
+        """None when Podman can run the benchmark's containers (its image loaded from this engine), else why not."""
+        if not shutil.which('podman'):
+            return 'podman is not installed (apt-get install podman: Debian 12 has 4.3.1)'
+        try:
+            image_id = self.engine.inspect_image(IMAGE)['Id'].split(':', 1)[-1]
+            out, _wall = self.podman_cli('image', 'inspect', '--format', '{{.Id}}', IMAGE, check_rc=False)
+            if out.strip() != image_id:
+                path = os.path.join(self.workdir, 'image.tar')
+                with open(path, 'wb') as handle:
+                    for chunk in self.engine.get_image(IMAGE):
+                        handle.write(chunk)
+                self.podman_cli('load', '--input', path)
+                os.unlink(path)
+            left, _wall = self.podman_cli('ps', '--all', '--quiet', '--filter', 'label=' + LABEL)
+            if left.split():
+                self.podman_cli('rm', '--force', *left.split())
+            return None
+        except BenchError as error:
+            return str(error)
+
+    def podman(self):
+        reason = self.podman_ready()
+        rows = []
+        for megabytes in self.options.speed_sizes if not reason else []:
+            runs = []
+            for rep in range(self.repeats(megabytes)):
+                say('podman: %d MB, repetition %d of %d' % (megabytes, rep + 1, self.repeats(megabytes)))
+                try:
+                    runs.append(self.podman_run(megabytes))
+                except BenchError as error:
+                    if 'podman' not in str(error):
+                        raise
+                    reason = str(error)
+                    break
+            if reason:
+                break
+            row = dict(mb=megabytes, repeat=len(runs), method='/'.join(sorted({r['method'] for r in runs})),
+                       rss_mb=round(min(r['rss'] for r in runs) / float(1 << 20), 1),
+                       podman_rss_mb=round(min(r['podman_rss'] for r in runs) / float(1 << 20), 1),
+                       verified=all(r['verified'] for r in runs), resumed=all(r['resumed'] for r in runs))
+            for key in ('runtime_s', 'runtime_duration_s', 'restore_s', 'podman_checkpoint_s', 'podman_restore_s',
+                        'podman_frozen_ms', 'runtime_frozen_ms'):
+                row[key] = median([r[key] for r in runs])
+            row['podman_vs_runtime'] = ratio(row['podman_checkpoint_s'], row['runtime_s'])
+            row['podman_restore_vs_restore'] = ratio(row['podman_restore_s'], row['restore_s'])
+            row['met'] = judge(row['podman_vs_runtime'], 1.0)
+            rows.append(row)
+        if reason:
+            rows = []
+        summary = dict(
+            benchmark='podman', title='Podman as a peer: checkpoint and restore of a container holding the same memory',
+            baseline='podman container checkpoint / podman container restore (Podman %s, runc, --network none, wall '
+                     'time of the command)' % (self.podman_version() if not reason else '-'),
+            measured='cryo.docker.docker_checkpoint method runtime (wall time of the module process) and '
+                     'cryo.docker.docker_restore (its `duration`) on %s' % self.docker_host,
+            rows=rows, skipped=reason, checks=[check('podman/runtime checkpoint at %d MB' % row['mb'],
+                                                     row['podman_vs_runtime'], 1.0) for row in rows],
+            notes=(['skipped: %s' % reason] if reason else []) + [
+                "Both containers: busybox (%s, loaded into Podman from this engine), a counter that first holds M MB in "
+                "a shell variable of PID 1 (VmRSS checked), seccomp unconfined; Podman's with --runtime runc (Debian's "
+                "crun has no CRIU), --network none and --ulimit nofile=20000:20000 nproc=32768:32768 (Podman's default "
+                "rlimits are refused in this VM)." % IMAGE,
+                "podman/runtime = podman checkpoint s / runtime s (above 1: the runtime path is faster; target: above 1); "
+                "podman restore/restore = podman restore s / docker_restore s. frozen ms: CRIU's frozen_time "
+                "(--print-stats and the module's stats)."])
+        report(summary, [('mb', 'MB'), ('rss_mb', 'rss MB'), ('podman_rss_mb', 'podman rss MB'),
+                         ('runtime_s', 'runtime s'), ('podman_checkpoint_s', 'podman ckpt s'),
+                         ('podman_vs_runtime', 'podman/runtime'), ('met', 'met'), ('runtime_frozen_ms', 'frozen ms'),
+                         ('podman_frozen_ms', 'podman frozen ms'), ('restore_s', 'restore s'),
+                         ('podman_restore_s', 'podman restore s'), ('podman_restore_vs_restore', 'podman/restore'),
+                         ('verified', 'verified'), ('resumed', 'resumed')], rows)
+        return summary
+
+    def podman_version(self):
+        out, _wall = self.podman_cli('version', '--format', '{{.Client.Version}}', check_rc=False)
+        return out.strip() or 'unknown'
+
+    def podman_counter(self, name):
+        out, _wall = self.podman_cli('logs', name, check_rc=False)
+        return [int(line) for line in out.split() if line.isdigit()]
+
+    def podman_run(self, megabytes):
+        """The same container on this engine (runtime checkpoint, docker_restore) and in Podman (checkpoint, restore)."""
+        name, rss = self.hold_and_count(megabytes)
+        try:
+            runtime, runtime_wall = self.ansible.module('docker_checkpoint', dict(container=name, checkpoint='peer',
+                                                                                  method='runtime'))
+            restore, _wall = self.ansible.module('docker_restore', dict(container=name, checkpoint='peer'))
+            resumed = self.resumed(name)
+        finally:
+            self.remove([name])
+        peer = 'bench-podman-%s-%s' % (self.run_id, uuid.uuid4().hex[:4])
+        try:
+            self.podman_cli('run', '--detach', '--name', peer, '--label', '%s=%s' % (LABEL, self.run_id),
+                            '--runtime', 'runc', '--network', 'none', '--security-opt', 'seccomp=unconfined',
+                            '--ulimit', 'nofile=20000:20000', '--ulimit', 'nproc=32768:32768', IMAGE,
+                            '/bin/sh', '-c', holding_counter(megabytes))
+            wait_for(lambda: self.podman_counter(peer), 120 + megabytes // 8, 0.1, 'podman %s to count' % peer)
+            out, _wall = self.podman_cli('inspect', '--format', '{{.State.Pid}}', peer)
+            podman_rss = rss_bytes(int(out.strip() or 0)) or 0
+            out, checkpoint_wall = self.podman_cli('container', 'checkpoint', '--print-stats', peer)
+            frozen = criu_ms(podman_stats(out), 'frozen_time')
+            _out, restore_wall = self.podman_cli('container', 'restore', '--print-stats', peer)
+            before = self.podman_counter(peer)
+            wait_for(lambda: len(self.podman_counter(peer)) > len(before), 5, 0.1, 'podman %s to count on' % peer)
+            lines = self.podman_counter(peer)
+            stats = runtime.get('stats')
+            return dict(runtime_s=round(runtime_wall, 3), runtime_duration_s=runtime['duration'],
+                        method=runtime.get('method'), restore_s=restore['duration'], rss=rss, podman_rss=podman_rss,
+                        podman_checkpoint_s=round(checkpoint_wall, 3), podman_restore_s=round(restore_wall, 3),
+                        podman_frozen_ms=frozen, runtime_frozen_ms=criu_ms(stats, 'frozen_time'),
+                        verified=bool(restore['verified']),
+                        resumed=bool(resumed and lines == list(range(len(lines)))))
+        finally:
+            self.podman_cli('rm', '--force', peer, check_rc=False)
+
     # -- run ------------------------------------------------------------------------------
 
     def environment(self):
@@ -1015,6 +1481,34 @@ def number_list(text):
     return values
 
 
+def count_list(text):
+    """freeze_window cases: N (N counters holding --freeze-mb) or NxM (N counters holding M MB each)."""
+    cases = []
+    for part in [part.strip() for part in text.split(',') if part.strip()]:
+        match = re.match(r'^([1-9][0-9]*)(?:x([0-9]+))?$', part)
+        if not match:
+            raise argparse.ArgumentTypeError('expected N or NxM (N containers of M MB), comma separated, got %r' % text)
+        cases.append((int(match.group(1)), int(match.group(2)) if match.group(2) else None))
+    if not cases:
+        raise argparse.ArgumentTypeError('expected N or NxM, comma separated, got %r' % text)
+    return cases
+
+
+def criu_ms(stats, key):
+    """A time of CRIU's statistics (microseconds, as docker_checkpoint's `stats` and Podman's --print-stats give
+    them) in milliseconds, None if absent."""
+    value = (stats or {}).get(key)
+    return round(value / 1000.0, 1) if value is not None else None
+
+
+def podman_stats(text):
+    """CRIU's statistics from `podman container checkpoint --print-stats` output ({} if absent)."""
+    try:
+        return json.loads(text)['container_statistics'][0]['criu_statistics']
+    except (ValueError, KeyError, IndexError, TypeError):
+        return {}
+
+
 def benchmark_list(text):
     names = [part.strip() for part in text.split(',') if part.strip()]
     unknown = sorted(set(names) - set(BENCHMARKS))
@@ -1046,9 +1540,11 @@ def parse_args(argv=None):
                         help='benchmarks to run, comma separated: %s (default: %s)'
                         % (', '.join(BENCHMARKS), ', '.join(DEFAULT_BENCHMARKS)))
     parser.add_argument('--repeat', type=int, default=3, help='warm_start repetitions (default 3)')
-    parser.add_argument('--counts', type=number_list, default=[1, 4, 8], help='freeze_window container counts (default 1,4,8)')
+    parser.add_argument('--counts', type=count_list, default=count_list('1,8,20,8x64'),
+                        help='freeze_window cases, comma separated: N containers (holding --freeze-mb) or NxM (N '
+                             'containers holding M MB each) (default 1,8,20,8x64)')
     parser.add_argument('--freeze-mb', type=int, default=0,
-                        help='memory each freeze_window counter holds besides its counter, in MB (default 0)')
+                        help='memory each freeze_window counter of an N case holds besides its counter, in MB (default 0)')
     parser.add_argument('--sizes', type=number_list, default=[16, 64, 256], help='memory sizes in MB (default 16,64,256)')
     parser.add_argument('--holder', choices=sorted(ALLOCATE), default='anon',
                         help='what holds the memory: anon (a shell variable, default) or shm (a file in /dev/shm)')
@@ -1056,7 +1552,7 @@ def parse_args(argv=None):
                         help='run docker_checkpoint/docker_restore directly (module, default) or as an ansible-playbook '
                              'task (playbook) in warm_start and memory; freeze_window always uses ansible-playbook')
     parser.add_argument('--kinds', type=kind_list, default=list(testbed_fleet.ENGINES),
-                        help='engines benchmark: engines of tests/testbed/fleet.py ENGINES, comma separated '
+                        help='engines, checkpoint_speed and overhead: engines of tests/testbed/fleet.py ENGINES, comma separated '
                              '(default: all, %s)' % ', '.join(testbed_fleet.ENGINES))
     parser.add_argument('--engine-mb', type=int, default=256,
                         help='engines benchmark: memory of the large container in MB (default 256)')
@@ -1069,6 +1565,11 @@ def parse_args(argv=None):
                         help='archive benchmark: compression of the archive (default zstd)')
     parser.add_argument('--archive-level', type=int, default=1,
                         help='archive benchmark: compression level (default 1, the fastest)')
+    parser.add_argument('--speed-sizes', type=number_list, default=[16, 256, 1024],
+                        help='checkpoint_speed and podman: memory sizes in MB; overhead: the smallest (default 16,256,1024)')
+    parser.add_argument('--large-repeat', type=int, default=1,
+                        help='checkpoint_speed and podman: repetitions of the sizes of 1024 MB and more (default 1; '
+                             'the others --repeat times)')
     parser.add_argument('--json', metavar='FILE', help='also write every summary to FILE')
     parser.add_argument('--docker-host', default=os.environ.get('DOCKER_HOST', 'unix:///var/run/docker.sock'),
                         help='the engine (default DOCKER_HOST or the local socket); it must be this machine\'s, '
@@ -1078,6 +1579,8 @@ def parse_args(argv=None):
         parser.error('--repeat must be at least 1')
     if options.freeze_mb < 0:
         parser.error('--freeze-mb must not be negative')
+    if options.large_repeat < 1:
+        parser.error('--large-repeat must be at least 1')
     if options.engine_mb < 1:
         parser.error('--engine-mb must be at least 1')
     if options.archive_mb < 1:

@@ -29,6 +29,16 @@ attributes:
     platforms: posix
 """
 
+    # A module that changes things, in check mode and diff mode alike (a module adds its details).
+    ACTION = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+"""
+
     # A module that only reads.
     INFO_MODULE = r"""
 options: {}

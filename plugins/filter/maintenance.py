@@ -66,14 +66,14 @@ HOLDER_STATUSES = (PLANNED, RUNNING, STARTED, MISSING, START_FAILED)
 HOLDER_DOWN = (MISSING, START_FAILED)
 
 # Status of the run, in the order a run goes through them.
-RUN_CHECKPOINTING = 'checkpointing'
-RUN_CHECKPOINTED = 'checkpointed'
-RUN_ABORTED = 'aborted'
-RUN_ACTION = 'action'
-RUN_RESTORING = 'restoring'
-RUN_RECOVERING = 'recovering'
-RUN_COMPLETE = 'complete'
-RUN_RESTORE_FAILED = 'restore_failed'
+RUN_CHECKPOINTING = 'checkpointing'    # the containers are being checkpointed
+RUN_CHECKPOINTED = 'checkpointed'      # all of them are, the action has not begun
+RUN_ABORTED = 'aborted'                # a checkpoint failed: the action never ran, nothing stays stopped
+RUN_ACTION = 'action'                  # the action (reboot, engine restart, tasks) runs
+RUN_RESTORING = 'restoring'            # the action is over, the containers are being restored
+RUN_RECOVERING = 'recovering'          # the recover playbook took over an unfinished run
+RUN_COMPLETE = 'complete'              # every container is back
+RUN_RESTORE_FAILED = 'restore_failed'  # some could not be restored (they keep their checkpoints)
 RUN_STATUSES = (RUN_CHECKPOINTING, RUN_CHECKPOINTED, RUN_ABORTED, RUN_ACTION, RUN_RESTORING, RUN_RECOVERING,
                 RUN_COMPLETE, RUN_RESTORE_FAILED)
 # A run in any other status did not finish: a new run must not start, and recover has work.

@@ -121,33 +121,25 @@ def resolve_level(compression, level):
 
 # -- writing ------------------------------------------------------------------------------------
 
-class _HashingReader:
-    """A file object's bytes as tarfile reads them, hashed and counted."""
+class _Hashing:
+    """A file object whose bytes are hashed and counted on their way through: a member as tarfile reads it,
+    the archive file as the compressor writes it."""
 
     def __init__(self, handle):
         self.handle = handle
         self.hash = hashlib.sha256()
         self.count = 0
 
-    def read(self, size=-1):
-        data = self.handle.read(size)
+    def _saw(self, data):
         self.hash.update(data)
         self.count += len(data)
         return data
 
-
-class _HashingWriter:
-    """The archive file as the compressor writes it: its bytes hashed on the way to disk."""
-
-    def __init__(self, handle):
-        self.handle = handle
-        self.hash = hashlib.sha256()
-        self.count = 0
+    def read(self, size=-1):
+        return self._saw(self.handle.read(size))
 
     def write(self, data):
-        self.hash.update(data)
-        self.count += len(data)
-        return self.handle.write(data)
+        return self.handle.write(self._saw(data))
 
     def flush(self):
         self.handle.flush()
@@ -202,7 +194,7 @@ class Writer:
                                         dir=os.path.dirname(self.path) or '.')
         os.fchmod(fd, 0o600)
         self._file = os.fdopen(fd, 'wb')
-        self._hash = _HashingWriter(self._file)
+        self._hash = _Hashing(self._file)
         if self.compression == 'zstd':
             self._stderr = tempfile.TemporaryFile()
             env = dict(os.environ, **C_LOCALE)
@@ -312,7 +304,7 @@ class Writer:
         """A regular file from disk, hashed as it is written."""
         with open(path, 'rb') as handle:
             size = os.fstat(handle.fileno()).st_size
-            reader = _HashingReader(handle)
+            reader = _Hashing(handle)
             try:
                 self._tar.addfile(self._info(name, tarfile.REGTYPE, size), reader)
             except OSError as exc:
@@ -590,12 +582,8 @@ class Verified:
     small members' bytes (SMALL_MEMBERS) and the manifest."""
 
     def __init__(self, path, size, sha256, compression, members, small):
-        self.path = path
-        self.size = size
-        self.sha256 = sha256
-        self.compression = compression
-        self.members = members
-        self.small = small
+        self.path, self.size, self.sha256, self.compression = path, size, sha256, compression
+        self.members, self.small = members, small
         self.manifest = {}
 
     def json(self, name, default=None):

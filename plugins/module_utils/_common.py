@@ -36,8 +36,20 @@ CONTAINERS_SPEC = dict(
 CONTAINERS_RULES = dict(mutually_exclusive=[('container', 'containers')],
                         required_one_of=[('container', 'containers')])
 
-# What the engine accepts as a checkpoint name (moby's restrictedNamePattern).
+# What the engine accepts as a checkpoint name (moby's restrictedNamePattern), and how long one may be here: the
+# name is a directory (and, with .cryo-tmp- or .cryo-new around it, a temporary one) of at most 255 bytes.
 CHECKPOINT_NAME_RE = re.compile(r'^[a-zA-Z0-9][a-zA-Z0-9_.-]+$')
+CHECKPOINT_NAME_MAX = 128
+
+# What the engine accepts as a container's name (the same pattern, with the "/" inspect puts first), or an id
+# or a prefix of one.
+CONTAINER_NAME_RE = re.compile(r'^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$')
+
+# The input rules of check_inputs, by option name: one name for one thing across the modules.
+CONTAINER_OPTIONS = ('container', 'containers', 'members', 'name')  # name: docker_network_holder's container
+DIRECTORY_OPTIONS = ('checkpoint_dir', 'staging_dir', 'prefix')
+POSITIVE_OPTIONS = ('timeout', 'parallel')
+FREE_TEXT_OPTIONS = ('command',)  # a program's arguments: any text but NUL
 
 
 class ModuleError(Exception):
@@ -77,11 +89,12 @@ class Manager:
 
 
 def run(manager_class, argument_spec, **rules):
-    """A module's whole run: parse its arguments (argument_spec, and rules such as mutually_exclusive),
-    then plan, act and report with manager_class(module); exit with the report, or fail with the
-    ModuleError a step raised. Every module supports check mode."""
+    """A module's whole run: parse its arguments (argument_spec, and rules such as mutually_exclusive), refuse
+    values no module can use (check_inputs), then plan, act and report with manager_class(module); exit with
+    the report, or fail with the ModuleError a step raised. Every module supports check mode."""
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **rules)
     try:
+        check_inputs(module.params, argument_spec)
         manager = manager_class(module)
         manager.plan()
         if manager.changed and not module.check_mode:
@@ -102,10 +115,96 @@ def check_checkpoint_name(checkpoint):
     """Raise ModuleError unless the engine would accept checkpoint as a name."""
     if not CHECKPOINT_NAME_RE.match(checkpoint or ''):
         raise ModuleError(invalid_name_msg(checkpoint))
+    if len(checkpoint) > CHECKPOINT_NAME_MAX:
+        raise ModuleError('Checkpoint name %s... is %d characters long: a checkpoint is a directory named after it, '
+                          'so it can have at most %d. Choose a shorter name.'
+                          % (checkpoint[:40], len(checkpoint), CHECKPOINT_NAME_MAX))
+
+
+def check_container_name(container, option='container'):
+    """Raise ModuleError unless container can name a container on the engine (a name, or an id or its prefix)."""
+    if not CONTAINER_NAME_RE.match(container):
+        raise ModuleError('%s %r is not a container name: a name starts with a letter or digit, followed by letters, '
+                          'digits, "_", "." or "-" (no "/", spaces or control characters), and an id is hexadecimal. '
+                          'Give the name or id that docker ps shows.' % (option, container))
+
+
+def _strings(value):
+    """The strings of an option's value: itself, or the elements of a list of them."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, str)]
+    return []
+
+
+def check_path(path, option):
+    """Raise ModuleError unless path is an absolute path; for a directory option, unless it is a directory or
+    not there yet (a symlink to a file, or to nothing, is neither)."""
+    if not os.path.isabs(path):
+        raise ModuleError('%s must be an absolute path, got %r. Give the full path (starting with "/").' % (option, path))
+    if option in DIRECTORY_OPTIONS and os.path.lexists(path) and not os.path.isdir(path):
+        what = 'a file'
+        if os.path.islink(path):
+            what = 'a symbolic link to %s, which is %s' % (os.path.realpath(path), 'a file' if os.path.exists(path)
+                                                           else 'not there')
+        raise ModuleError('%s %s is not a directory: it is %s. Give the path of a directory (or of one to be '
+                          'made), or create the directory the link points to.' % (option, path, what))
+
+
+def check_inputs(params, argument_spec):
+    """Raise ModuleError for a value no module can use: an empty string, a NUL or a newline in a name or path (a
+    program's arguments may hold newlines), a container or checkpoint name the engine would refuse, a relative
+    path, a directory option that is not a directory, a count or timeout below 1. Ansible has checked the
+    types; the options that mean one thing in every module (container, checkpoint, checkpoint_dir, ...) are
+    checked here, once."""
+    for option, value in params.items():
+        if value is None or option not in argument_spec:
+            continue
+        for text in _strings(value):
+            label = option if isinstance(value, str) else 'An element of %s' % option
+            if not text and option not in FREE_TEXT_OPTIONS:
+                raise ModuleError('%s is an empty string: give a value, or leave the option out.' % label)
+            if '\x00' in text or ('\n' in text and option not in FREE_TEXT_OPTIONS):
+                raise ModuleError('%s, %r, holds a %s character, which %s cannot hold. Give the value without it.'
+                                  % (label, text, 'NUL' if '\x00' in text else 'newline', option))
+            if option in CONTAINER_OPTIONS:
+                check_container_name(text, option)
+            elif option == 'checkpoint':
+                check_checkpoint_name(text)
+            elif argument_spec[option].get('type') == 'path':
+                check_path(text, option)
+        if option in POSITIVE_OPTIONS and isinstance(value, int) and value < 1:
+            raise ModuleError('%s is %d: it must be 1 or more (leave it out for the default).' % (option, value))
 
 
 def check_checkpoint_dir(checkpoint_dir):
-    """Raise ModuleError unless checkpoint_dir is unset or an absolute path."""
-    if checkpoint_dir and not os.path.isabs(checkpoint_dir):
-        raise ModuleError('checkpoint_dir must be an absolute path, got %r. Give the full path of the '
-                          'directory that holds (or will hold) the checkpoint directories.' % checkpoint_dir)
+    """Raise ModuleError unless checkpoint_dir is unset or an absolute path to a directory (or to none yet)."""
+    if checkpoint_dir:
+        check_path(checkpoint_dir, 'checkpoint_dir')
+
+
+def container_state_problem(name, state, doing):
+    """Why container name, which the engine lists as running (or stopping), cannot be doing ('checkpointed',
+    'restored') now - paused, restarting, being removed or dead - and what to do; None when none of these."""
+    status = state.get('Status')
+    if state.get('Paused') or status == 'paused':
+        why, remedy = ('its processes are frozen by docker pause', 'Unpause it (docker unpause %s), then run this '
+                       'again.' % name)
+    elif state.get('Restarting') or status == 'restarting':
+        why, remedy = ('its command keeps exiting (last exit code %s) and its restart policy starts it again, so '
+                       'there is no process to work on' % state.get('ExitCode'),
+                       'Find out why it exits (docker logs %s) and fix it, or stop it (docker stop %s).' % (name, name))
+    elif state.get('Dead') or status in ('dead', 'removing'):
+        why, remedy = ('the engine is removing it' if status == 'removing' else 'the engine could not stop or remove '
+                       'it', 'Remove it (docker rm -f %s) and create it again if it is still needed.' % name)
+    else:
+        return None
+    return 'Container %s is %s (%s), so it cannot be %s; nothing was changed. %s' % (name, status, why, doing, remedy)
+
+
+def check_container_state(name, state, doing):
+    """Raise ModuleError when container name cannot be doing now (container_state_problem). Nothing was done."""
+    problem = container_state_problem(name, state, doing)
+    if problem:
+        raise ModuleError(problem, container_status=state.get('Status'))

@@ -25,10 +25,8 @@ import posixpath
 import stat
 import tarfile
 
-from ansible.module_utils.basic import missing_required_lib
-
-from ansible_collections.cryo.docker.plugins.module_utils._common import ModuleError
-from ansible_collections.cryo.docker.plugins.module_utils._engine import DOCKER_IMPORT_ERROR, HAS_DOCKER, EngineError
+from ansible_collections.cryo.docker.plugins.module_utils._engine import EngineError
+from ansible_collections.cryo.docker.plugins.module_utils._engine import connect as engine_connect
 from ansible_collections.cryo.docker.plugins.module_utils._holder import (
     HolderEngine,
     bound_ports,
@@ -66,21 +64,12 @@ class ContainerEngine(HolderEngine):
 
     def find(self, container):
         """The inspect of a container, or None when there is none of that name or id."""
-        try:
-            return self._sdk(self.client.inspect_container, container)
-        except EngineError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return self._sdk_or_none(self.client.inspect_container, container)
 
     def file_changes(self, container):
         """The writable layer's changes: [{'Path': '/etc/x', 'Kind': 0 modified | 1 added | 2 deleted}]."""
-        try:
-            return self._sdk(self.client.diff, container) or []
-        except EngineError as exc:
-            exc.msg = ('The Docker Engine at %s cannot list the file changes of container %s (GET /containers/{id}/'
-                       'changes): %s' % (self.host, container, exc.msg))
-            raise
+        return self._sdk_saying('The Docker Engine at %s cannot list the file changes of container %s (GET '
+                                '/containers/{id}/changes)' % (self.host, container), self.client.diff, container) or []
 
     def create_from_config(self, name, body):
         """POST /containers/create with a whole body (Config fields, HostConfig, NetworkingConfig); the id."""
@@ -93,21 +82,14 @@ class ContainerEngine(HolderEngine):
     def get_archive(self, container, path):
         """(iterator of bytes, stat) of GET /containers/{id}/archive?path=...: a tar of path, its last
         component first (a file /etc/x gives the member x, a directory /tmp/d gives d, d/...)."""
-        try:
-            return self._sdk(self.client.get_archive, container, path, chunk_size=CHUNK)
-        except EngineError as exc:
-            exc.msg = 'Cannot read %s of container %s through the Engine API: %s' % (path, container, exc.msg)
-            raise
+        return self._sdk_saying('Cannot read %s of container %s through the Engine API' % (path, container),
+                                self.client.get_archive, container, path, chunk_size=CHUNK)
 
     def put_archive(self, container, path, data):
         """PUT /containers/{id}/archive?path=...: unpack a tar (bytes or a file object) at path in the
         container (created or stopped: the engine mounts its file system and volumes for the call)."""
-        try:
-            ok = self._sdk(self.client.put_archive, container, path, data)
-        except EngineError as exc:
-            exc.msg = 'Cannot write files into container %s at %s through the Engine API: %s' % (
-                container, path, exc.msg)
-            raise
+        ok = self._sdk_saying('Cannot write files into container %s at %s through the Engine API' % (container, path),
+                              self.client.put_archive, container, path, data)
         if not ok:
             raise EngineError('The Docker Engine did not unpack the files into container %s at %s.' % (container, path))
 
@@ -115,12 +97,7 @@ class ContainerEngine(HolderEngine):
 
     def image(self, image):
         """The inspect of an image (name or id), or None when the engine does not have it."""
-        try:
-            return self._sdk(self.client.inspect_image, image)
-        except EngineError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return self._sdk_or_none(self.client.inspect_image, image)
 
     def save_image(self, image):
         """GET /images/{name}/get: the image as a docker save tarball, an iterator of bytes."""
@@ -149,32 +126,19 @@ class ContainerEngine(HolderEngine):
     # -- volumes and networks
 
     def volume(self, name):
-        try:
-            return self._sdk(self.client.inspect_volume, name)
-        except EngineError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return self._sdk_or_none(self.client.inspect_volume, name)
 
     def create_volume(self, name, driver=None, driver_opts=None, labels=None):
         return self._sdk(self.client.create_volume, name=name, driver=driver or 'local', driver_opts=driver_opts or None,
                          labels=labels or None)
 
     def network(self, name):
-        try:
-            return self._sdk(self.client.inspect_network, name)
-        except EngineError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return self._sdk_or_none(self.client.inspect_network, name)
 
 
 def connect(params):
     """A ContainerEngine for a module's connection options (as _engine.connect)."""
-    if not HAS_DOCKER:
-        raise ModuleError(missing_required_lib('docker (the Docker SDK for Python)') +
-                          '. The cryo.docker.engine role installs it on the host.', exception=DOCKER_IMPORT_ERROR)
-    return ContainerEngine(params)
+    return engine_connect(params, ContainerEngine)
 
 
 def split_reference(reference):

@@ -172,9 +172,16 @@ def quote_errors(errors, limit=3):
 # Only the first entry and its scalar fields are read here: what the verification (mm-<pid>.img)
 # and the statistics (stats-dump, stats-restore) need.
 
-def _varint(data, pos):
+class ImageError(ValueError):
+    """An image file that is missing, damaged or not what its name says."""
+
+
+def varint(data, pos):
+    """The protobuf varint at data[pos] and the position after it."""
     result = shift = 0
     while True:
+        if pos >= len(data):
+            raise ImageError('a number runs past the end of its entry')
         byte = data[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
@@ -188,14 +195,14 @@ def protobuf_fields(message):
     fields = {}
     pos = 0
     while pos < len(message):
-        key, pos = _varint(message, pos)
+        key, pos = varint(message, pos)
         number, wire = key >> 3, key & 7
         if wire == 0:
-            fields[number], pos = _varint(message, pos)
+            fields[number], pos = varint(message, pos)
         elif wire == 1:
             pos += 8
         elif wire == 2:
-            length, pos = _varint(message, pos)
+            length, pos = varint(message, pos)
             fields[number] = message[pos:pos + length]
             pos += length
         elif wire == 5:

@@ -15,6 +15,7 @@ api_version. Tested with docker 7.1.0; docker >= 5.0 is required.
 
 from __future__ import annotations
 
+import re
 import time
 import traceback
 
@@ -49,6 +50,14 @@ except ImportError:
 
 # containerd answers that show up right after a checkpoint and go away on a retry.
 TRANSIENT_ERRORS = ('failed to upload checkpoint', 'transport is closing', 'already exists')
+
+# What docker_checkpoint names a checkpoint while the engine writes it (on a local engine, and for a retake): renamed
+# to the checkpoint's own name once whole. What an engine killed half-way leaves under that name is no checkpoint.
+TEMPORARY_SUFFIX = '.cryo-new'
+
+# containerd's answer when an earlier restore, whose engine was killed, left the checkpoint's tarball in its content
+# store (with a gc.root label: never collected): the same bytes cannot be uploaded again until that blob is removed.
+STALE_CONTENT = re.compile(r'failed to upload checkpoint.*?(sha256:[0-9a-f]{64}).*?already exists', re.IGNORECASE | re.DOTALL)
 
 ENGINE_FIX = ('Turn it on with the cryo.docker.engine role, or set "experimental": true in '
               '/etc/docker/daemon.json and restart dockerd.')
@@ -91,6 +100,12 @@ class EngineError(ModuleError):
         return out
 
 
+def stale_content_digest(message):
+    """The digest of the stale blob in containerd's content store that a restore's upload collides with, or None."""
+    found = STALE_CONTENT.search(message or '')
+    return found.group(1) if found else None
+
+
 def is_transient(message):
     text = (message or '').lower()
     if 'checkpoint with name' in text:
@@ -113,12 +128,19 @@ class Engine:
             cert = None
             if self.params.get('client_cert') and self.params.get('client_key'):
                 cert = (self.params['client_cert'], self.params['client_key'])
-            tls_config = docker.tls.TLSConfig(
-                client_cert=cert, ca_cert=self.params.get('ca_path'),
-                verify=bool(self.params.get('validate_certs')))
+            try:
+                tls_config = docker.tls.TLSConfig(
+                    client_cert=cert, ca_cert=self.params.get('ca_path'),
+                    verify=bool(self.params.get('validate_certs')))
+            except DockerException as exc:
+                raise EngineError('The TLS options for the Docker Engine at %s cannot be used: %s Give client_cert and '
+                                  'client_key (and ca_path) as files that exist.' % (self.host, exc))
         try:
             return docker.APIClient(base_url=self.host, version=self.params.get('api_version') or 'auto',
                                     timeout=self.timeout, tls=tls_config)
+        except ValueError as exc:
+            raise EngineError('api_version %r is not an Engine API version (%s). Give one such as 1.41, or auto.'
+                              % (self.params.get('api_version'), exc))
         except (DockerException, RequestException) as exc:
             raise EngineError(
                 'Cannot reach the Docker Engine at %s: %s. Check that dockerd is running and that '
@@ -166,6 +188,23 @@ class Engine:
         except (DockerException, RequestException) as exc:
             raise EngineError('Cannot reach the Docker Engine at %s: %s. Check that dockerd is running '
                               'and that docker_host points at its socket.' % (self.host, exc))
+
+    def _sdk_or_none(self, func, *args, **kwargs):
+        """_sdk, or None when the engine has no such object (404)."""
+        try:
+            return self._sdk(func, *args, **kwargs)
+        except EngineError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _sdk_saying(self, failure, func, *args, **kwargs):
+        """_sdk, its error message prefixed with failure (what could not be done) and a colon."""
+        try:
+            return self._sdk(func, *args, **kwargs)
+        except EngineError as exc:
+            exc.msg = '%s: %s' % (failure, exc.msg)
+            raise
 
     # -- engine ----------------------------------------------------------
 
@@ -245,8 +284,10 @@ class Engine:
         except EngineError as exc:
             raise self._explain(exc, container)
         # A name that starts with a dot is no checkpoint (the engine refuses such names): the runtime path's
-        # temporary directory in a checkpoint_dir while runc writes it.
-        return sorted(entry['Name'] for entry in (resp.json() or []) if not entry['Name'].startswith('.'))
+        # temporary directory in a checkpoint_dir while runc writes it. A name that ends with TEMPORARY_SUFFIX is
+        # a checkpoint being written (or what a killed engine left of one): not a checkpoint either.
+        return sorted(entry['Name'] for entry in (resp.json() or [])
+                      if not entry['Name'].startswith('.') and not entry['Name'].endswith(TEMPORARY_SUFFIX))
 
     def create_checkpoint(self, container, checkpoint, leave_running=False, checkpoint_dir=None,
                           retries=3, delay=1.0):
@@ -322,10 +363,10 @@ class Engine:
         return exc
 
 
-def connect(params):
-    """An Engine for a module's connection options; ModuleError when the SDK is missing or the engine
-    cannot be reached."""
+def connect(params, engine_class=None):
+    """An Engine (or engine_class, a subclass) for a module's connection options; ModuleError when the SDK
+    is missing or the engine cannot be reached."""
     if not HAS_DOCKER:
         raise ModuleError(missing_required_lib('docker (the Docker SDK for Python)') +
                           '. The cryo.docker.engine role installs it on the host.', exception=DOCKER_IMPORT_ERROR)
-    return Engine(params)
+    return (engine_class or Engine)(params)

@@ -24,15 +24,9 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from ansible.module_utils.basic import missing_required_lib
-
 from ansible_collections.cryo.docker.plugins.module_utils._common import HOLDER_LABEL, ModuleError
-from ansible_collections.cryo.docker.plugins.module_utils._engine import (
-    DOCKER_IMPORT_ERROR,
-    HAS_DOCKER,
-    Engine,
-    EngineError,
-)
+from ansible_collections.cryo.docker.plugins.module_utils._engine import Engine, EngineError
+from ansible_collections.cryo.docker.plugins.module_utils._engine import connect as engine_connect
 
 # The command of a holder: sleep for 68 years, with any sleep (GNU coreutils takes "infinity", busybox
 # does not; both take a number of seconds that fits in 32 bits).
@@ -120,10 +114,7 @@ class HolderEngine(Engine):
 
 def connect(params):
     """A HolderEngine for a module's connection options (as _engine.connect)."""
-    if not HAS_DOCKER:
-        raise ModuleError(missing_required_lib('docker (the Docker SDK for Python)') +
-                          '. The cryo.docker.engine role installs it on the host.', exception=DOCKER_IMPORT_ERROR)
-    return HolderEngine(params)
+    return engine_connect(params, HolderEngine)
 
 
 # -- published ports --------------------------------------------------------------------------

@@ -111,6 +111,16 @@ def parse_vmrss(status_text):
     return int(match.group(1)) * 1024 if match else 0
 
 
+def parse_status_ids(status_text):
+    """((real, effective, saved, fs uid), (... gid), effective capabilities as an int) from the text of
+    /proc/PID/status; None for what it does not hold."""
+    fields = dict(line.split(':', 1) for line in (status_text or '').splitlines() if ':' in line)
+    uids = tuple(int(x) for x in fields.get('Uid', '').split()) or None
+    gids = tuple(int(x) for x in fields.get('Gid', '').split()) or None
+    caps = fields.get('CapEff', '').strip()
+    return uids, gids, (int(caps, 16) if caps else None)
+
+
 def cgroup_procs_path(proc_cgroup_text, cgroup_root='/sys/fs/cgroup'):
     """The cgroup.procs file of a process's memory cgroup (v1) or unified cgroup (v2)."""
     unified = None
@@ -362,15 +372,51 @@ class Host:
     def kernel_release(self):
         return os.uname().release
 
-    def container_memory(self, pid, cgroup_root=None):
-        """Resident memory (bytes) of every process in the container of pid: the sum of their VmRSS."""
+    def container_pids(self, pid, cgroup_root=None):
+        """The pids (text) of every process in the container of pid: its cgroup's, pid always among them."""
         if not pid:
-            return 0
+            return []
         procs_path = cgroup_procs_path(self.cgroup(pid), cgroup_root or os.path.join(self.sys_root, 'fs', 'cgroup'))
         pids = (read_text(procs_path) or '').split() if procs_path else []
         if str(pid) not in pids:
             pids.append(str(pid))
-        return sum(parse_vmrss(self.read(p, 'status')) for p in pids)
+        return pids
+
+    def container_memory(self, pid, cgroup_root=None):
+        """Resident memory (bytes) of every process in the container of pid: the sum of their VmRSS."""
+        return sum(parse_vmrss(self.read(p, 'status')) for p in self.container_pids(pid, cgroup_root))
+
+    def capabilities(self, pid):
+        """The effective capabilities of a process (an int, bit N is capability N), or None."""
+        return parse_status_ids(self.read(pid, 'status'))[2]
+
+    def container_users(self, pid, cgroup_root=None):
+        """[(pid, command name, uids, gids)] of every process in the container of pid, as the host sees
+        them (/proc/PID/status Uid and Gid: real, effective, saved, fs), sorted."""
+        out = []
+        for member in self.container_pids(pid, cgroup_root):
+            uids, gids, _caps = parse_status_ids(self.read(member, 'status'))
+            if uids and gids:
+                out.append((int(member), self.comm(member), uids, gids))
+        return sorted(out)
+
+    def open_files(self, pid, cgroup_root=None):
+        """[(pid, command name, target)] of the open files of every process in the container of pid,
+        as /proc/PID/fd shows them (a path, 'socket:[N]', 'anon_inode:[io_uring]' ...), sorted."""
+        out = []
+        for member in self.container_pids(pid, cgroup_root):
+            fd_dir = os.path.join(self.proc, member, 'fd')
+            try:
+                fds = os.listdir(fd_dir)
+            except OSError:
+                continue  # gone meanwhile, or not ours to read
+            comm = self.comm(member)
+            for fd in fds:
+                try:
+                    out.append((int(member), comm, os.readlink(os.path.join(fd_dir, fd))))
+                except OSError:
+                    continue
+        return sorted(out)
 
     def cgroup_memory(self, pid, cgroup_root=None):
         """Memory charged to the memory cgroup of pid (cgroup v1 usage_in_bytes, v2 memory.current),

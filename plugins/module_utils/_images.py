@@ -32,7 +32,7 @@ import os
 import socket
 import struct
 
-from ansible_collections.cryo.docker.plugins.module_utils._criu import read_stats
+from ansible_collections.cryo.docker.plugins.module_utils._criu import ImageError, read_stats, varint
 
 IMG_COMMON_MAGIC = 0x54564319
 IMG_SERVICE_MAGIC = 0x55105940
@@ -80,24 +80,7 @@ MAX_IMAGE = 64 << 20
 MAX_COMMAND_LINE = 128 << 10
 
 
-class ImageError(ValueError):
-    """An image file that is missing, damaged or not what its name says."""
-
-
 # -- protobuf, the wire format of every image entry ---------------------------------------------
-
-def _varint(data, pos):
-    result = shift = 0
-    while True:
-        if pos >= len(data):
-            raise ImageError('a number runs past the end of its entry')
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return result, pos
-
 
 class Message:
     """A protobuf message: every value of every field, by field number (repeated fields keep all)."""
@@ -108,12 +91,12 @@ class Message:
         self.fields = {}
         pos, end = 0, len(data)
         while pos < end:
-            key, pos = _varint(data, pos)
+            key, pos = varint(data, pos)
             number, wire = key >> 3, key & 7
             if wire == 0:
-                value, pos = _varint(data, pos)
+                value, pos = varint(data, pos)
             elif wire == 2:
-                length, pos = _varint(data, pos)
+                length, pos = varint(data, pos)
                 if pos + length > end:
                     raise ImageError('field %d runs past the end of its entry' % number)
                 value, pos = bytes(data[pos:pos + length]), pos + length
@@ -133,7 +116,7 @@ class Message:
             if isinstance(value, bytes):
                 pos = 0
                 while pos < len(value):
-                    item, pos = _varint(value, pos)
+                    item, pos = varint(value, pos)
                     out.append(item)
             else:
                 out.append(value)

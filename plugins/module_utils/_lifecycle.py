@@ -28,6 +28,8 @@ from ansible_collections.cryo.docker.plugins.module_utils._common import (
     ModuleError,
     check_checkpoint_dir,
     check_checkpoint_name,
+    check_container_state,
+    container_state_problem,
 )
 from ansible_collections.cryo.docker.plugins.module_utils._criu import (
     failure_log,
@@ -36,8 +38,21 @@ from ansible_collections.cryo.docker.plugins.module_utils._criu import (
     read_stats,
     runc_log_file,
 )
-from ansible_collections.cryo.docker.plugins.module_utils._engine import EngineError, connect
-from ansible_collections.cryo.docker.plugins.module_utils._host import Host, task_bundle_dirs, unix_socket_path
+from ansible_collections.cryo.docker.plugins.module_utils._engine import (
+    TEMPORARY_SUFFIX,
+    EngineError,
+    connect,
+    stale_content_digest,
+)
+from ansible_collections.cryo.docker.plugins.module_utils._host import (
+    ENGINE_NAMESPACE,
+    SERVICE_PATH,
+    Host,
+    find_program,
+    read_json,
+    task_bundle_dirs,
+    unix_socket_path,
+)
 from ansible_collections.cryo.docker.plugins.module_utils._preflight import (
     parse_timestamp,
     started_before,
@@ -215,6 +230,7 @@ class CheckpointTask(Task):
         self.after = sorted(set(self.before) | {self.checkpoint})
         if exists and not self.params['force']:
             return
+        check_container_state(self.container_name, self.info['State'], 'checkpointed')
         if not self.info['State'].get('Running'):
             raise ModuleError(
                 'Container %s is %s, and only a running container can be checkpointed%s. Start it, or restore '
@@ -303,7 +319,7 @@ class CheckpointTask(Task):
         # the temporary name (removed by the next take), never as a half-written checkpoint under its own name.
         local = unix_socket_path(self.params['docker_host']) is not None
         temporary = replacing or (local and not self.runtime)
-        target = self.checkpoint + '.cryo-new' if temporary else self.checkpoint
+        target = self.checkpoint + TEMPORARY_SUFFIX if temporary else self.checkpoint
         if temporary:
             self.remove_leftover(target)
         policy = self.info['HostConfig'].get('RestartPolicy') or {'Name': 'no'}
@@ -322,11 +338,11 @@ class CheckpointTask(Task):
                 self.engine.wait_stopped(self.container_id)
         except EngineError as exc:
             if held:
-                self.engine.set_restart_policy(self.container_id, policy)
+                self.put_back_held_policy(policy)
             raise self.failed(exc.msg, exc.engine_message, exc.fail_kwargs())
         except ModuleError:
             if held:
-                self.engine.set_restart_policy(self.container_id, policy)
+                self.put_back_held_policy(policy)
             raise
         self.taken['duration'] = round(time.monotonic() - started, 3)
         path = os.path.join(self.base, self.checkpoint)
@@ -344,6 +360,14 @@ class CheckpointTask(Task):
             image=self.info['Config'].get('Image'), created=store.now_iso(), method=self.method,
             leave_running=self.params['leave_running'], restart_policy=policy, duration=self.taken['duration'],
             stats=self.taken['stats']))
+
+    def put_back_held_policy(self, policy):
+        """After a failed take: the restart policy back (not possible while the engine does not answer; the
+        failure's msg then says what to check)."""
+        try:
+            self.engine.set_restart_policy(self.container_id, policy)
+        except EngineError:
+            pass
 
     def remove_leftover(self, target):
         """Remove what an interrupted take left under the temporary name (through the engine, which lists it)."""
@@ -382,15 +406,31 @@ class CheckpointTask(Task):
 
     def failed(self, reason, engine_message, details, log=None, errors=None):
         """The error for a checkpoint that failed: CRIU's reasons, and whether the container runs."""
-        running = self.engine.inspect(self.container_id)['State'].get('Running')
+        gone = ''
+        try:
+            state = self.engine.inspect(self.container_id)['State']
+            running = state.get('Running')
+        except EngineError as exc:
+            state, running, gone = {}, None, exc.msg
         if errors is None:
             log, errors = failure_log(engine_message)
         msg = 'Checkpoint %s of container %s failed: %s' % (self.checkpoint, self.container_name, reason)
         if errors:
             msg += ' CRIU says: %s (log: %s).' % (quote_errors(errors), log)
-        msg += (' The container is still running; nothing was lost.' if running else
-                ' The container is NOT running any more: start it again (docker start), since no usable '
-                'checkpoint was taken.')
+        problem = container_state_problem(self.container_name, state, 'checkpointed')
+        if running is None:
+            msg += (' The engine stopped answering during the checkpoint (%s), so whether the container still runs is '
+                    'not known. Once the engine is back: if cryo.docker.docker_checkpoint_info lists checkpoint %s, '
+                    'bring the container back with cryo.docker.docker_restore; if not, no usable checkpoint was taken '
+                    'and the container, if stopped, starts afresh with docker start. What was written under %s%s or '
+                    '.cryo-tmp-%s is not a checkpoint, is not listed, and goes at the next take.'
+                    % (gone.rstrip('.'), self.checkpoint, self.checkpoint, TEMPORARY_SUFFIX, self.checkpoint))
+        elif problem:  # it began restarting (or was paused, or removed) while the checkpoint was taken
+            msg += ' ' + problem
+        else:
+            msg += (' The container is still running; nothing was lost.' if running else
+                    ' The container is NOT running any more: start it again (docker start), since no usable '
+                    'checkpoint was taken.')
         details = dict(details, criu_errors=errors, container_running=running, method=self.method)
         details.pop('msg', None)
         if log:
@@ -452,6 +492,24 @@ class CheckpointBatch(Batch):
 
 # -- restore ---------------------------------------------------------------------------------------
 
+def remove_stale_content(module, docker_host, digest):
+    """Remove a blob from the content store of the containerd the local dockerd at docker_host runs, with that
+    containerd's own client (ctr, on dockerd's PATH); (True, None), or (False, why not)."""
+    dockerd = Host().dockerd(docker_host) if unix_socket_path(docker_host) else None
+    if dockerd is None:
+        return False, 'the engine\'s dockerd is not a process on this host'
+    ctr = find_program('ctr', dockerd['path'] or SERVICE_PATH)
+    if ctr is None:
+        return False, 'no ctr on the PATH of dockerd (pid %s)' % dockerd['pid']
+    address = (read_json(dockerd['config_file']).get('containerd')
+               or os.path.join(dockerd['exec_root'], 'containerd', 'containerd.sock'))
+    rc, _out, err = module.run_command([ctr, '--address', address, '--namespace', ENGINE_NAMESPACE, 'content', 'rm',
+                                        digest], environ_update=dict(LC_ALL='C', LANG='C'))
+    if rc != 0:
+        return False, '%s exited %s: %s' % (ctr, rc, ' '.join((err or '').split())[:300])
+    return True, None
+
+
 class RestoreFailure:
     """Why a restore did not give the checkpointed processes back."""
 
@@ -486,6 +544,7 @@ class RestoreTask(Task):
     # -- plan
 
     def plan(self):
+        check_container_state(self.container_name, self.info['State'], 'restored')
         running = self.info['State'].get('Running')
         if not self.checkpoint_found():
             # fallback: cold_start, and this container has no such checkpoint.
@@ -607,7 +666,7 @@ class RestoreTask(Task):
     def restore(self):
         """Start the container from the checkpoint; a RestoreFailure, or None once it runs."""
         try:
-            self.engine.start_from_checkpoint(self.container_id, self.checkpoint)
+            self.start_from_checkpoint()
         except EngineError as exc:
             return RestoreFailure(exc.msg, exc.engine_message, exc.fail_kwargs())
         finally:
@@ -619,6 +678,31 @@ class RestoreTask(Task):
                                   % (state.get('Status'), state.get('ExitCode')), state.get('Error'))
         self.outcome['restored'] = True
         return None
+
+    def start_from_checkpoint(self):
+        """The engine's restore; when containerd's content store still holds this checkpoint's tarball from a
+        restore whose engine was killed (every upload of the same bytes collides with it), that stale blob is
+        removed through containerd's own client and the restore tried once more."""
+        try:
+            self.engine.start_from_checkpoint(self.container_id, self.checkpoint)
+            return
+        except EngineError as exc:
+            digest = stale_content_digest(exc.engine_message)
+            if digest is None:
+                raise
+            removed, why = remove_stale_content(self.module, self.params['docker_host'], digest)
+            if not removed:
+                exc.msg = ('%s containerd\'s content store still holds this checkpoint\'s tarball (%s), left by an '
+                           'earlier restore the engine was killed in, and it could not be removed here (%s). Remove '
+                           'it on the engine host with `ctr --address <exec-root>/containerd/containerd.sock '
+                           '--namespace moby content rm %s` and run again.'
+                           % (exc.msg.rstrip('.') + '.', digest, why, digest))
+                exc.details['stale_content'] = digest
+                raise
+        self.outcome['stale_content_removed'] = digest
+        self.module.warn('Removed the tarball of checkpoint %s that an interrupted restore had left in containerd\'s '
+                         'content store (%s), then restored.' % (self.checkpoint, digest))
+        self.engine.start_from_checkpoint(self.container_id, self.checkpoint)
 
     def read_restore_stats(self):
         """CRIU's restore statistics: in the task bundle, the restore's work directory (else in containerd's copy)."""

@@ -14,7 +14,7 @@ apply its file changes, stage the checkpoint and restore it (through _lifecycle'
 guarantees of docker_restore).
 
 `ImportManager` is built so that other modules can import the same archive several times (clones) or
-after carrying it to another host (move): `ImportPlan` (what to create, under which name and ports) is
+after carrying it to another host (move): the plan of one import (what to create, under which name and ports) is
 apart from the archive's verification, which is done once per run.
 """
 
@@ -431,19 +431,6 @@ class ExportManager(Manager):
 
 # -- import ---------------------------------------------------------------------------------------
 
-class ImportPlan:
-    """What one import creates from a verified archive: the container's name, image, body, volumes."""
-
-    def __init__(self, name, body, rest, record, image_ref, load_image, volumes):
-        self.name = name
-        self.body = body
-        self.rest = rest
-        self.record = record
-        self.image_ref = image_ref
-        self.load_image = load_image
-        self.volumes = volumes
-
-
 class ImportManager(Manager):
     """docker_checkpoint_import: plan (verify the archive, check everything this engine needs, decide what
     exists already), act (load, create, apply, stage, restore), report."""
@@ -643,7 +630,10 @@ class ImportManager(Manager):
         body, rest = create_body(record, image_ref, labels,
                                  planned_ports(record, self.params['publish'], self.params['published_ports']))
         volumes = self.plan_volumes(record, dry)
-        return ImportPlan(name, body, rest, record, image_ref, load, volumes)
+        # What one import creates: the container's name, image, body, volumes (image_ref changes once a loaded
+        # image is tagged).
+        return types.SimpleNamespace(name=name, body=body, rest=rest, record=record, image_ref=image_ref,
+                                     load_image=load, volumes=volumes)
 
     def plan_volumes(self, record, dry):
         """The volumes the archive carries: [{name, destination, member, anonymous, create}]."""
@@ -682,7 +672,7 @@ class ImportManager(Manager):
     def act(self):
         started = time.monotonic()
         plan = self.plan_
-        prefix = '%s-%s.' % (self.verified.sha256.split(':', 1)[1][:16], plan.name)
+        prefix = '%s-%s.' % (self.verified.sha256.split(':', 1)[1][:16], plan.name[:64])  # a name has no length limit
         if not os.path.isdir(self.staging_root):
             store.ensure_private_dir(self.staging_root)
         for name in os.listdir(self.staging_root):

@@ -443,8 +443,71 @@ def mount_problems(mounts, source_kind):
     return problems
 
 
-def check_container(name, inspect, engine_version, live_restore, engine_started, source_kind, error=None):
-    """Checks for one container from its inspect data; name as the operator gave it."""
+# Open files CRIU cannot dump, by how /proc/PID/fd shows them: (target, what it is, what to do).
+UNDUMPABLE_FILES = (
+    ('anon_inode:[io_uring]', 'an io_uring instance (asynchronous I/O rings shared with the kernel)',
+     'Configure the application not to use io_uring (MariaDB: innodb_use_native_aio=0; QEMU: aio=threads; '
+     'liburing programs: their fallback to thread-pool I/O), or leave the container out of checkpoints '
+     '(a label and exclude_labels) and restart it cold.'),
+)
+
+
+def undumpable_files(open_files):
+    """[(target, what, remedy, ['comm (pid N)', ...])] of the open files CRIU cannot dump.
+
+    open_files: [(pid, command name, /proc/PID/fd target)] of a container's processes (_host.open_files).
+    """
+    out = []
+    for target, what, remedy in UNDUMPABLE_FILES:
+        holders = sorted({'%s (pid %s)' % (comm, pid) for pid, comm, link in open_files if link == target})
+        if holders:
+            out.append((target, what, remedy, holders))
+    return out
+
+
+def check_open_files(label, open_files):
+    """One check: whether a running container's processes hold a file CRIU cannot dump."""
+    found = undumpable_files(open_files)
+    if not found:
+        return check(label + ': open files', PASS, 'No open file CRIU cannot dump (%d open file(s)).'
+                     % len(open_files))
+    detail = '; '.join('%s holds %s (%s in /proc/PID/fd): CRIU cannot dump it, so a checkpoint would fail '
+                       '(its parasite cannot pass the file out: "send_fds failed (-22)" and "Can\'t retrieve FDs '
+                       'from socket" in criu-dump.log)' % (', '.join(holders), what, target)
+                       for target, what, _remedy, holders in found)
+    return check(label + ': open files', FAIL, detail + '.', ' '.join(sorted({f[2] for f in found})))
+
+
+CAP_SYS_RESOURCE = 24
+
+
+def check_process_users(label, users, engine_caps):
+    """One check: whether CRIU may read every process's resource limits.
+
+    CRIU dumps each process's rlimits with prlimit(2), which for a process whose uids or gids are not
+    all CRIU's own (root) needs CAP_SYS_RESOURCE; CRIU has what the engine's dockerd has (runc runs it
+    under the engine's containerd). users: [(pid, comm, uids, gids)] (_host.container_users);
+    engine_caps: dockerd's effective capabilities (None: unknown, not checked)."""
+    others = ['%s (pid %s, uid %s)' % (comm, pid, uids[0]) for pid, comm, uids, gids in users
+              if set(uids) | set(gids) != {0}]
+    if engine_caps is None or engine_caps & (1 << CAP_SYS_RESOURCE) or not others:
+        return check(label + ': process users', PASS,
+                     'CRIU can read the resource limits of every process (%d process(es)).' % len(users))
+    return check(label + ': process users', FAIL,
+                 '%s run(s) as another user than root, and the engine runs without CAP_SYS_RESOURCE '
+                 '(CapEff %x): CRIU cannot read their resource limits and the checkpoint would fail '
+                 '("Can\'t get rlimit 0: Operation not permitted" in criu-dump.log).'
+                 % (', '.join(others), engine_caps),
+                 'Run the engine with CAP_SYS_RESOURCE (a host, VM or sandbox that keeps every capability of '
+                 'root), or run the container\'s processes as root (its USER and the application\'s own '
+                 'user setting, for nginx `user root;`).')
+
+
+def check_container(name, inspect, engine_version, live_restore, engine_started, source_kind, error=None,
+                    open_files=None, users=None, engine_caps=None):
+    """Checks for one container from its inspect data; name as the operator gave it. open_files:
+    [(pid, comm, target)] and users [(pid, comm, uids, gids)] of its processes when the host can read
+    them (None: not checked); engine_caps: the effective capabilities of the engine's dockerd."""
     label = 'container %s' % name
     if inspect is None:
         return [check(label, FAIL, error or 'Container %s does not exist.' % name,
@@ -520,6 +583,11 @@ def check_container(name, inspect, engine_version, live_restore, engine_started,
     else:
         out.append(check(label + ': mounts', PASS, 'No mounts CRIU cannot handle (%d mount(s)).'
                          % len(inspect.get('Mounts') or [])))
+
+    if open_files is not None and state.get('Running'):
+        out.append(check_open_files(label, open_files))
+    if users is not None and state.get('Running'):
+        out.append(check_process_users(label, users, engine_caps))
 
     if live_restore and state.get('Running') and started_before(parse_timestamp(state.get('StartedAt')),
                                                                 engine_started):

@@ -496,7 +496,8 @@ class Preflight(Manager):
             if not labels_match(labels, self.params['include_labels'], self.params['exclude_labels']):
                 continue
             checks = check_container(name, inspect, parts['engine'], parts['live_restore'],
-                                     dockerd and dockerd['started_at'], source_kind)
+                                     dockerd and dockerd['started_at'], source_kind,
+                                     **self.processes(dockerd, inspect))
             self.checks.extend(checks)
             failed = [c['detail'] for c in checks if c['status'] == 'fail']
             network = (inspect.get('HostConfig') or {}).get('NetworkMode') or 'default'
@@ -506,6 +507,16 @@ class Preflight(Manager):
                 network_holder=self.holder_of(engine, network), holder=labels.get(HOLDER_LABEL) == 'true'))
             counted.extend(c for c in running if c['id'] == inspect['Id'])
         self.space(self.params['checkpoint_dir'] or parts['data_root'] or '/var/lib/docker', counted)
+
+    def processes(self, dockerd, inspect):
+        """What /proc tells about a running container's processes (their open files and users) and the
+        engine's capabilities, for check_container; nothing when the engine is not a process on this
+        host (its pids mean nothing here)."""
+        pid = (inspect.get('State') or {}).get('Pid')
+        if not dockerd or not pid:
+            return {}
+        return dict(open_files=self.host.open_files(pid), users=self.host.container_users(pid),
+                    engine_caps=self.host.capabilities(dockerd['pid']))
 
     @staticmethod
     def holder_of(engine, network):

@@ -49,20 +49,18 @@ description:
     unless O(force=true)."
   - Archives hold the memory of the container's processes, secrets included, and its files. They are
     written as C(0600) files, owned by the user the module runs as (root).
-extends_documentation_fragment:
-  - cryo.docker._docker
-  - cryo.docker._attributes
 attributes:
   check_mode:
-    support: full
     details:
       - Predicts whether an archive (and a checkpoint) would be written; nothing is taken, read into a spool or written.
-  diff_mode:
-    support: full
   idempotent:
     support: partial
     details:
       - With O(force=true) the archive is written again on every run.
+extends_documentation_fragment:
+  - cryo.docker._docker
+  - cryo.docker._attributes
+  - cryo.docker._attributes.action
 options:
   container:
     description:
@@ -345,6 +343,7 @@ def main():
         container=dict(type='str', required=True),
         checkpoint=dict(type='str', required=True),
         path=dict(type='path', required=True),
+        force=dict(type='bool', default=False),
         checkpoint_dir=dict(type='path'),
         leave_running=dict(type='bool', default=False),
         method=dict(type='str', default='auto', choices=['auto', 'engine', 'runtime']),
@@ -353,7 +352,6 @@ def main():
         compression_level=dict(type='int'),
         include_volumes=dict(type='bool', default=False),
         include_image=dict(type='bool', default=False),
-        force=dict(type='bool', default=False),
     )
     run(ExportManager, argument_spec)
 

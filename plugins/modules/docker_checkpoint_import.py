@@ -59,14 +59,12 @@ description:
 extends_documentation_fragment:
   - cryo.docker._docker
   - cryo.docker._attributes
+  - cryo.docker._attributes.action
 attributes:
   check_mode:
-    support: full
     details:
       - The archive is verified (read, nothing written) and every check is made; the result shows the container
         that would be created (RV(container)) and whether the image would be loaded.
-  diff_mode:
-    support: full
   idempotent:
     support: partial
     details:
@@ -161,12 +159,12 @@ notes:
     and the container is created from the image id.
   - A container with a network mode C(container:<name>) joins the network holder of that name, which must run
     here (M(cryo.docker.docker_network_holder)).
+author:
+  - cryo.docker contributors (!UNKNOWN)
 seealso:
   - module: cryo.docker.docker_checkpoint_export
   - module: cryo.docker.docker_restore
   - module: cryo.docker.docker_network_holder
-author:
-  - cryo.docker contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -219,33 +217,21 @@ archive:
   returned: success
   type: dict
   contains:
-    path:
-      description: Its path.
-      type: str
+    path: {description: Its path., type: str}
     sha256:
       description: The sha256 of the file (C(sha256:HEX)), the value of the container's C(cryo.docker.archive) label.
       type: str
-    size:
-      description: Its size in bytes.
-      type: int
+    size: {description: Its size in bytes., type: int}
     compression:
       description: V(zstd), V(gzip) or V(none), from its content.
       type: str
-    checkpoint:
-      description: The checkpoint it holds.
-      type: str
-    container:
-      description: The container it was exported from.
-      type: str
-    created:
-      description: When it was written.
-      type: str
+    checkpoint: {description: The checkpoint it holds., type: str}
+    container: {description: The container it was exported from., type: str}
+    created: {description: When it was written., type: str}
     source:
       description: The versions and architecture of the host that wrote it (see the export's RV(cryo.docker.docker_checkpoint_export#module:source)).
       type: dict
-    image_carried:
-      description: Whether it carries the image.
-      type: bool
+    image_carried: {description: Whether it carries the image., type: bool}
     members:
       description: How many members it holds.
       type: int

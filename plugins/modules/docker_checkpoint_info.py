@@ -236,18 +236,15 @@ checkpoints:
         - {pid: 1, fd: 3, type: socket, path: "socket:[1255971]", access: null}
     sockets:
       description:
-        - The sockets among RV(checkpoints[].files), one per descriptor.
+        - The sockets among RV(checkpoints[].files), one per descriptor (RV(checkpoints[].files[].pid) and
+          RV(checkpoints[].files[].fd) say which), with what CRIU recorded of each.
         - Null when CRIU's C(files.img) cannot be read.
       returned: with O(details=true)
       type: list
       elements: dict
       contains:
-        pid:
-          description: The process that holds it.
-          type: int
-        fd:
-          description: Its file descriptor.
-          type: int
+        pid: {description: The process that holds it., type: int}
+        fd: {description: Its file descriptor., type: int}
         family:
           description: V(inet), V(inet6), V(unix), V(packet) or V(netlink).
           type: str

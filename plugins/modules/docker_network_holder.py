@@ -34,9 +34,8 @@ description:
 extends_documentation_fragment:
   - cryo.docker._docker
   - cryo.docker._attributes
+  - cryo.docker._attributes.action
 attributes:
-  check_mode:
-    support: full
   diff_mode:
     support: full
     details:
@@ -216,16 +215,12 @@ EXAMPLES = r"""
 # Then the application container joins it, for example:
 #   docker run -d --name web --network container:web-net nginx:1.27
 
-- name: Check that the web server runs in the holder's namespace
+- name: The same holder, and check that the web server runs in its namespace
   cryo.docker.docker_network_holder:
     name: web-net
     image: busybox:1.36
-    networks:
-      - name: appnet
-        ipv4_address: 172.30.0.10
-        aliases: [web]
-    published_ports:
-      - "8080:80"
+    networks: [{name: appnet, ipv4_address: 172.30.0.10, aliases: [web]}]
+    published_ports: ["8080:80"]
     hostname: web
     members: [web]
 
@@ -238,13 +233,8 @@ EXAMPLES = r"""
   cryo.docker.docker_network_holder:
     name: web-net
     image: busybox:1.36
-    networks:
-      - name: appnet
-        ipv4_address: 172.30.0.10
-        aliases: [web]
-    published_ports:
-      - "8080:80"
-      - "8443:443"
+    networks: [{name: appnet, ipv4_address: 172.30.0.10, aliases: [web]}]
+    published_ports: ["8080:80", "8443:443"]
     recreate: true
     force: true
 

@@ -7,8 +7,10 @@ them as `helpers` and `fleet`.
 """
 
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 import uuid
 
@@ -17,7 +19,6 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'testbed'))
 
-import fleet as testbed_fleet  # noqa: E402
 from helpers import COUNTER, DOCKER_HOST, IMAGE, FleetBed  # noqa: E402
 
 
@@ -81,20 +82,25 @@ def tcp_peer():
     server.close()
 
 
+@pytest.fixture
+def store():
+    """A fresh absolute checkpoint_dir under /var/tmp that does not exist yet; removed afterwards."""
+    base = tempfile.mkdtemp(dir='/var/tmp', prefix='cryo-store-')
+    yield os.path.join(base, 'store')
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def state_dir(request):
+    """A maintenance_state_dir of its own for a test, below its file's STATE_ROOT; removed afterwards."""
+    path = os.path.join(getattr(request.module, 'STATE_ROOT', '/var/tmp/cryo-test'), uuid.uuid4().hex[:8])
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope='session')
 def fleet():
     """CRYO_FLEET_COUNT (3) Docker Engines side by side, one inventory host each, with the test
     image (a helpers.FleetBed); torn down after the session unless CRYO_FLEET_KEEP=1."""
-    bed = testbed_fleet.Fleet(count=int(os.environ.get('CRYO_FLEET_COUNT', '3')),
-                              prefix=os.environ.get('CRYO_FLEET_PREFIX', 'cryo-fleet'))
-    messages = []
-    try:
-        bed.up(log=messages.append)
-    except RuntimeError as error:
-        bed.down(log=messages.append)
-        raise AssertionError('the fleet did not come up: %s\n%s' % (error, '\n'.join(messages))) from None
-    try:
-        yield FleetBed(bed)
-    finally:
-        if os.environ.get('CRYO_FLEET_KEEP') != '1':
-            bed.down(log=messages.append)
+    yield from FleetBed.running('the fleet', count=int(os.environ.get('CRYO_FLEET_COUNT', '3')),
+                                prefix=os.environ.get('CRYO_FLEET_PREFIX', 'cryo-fleet'))

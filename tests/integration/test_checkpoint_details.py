@@ -18,16 +18,10 @@ import uuid
 
 import pytest
 
-from helpers import (COUNTER, INVENTORY, DOCKER_HOST, ROOT, free_port, run_module, run_playbook, wait_counter,
+from helpers import (COUNTER, DOCKER_HOST, INVENTORY, ROOT, free_port, ok, run_module, run_playbook, wait_counter,
                      wait_http)
 
 WEB = 'mkdir -p /www; echo page > /www/index.html; exec httpd -f -p 8080 -h /www'
-
-
-def ok(result):
-    assert not result.get('failed'), result.get('msg', result)
-    assert 'Traceback' not in str(result)
-    return result
 
 
 def details(name, **args):

@@ -8,15 +8,12 @@ while checkpointed, resumed where it stopped (one unbroken run of numbers), was 
 
 import json
 import os
-import shutil
 import stat
-import tempfile
 import time
 
-import pytest
 
-from helpers import (checkpoint_path, checkpoints, counter, counter_lines, free_port, run_module, runs, state,
-                     wait_counter, wait_http, wait_lines, wait_running)
+from helpers import (assert_went_back_to_the_retake, checkpoint_path, checkpoints, counter, counter_lines, free_port,
+                     ok, run_module, runs, state, wait_counter, wait_http, wait_lines, wait_running)
 
 
 # -- helpers -----------------------------------------------------------------
@@ -26,12 +23,6 @@ def assert_clean(result):
     text = json.dumps(result)
     assert 'Traceback' not in text, text
     assert 'MODULE FAILURE' not in result.get('msg', ''), text
-
-
-def ok(result):
-    assert_clean(result)
-    assert not result.get('failed'), result.get('msg', result)
-    return result
 
 
 def checkpoint(name, cp='cp1', **kwargs):
@@ -62,14 +53,6 @@ def assert_restored(result, name, cp='cp1'):
     assert result['container']['running'] is True, result['container']
     assert result['checkpoint']['name'] == cp, result['checkpoint']
     assert 'duration' in result, result
-
-
-@pytest.fixture
-def store():
-    """A fresh absolute checkpoint_dir under /var/tmp that does not exist yet."""
-    base = tempfile.mkdtemp(dir='/var/tmp', prefix='cryo-lc-')
-    yield os.path.join(base, 'store')
-    shutil.rmtree(base, ignore_errors=True)
 
 
 # -- the counter example -----------------------------------------------------
@@ -231,11 +214,7 @@ def test_force_recreates_checkpoint(engine, make_container):
     assert not [n for n in os.listdir(os.path.dirname(first['directory'])) if n != 'cp1'], 'leftovers'
     assert state(engine, name)['Running']
     assert_restored(restore(name, force=True), name)
-    # Restored from the second checkpoint: the counter goes back less far than to the first one.
-    lines = counter_lines(engine, name)
-    wait_lines(engine, name, len(lines) + 2)
-    parts = runs(counter_lines(engine, name))
-    assert len(parts) == 2 and parts[1][0] > value + 1, parts
+    assert_went_back_to_the_retake(engine, name, value)
 
 
 def test_custom_checkpoint_dir(engine, make_container, store):

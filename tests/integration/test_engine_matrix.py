@@ -32,13 +32,13 @@ import tempfile
 import time
 import uuid
 
-import docker
 import pytest
 
 import fleet as testbed_fleet
 import helpers
-from helpers import (COUNTER, IMAGE, TESTBED, FleetBed, checkpoints, counter, counter_lines, free_port, http_get,
-                     run_module, run_playbook, runs, state, wait_counter, wait_http, wait_lines, wait_running)
+from helpers import (COUNTER, IMAGE, TESTBED, FleetBed, checkpoints, collection_playbook, counter, counter_lines,
+                     free_port, http_get, ok, remove_containers, run_module, run_playbook, runs, state, wait_counter,
+                     wait_http, wait_lines, wait_running)
 
 KINDS = list(testbed_fleet.ENGINES)
 # The engines that cannot restore a container with a network namespace of its own.
@@ -46,10 +46,7 @@ NO_BRIDGE_RESTORE = [kind for kind in KINDS if not testbed_fleet.ENGINES[kind]['
 HOLDER_LABEL = 'cryo.docker.network-holder'
 HOLDER_COMMAND = ['sleep', '2147483647']
 SIMULATE_REBOOT = os.path.abspath(os.path.join(TESTBED, 'simulate_reboot.yml'))
-REBOOT_HOSTS = """
-- name: The collection's playbook
-  ansible.builtin.import_playbook: cryo.docker.reboot_hosts
-"""
+REBOOT_HOSTS = collection_playbook('reboot_hosts')
 # A web server that also counts: the counter shows the process resumed, the answer that it serves.
 WEB = ('mkdir -p /www && echo served by {tag} > /www/index.html && httpd -p 8080 -h /www && '
        'i=0; while true; do echo $i; i=$(expr $i + 1); sleep 1; done')
@@ -59,18 +56,8 @@ WEB = ('mkdir -p /www && echo served by {tag} > /www/index.html && httpd -p 8080
 def matrix():
     """One engine of each kind of fleet.ENGINES, started concurrently, with the test image and one
     inventory host each (the kind); torn down after this file unless CRYO_FLEET_KEEP=1."""
-    bed = testbed_fleet.Fleet(prefix=os.environ.get('CRYO_MATRIX_PREFIX', 'cryo-matrix'), kinds=KINDS)
-    messages = []
-    try:
-        bed.up(log=messages.append)
-    except RuntimeError as error:
-        bed.down(log=messages.append)
-        raise AssertionError('the engine matrix did not come up: %s\n%s' % (error, '\n'.join(messages))) from None
-    try:
-        yield FleetBed(bed)
-    finally:
-        if os.environ.get('CRYO_FLEET_KEEP') != '1':
-            bed.down(log=messages.append)
+    yield from FleetBed.running('the engine matrix', prefix=os.environ.get('CRYO_MATRIX_PREFIX', 'cryo-matrix'),
+                                kinds=KINDS)
 
 
 class EngineBed:
@@ -131,11 +118,7 @@ class EngineBed:
         return state(self.client, name).get('Pid')
 
     def remove(self):
-        for name in reversed(self.made):
-            try:
-                self.client.remove_container(name, force=True)
-            except docker.errors.NotFound:
-                pass
+        remove_containers(self.client, self.made)
 
 
 @pytest.fixture(params=KINDS)
@@ -153,21 +136,7 @@ def broken(matrix, request):
     engine_bed.remove()
 
 
-@pytest.fixture
-def store():
-    base = tempfile.mkdtemp(dir='/var/tmp', prefix='cryo-mx-')
-    yield os.path.join(base, 'store')
-    shutil.rmtree(base, ignore_errors=True)
-
-
 # -- what every test asserts ---------------------------------------------------------------------
-
-def ok(result):
-    text = json.dumps(result)
-    assert 'Traceback' not in text and 'MODULE FAILURE' not in result.get('msg', ''), text
-    assert not result.get('failed'), result.get('msg', result)
-    return result
-
 
 def assert_restored(result, name, cp='cp1'):
     ok(result)

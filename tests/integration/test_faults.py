@@ -12,6 +12,7 @@ of the same task converges (its counter continues).
 - two maintenance runs started at once on one host: one refuses, by the role's lock.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -19,10 +20,11 @@ import threading
 import time
 import uuid
 
+import docker
 import pytest
 
 from helpers import (COUNTER, HOST, checkpoints, counter, counter_lines, run_module, run_playbook, runs,
-                     state, wait_counter, wait_running)
+                     state, wait_counter, wait_lines, wait_running)
 
 MIB = 1024 * 1024
 
@@ -193,13 +195,34 @@ def fault_engine():
         yield bed
 
 
-def fault_container(bed, mb):
-    client = bed.client(timeout=120)
-    name = 'cryo-fault-%s' % uuid.uuid4().hex[:6]
-    client.create_container('cryo-test/busybox:1', ['/bin/sh', '-c', big_counter(mb)], name=name,
+def start_counter(client, command, prefix='cryo-fault'):
+    """A container running command (a counter) on the engine of client; its name."""
+    name = '%s-%s' % (prefix, uuid.uuid4().hex[:6])
+    client.create_container('cryo-test/busybox:1', ['/bin/sh', '-c', command], name=name,
                             host_config=client.create_host_config(security_opt=['seccomp=unconfined']))
     client.start(name)
-    return client, name
+    return name
+
+
+def power_cycle(bed):
+    """What a power cut and a boot do to one engine: every process of it SIGKILLed, /run wiped, started again."""
+    bed.kill()
+    bed.clear_run()
+    bed.prepare()
+    bed.start()
+    bed.wait()
+    return bed.client(timeout=120)
+
+
+def start_afresh(client, name):
+    """docker start of a container whose processes were lost; waits for its new run of numbers."""
+    starts = len(runs(counter_lines(client, name)))
+    client.start(name)
+    assert wait_running(client, name, 30)
+    deadline = time.monotonic() + 60
+    while len(runs(counter_lines(client, name))) <= starts:
+        assert time.monotonic() < deadline, 'the counter of %s did not start again' % name
+        time.sleep(0.2)
 
 
 def kill_engine_when(bed, find, delay):
@@ -209,9 +232,14 @@ def kill_engine_when(bed, find, delay):
     return Killer(engine_pids, delay=delay)
 
 
+def assert_clean_failure(result):
+    assert 'Traceback' not in result.get('msg', '') and 'MODULE FAILURE' not in result.get('msg', ''), result
+
+
 @pytest.mark.parametrize('method', ['engine', 'runtime'])
 def test_engine_killed_during_a_checkpoint(fault_engine, method):
-    client, name = fault_container(fault_engine, 256)
+    client = fault_engine.client(timeout=120)
+    name = start_counter(client, big_counter(128))
     before = wait_allocated(client, name)
     killer = kill_engine_when(fault_engine, criu_dumps, 0.1 if method == 'runtime' else 1.5)
     killer.start()
@@ -219,30 +247,36 @@ def test_engine_killed_during_a_checkpoint(fault_engine, method):
                                                   docker_host=fault_engine.docker_host, timeout=120))
     killer.join(5)
     assert killer.killed, 'the engine was not killed'
-    assert 'Traceback' not in result.get('msg', '') and 'MODULE FAILURE' not in result.get('msg', '')
-    fault_engine.kill()
-    fault_engine.clear_run()
-    fault_engine.prepare()
-    fault_engine.start()
-    fault_engine.wait()
-    client = fault_engine.client(timeout=120)
-    listed = checkpoints(client, name)
+    assert_clean_failure(result)
+    if result.get('failed'):
+        # The engine went away under the module: the msg says what is not known and the way back.
+        assert 'stopped answering' in result['msg'] and 'docker_checkpoint_info' in result['msg'], result['msg']
+    client = power_cycle(fault_engine)
     assert_nothing_half_written(client, name, 'cp1')
-    if 'cp1' in listed:
+    if 'cp1' in checkpoints(client, name):
         # The checkpoint was whole: the documented restore brings the counter back.
         back = run_module('docker_restore', dict(container=name, checkpoint='cp1', docker_host=fault_engine.docker_host))
         assert back.get('restored') and back.get('verified'), back.get('msg')
         assert_continues(client, name, before)
     else:
-        # Killed with its engine, no checkpoint: the container starts afresh with docker start (the msg said so).
-        client.start(name)
-        assert wait_running(client, name, 30)
+        # Killed with its engine and no checkpoint: its processes are gone, docker start gives a fresh run (the
+        # msg said so). What the engine had written under a temporary name is not listed.
+        start_afresh(client, name)
     converge(client, name, docker_host=fault_engine.docker_host, method=method)
+    # The next take of cp1 removes whatever the killed one left under its temporary names.
+    again = run_module('docker_checkpoint', dict(container=name, checkpoint='cp1', method=method, leave_running=True,
+                                                 docker_host=fault_engine.docker_host))
+    assert not again.get('failed'), again.get('msg')
+    container_dir = os.path.join(fault_engine.data_root, 'containers', client.inspect_container(name)['Id'])
+    left = [entry for entry in os.listdir(container_dir) if entry.startswith('.cryo-tmp-')]
+    left += [entry for entry in os.listdir(os.path.join(container_dir, 'checkpoints')) if entry.endswith('.cryo-new')]
+    assert not left, left
     client.remove_container(name, force=True)
 
 
 def test_engine_killed_during_a_restore(fault_engine):
-    client, name = fault_container(fault_engine, 256)
+    client = fault_engine.client(timeout=120)
+    name = start_counter(client, big_counter(128))
     before = wait_allocated(client, name)
     taken = run_module('docker_checkpoint', dict(container=name, checkpoint='cp1', method='runtime',
                                                  docker_host=fault_engine.docker_host))
@@ -251,25 +285,24 @@ def test_engine_killed_during_a_restore(fault_engine):
     def restoring():
         return [pid for pid, (_ppid, cmdline, _cgroup) in HOST.processes().items()
                 if os.path.basename((cmdline.split() or [''])[0]) == 'criu' and 'swrk' in cmdline.split()]
-    killer = kill_engine_when(fault_engine, restoring, 0.2)
+    killer = kill_engine_when(fault_engine, restoring, 0.05)
     killer.start()
     result = run_module('docker_restore', dict(container=name, checkpoint='cp1', docker_host=fault_engine.docker_host,
                                                timeout=120))
     killer.join(5)
     assert killer.killed, 'the engine was not killed during the restore'
-    assert 'Traceback' not in result.get('msg', '') and 'MODULE FAILURE' not in result.get('msg', '')
-    fault_engine.kill()
-    fault_engine.clear_run()
-    fault_engine.prepare()
-    fault_engine.start()
-    fault_engine.wait()
-    client = fault_engine.client(timeout=120)
-    # The checkpoint was kept (a restore removes it only once verified): the same command brings it back.
+    assert_clean_failure(result)
+    client = power_cycle(fault_engine)
+    # The checkpoint was kept (a restore removes it only once verified): the same command brings it back, past
+    # the tarball the killed engine left in containerd's content store.
     assert checkpoints(client, name) == ['cp1']
     back = run_module('docker_restore', dict(container=name, checkpoint='cp1', docker_host=fault_engine.docker_host,
                                              timeout=120))
     assert back.get('restored') and back.get('verified'), back.get('msg') or back['_output'][-3000:]
+    # The killed engine had uploaded the checkpoint's tarball: it collided with every retry until removed.
+    assert back.get('stale_content_removed', '').startswith('sha256:'), back
     assert_continues(client, name, before)
+    converge(client, name, docker_host=fault_engine.docker_host)
     client.remove_container(name, force=True)
 
 
@@ -292,10 +325,7 @@ WAIT_FOR_SIGNAL = """---
 def test_two_maintenance_runs_at_once_one_refuses_by_the_lock(fleet, tmp_path):
     host = fleet.hosts[0]
     client = fleet.clients[host]
-    name = 'cryo-fault-lock-%s' % uuid.uuid4().hex[:6]
-    client.create_container('cryo-test/busybox:1', ['/bin/sh', '-c', COUNTER], name=name,
-                            host_config=client.create_host_config(security_opt=['seccomp=unconfined']))
-    client.start(name)
+    name = start_counter(client, COUNTER, 'cryo-fault-lock')
     try:
         before = wait_counter(client, name, 2)
         state_dir = str(tmp_path / 'state')
@@ -346,3 +376,147 @@ def test_a_lock_left_behind_is_named_with_the_way_to_clear_it(fleet, tmp_path):
     assert 'rm -r %s/lock' % state_dir in proc.stdout
     # It is not ours to remove: it stays until the operator clears it.
     assert os.path.isdir(os.path.join(state_dir, 'lock'))
+
+
+# -- a host "rebooted" between the freeze and the manifest write ------------------------------------------
+
+RECOVER = """
+- name: The collection's playbook
+  ansible.builtin.import_playbook: cryo.docker.recover
+"""
+
+
+def descendants(root):
+    """root and every process below it, from /proc."""
+    table = HOST.processes()
+    found = {root}
+    grown = True
+    while grown:
+        grown = False
+        for pid, (ppid, _cmdline, _cgroup) in table.items():
+            if ppid in found and pid not in found:
+                found.add(pid)
+                grown = True
+    return found
+
+
+class ModuleCut(threading.Thread):
+    """Kills the run (the process whose command line has marker, and all below it) the moment the module
+    named `module` has run on it and returned: what a host that went down right then leaves."""
+
+    def __init__(self, marker, module, timeout=180):
+        super().__init__(daemon=True)
+        self.marker, self.wrapper, self.timeout = marker, '/AnsiballZ_%s.py' % module, timeout
+        self.cut = False
+
+    def run(self):
+        deadline = time.monotonic() + self.timeout
+        seen = False
+        while time.monotonic() < deadline:
+            table = HOST.processes()
+            runner = [pid for pid, (_ppid, cmdline, _cgroup) in table.items()
+                      if self.marker in cmdline and 'ansible-playbook' in cmdline]
+            running = any(self.wrapper in cmdline for _ppid, cmdline, _cgroup in table.values())
+            if runner and running:
+                seen = True
+            elif runner and seen:
+                for pid in descendants(runner[0]):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                self.cut = True
+                return
+            time.sleep(0.002)
+
+
+def test_host_rebooted_between_the_freeze_and_the_manifest_write(fleet, tmp_path):
+    host = fleet.hosts[0]
+    client = fleet.clients[host]
+    name = start_counter(client, COUNTER, 'cryo-fault-reboot')
+    try:
+        before = wait_counter(client, name, 2)
+        state_dir = str(tmp_path / 'state')
+        marker = 'cryo_fault_marker=%s' % uuid.uuid4().hex
+        cut = ModuleCut(marker, 'docker_checkpoint')
+        cut.start()
+        killed = run_playbook(REBOOT_HOSTS, fleet.inventory, limit=host, options=['-e', marker], extra_vars=dict(
+            maintenance_state_dir=state_dir, maintenance_action='none', maintenance_containers=[name],
+            maintenance_run_id='cut'))
+        cut.join(5)
+        assert cut.cut, 'the run was not cut after its checkpoint: %s' % killed.stdout[-3000:]
+        # The freeze happened, the manifest still says the run was checkpointing (its entries only planned).
+        with open(os.path.join(state_dir, 'manifest.json'), encoding='utf-8') as handle:
+            assert json.load(handle)['status'] == 'checkpointing'
+        assert checkpoints(client, name), 'the container was not checkpointed before the cut'
+        assert not state(client, name)['Running']
+        client = power_cycle(fleet.engine(host))
+        # A new run refuses (the lock of the cut run is still there, and the manifest is not finished) ...
+        refused = run_playbook(REBOOT_HOSTS, fleet.inventory, limit=host, extra_vars=dict(
+            maintenance_state_dir=state_dir, maintenance_action='none', maintenance_containers=[name]))
+        assert refused.returncode != 0 and 'cryo.docker.recover' in refused.stdout, refused.stdout[-3000:]
+        assert not state(client, name)['Running']
+        # ... and the documented recover playbook brings the container back where it stopped.
+        recovered = run_playbook(RECOVER, fleet.inventory, limit=host, extra_vars=dict(maintenance_state_dir=state_dir))
+        assert recovered.returncode == 0, recovered.stdout[-5000:]
+        assert_continues(client, name, before)
+        # It converged: the lock is released and the manifest says the run is over (a new run may start).
+        assert not os.path.exists(os.path.join(state_dir, 'lock')), 'the recover run did not release the lock'
+        with open(os.path.join(state_dir, 'manifest.json'), encoding='utf-8') as handle:
+            assert json.load(handle)['status'] == 'complete'
+    finally:
+        client.remove_container(name, force=True)
+
+
+# -- an archive import interrupted half-way ------------------------------------------------------------
+
+@pytest.mark.parametrize('when', ['unpacking', 'created'])
+def test_import_interrupted_half_way_then_run_again(engine, make_container, tmp_path, when):
+    source = make_container(big_counter(64))
+    wait_allocated(engine, source)
+    archive = str(tmp_path / 'counter.tar')
+    exported = run_module('docker_checkpoint_export', dict(container=source, checkpoint='cp1', path=archive,
+                                                           leave_running=True, include_image=False))
+    assert not exported.get('failed'), exported.get('msg')
+    frozen_at = counter(engine, source)
+    clone = 'cryo-fault-clone-%s' % uuid.uuid4().hex[:6]
+    staging = os.path.join(engine.info()['DockerRootDir'], 'cryo-import')
+
+    def import_process():
+        found = [pid for pid, (_ppid, cmdline, _cgroup) in HOST.processes().items()
+                 if '/AnsiballZ_docker_checkpoint_import.py' in cmdline]
+        if not found:
+            return []
+        if when == 'unpacking':
+            unpacking = [entry for entry in (os.listdir(staging) if os.path.isdir(staging) else [])
+                         if clone in entry and os.listdir(os.path.join(staging, entry))]
+            return found if unpacking else []
+        made = engine.containers(all=True, filters={'name': clone})
+        return found if made and not made[0]['State'] == 'running' else []
+    killer = Killer(import_process)
+    killer.start()
+    try:
+        cut = run_module('docker_checkpoint_import', dict(path=archive, container=clone))
+        killer.join(5)
+        assert killer.killed, 'the import was not interrupted %s' % when
+        assert cut.get('failed'), cut
+        # What the cut left: maybe a created container that never ran; no checkpoint listed half-written.
+        made = engine.containers(all=True, filters={'name': clone})
+        if made:
+            assert made[0]['State'] != 'running'
+            assert_nothing_half_written(engine, clone, 'cp1')
+        again = run_module('docker_checkpoint_import', dict(path=archive, container=clone))
+        assert not again.get('failed'), again.get('msg') or again['_output'][-3000:]
+        assert again['restored'] and again['verified'], again
+        # The clone counts on from the checkpoint (not from 0), in one unbroken run; nothing of the cut is left.
+        lines = wait_lines(engine, clone, 2)
+        assert len(runs(lines)) == 1 and 0 < lines[0] <= frozen_at + 1, lines
+        assert not [entry for entry in os.listdir(staging) if clone in entry], os.listdir(staging)
+        # A third run changes nothing.
+        third = run_module('docker_checkpoint_import', dict(path=archive, container=clone))
+        assert not third.get('failed') and not third['changed'], third.get('msg')
+    finally:
+        try:
+            engine.remove_container(clone, force=True)
+        except docker.errors.NotFound:
+            pass

@@ -18,17 +18,8 @@ import uuid
 
 import pytest
 
-from helpers import (COUNTER, HOST, checkpoint_path, checkpoints, counter, counter_lines, free_port, http_get,
-                     run_module, state, wait_counter, wait_http, wait_running)
-
-REBOOT = """
-- name: Simulate a reboot
-  hosts: fleet
-  gather_facts: false
-  tasks:
-    - name: Power-cut the engine and start it again
-      ansible.builtin.include_tasks: {testbed}/simulate_reboot.yml
-"""
+from helpers import (COUNTER, HOST, REBOOT_PLAYBOOK, checkpoint_path, checkpoints, counter, counter_lines, free_port,
+                     http_get, run_module, state, wait_counter, wait_http, wait_running)
 
 RESTART = """
 - name: Restart the engine gracefully
@@ -168,7 +159,7 @@ def test_power_cut_keeps_checkpoints_and_restores(fleet, workloads, engine):
     # One engine alone: the power cut touches nothing of the others (nor of the main engine).
     last = {first: checkpoint_host(fleet, first, workloads[first])}
     before = {host: counter(fleet.clients[host], workloads[host]['counter']) for host in others}
-    proc = fleet.playbook(REBOOT, limit=first)
+    proc = fleet.playbook(REBOOT_PLAYBOOK, limit=first)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert dockerd_pid(fleet, first) not in (None, pids[first])
     survivors = [(pid, args) for pid, args in first_processes.items() if HOST.cmdline(pid) == args]
@@ -184,7 +175,7 @@ def test_power_cut_keeps_checkpoints_and_restores(fleet, workloads, engine):
 
     # The two others at once, in one play.
     last.update(checkpoint_hosts(fleet, others, workloads))
-    proc = fleet.playbook(REBOOT, limit=others)
+    proc = fleet.playbook(REBOOT_PLAYBOOK, limit=others)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for host in others:
         assert dockerd_pid(fleet, host) not in (None, pids[host])

@@ -12,26 +12,19 @@ Nothing is lost in any of them.
 
 import json
 import os
-import shutil
 import uuid
 
 import pytest
 
-from helpers import (COUNTER, TESTBED, checkpoints, counter, counter_lines, free_port, run_playbook, state,
-                     wait_counter, wait_http, wait_running)
+from helpers import (COUNTER, TESTBED, checkpoints, collection_playbook, counter, counter_lines, free_port,
+                     run_playbook, state, wait_counter, wait_http, wait_running)
 
 STATE_ROOT = '/var/tmp/cryo-maintenance-test'
 SIMULATE_REBOOT = os.path.abspath(os.path.join(TESTBED, 'simulate_reboot.yml'))
 
-REBOOT_HOSTS = """
-- name: The collection's playbook
-  ansible.builtin.import_playbook: cryo.docker.reboot_hosts
-"""
+REBOOT_HOSTS = collection_playbook('reboot_hosts')
 
-RECOVER = """
-- name: The collection's playbook
-  ansible.builtin.import_playbook: cryo.docker.recover
-"""
+RECOVER = collection_playbook('recover')
 
 # A controller that dies after the freeze: the play ends before the thaw.
 DIE_AFTER_FREEZE = """---
@@ -86,13 +79,6 @@ def workload(fleet):
     bed = Workload(fleet)
     yield bed
     bed.remove()
-
-
-@pytest.fixture
-def state_dir():
-    path = os.path.join(STATE_ROOT, uuid.uuid4().hex[:8])
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def play(fleet, text, state_dir, limit=None, check=False, **extra):

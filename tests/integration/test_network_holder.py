@@ -24,28 +24,21 @@ runs every test of this file:
 
 import json
 import os
-import shutil
 import uuid
 
 import docker
 import pytest
 
-import fleet as testbed_fleet
-from helpers import (COUNTER, IMAGE, TESTBED, FleetBed, checkpoints, counter_lines, free_port, run_module,
-                     run_playbook, runs, state, wait_counter, wait_http, wait_lines, wait_running)
+from helpers import (COUNTER, IMAGE, TESTBED, FleetBed, checkpoints, collection_playbook, counter_lines, free_port, ok,
+                     remove_containers, run_module, run_playbook, runs, state, wait_counter, wait_http, wait_lines,
+                     wait_running)
 
 KIND = '28.5'
 HOLDER_LABEL = 'cryo.docker.network-holder'
 SIMULATE_REBOOT = os.path.abspath(os.path.join(TESTBED, 'simulate_reboot.yml'))
 STATE_ROOT = '/var/tmp/cryo-holder-test'
-REBOOT_HOSTS = """
-- name: The collection's playbook
-  ansible.builtin.import_playbook: cryo.docker.reboot_hosts
-"""
-RECOVER = """
-- name: The collection's playbook
-  ansible.builtin.import_playbook: cryo.docker.recover
-"""
+REBOOT_HOSTS = collection_playbook('reboot_hosts')
+RECOVER = collection_playbook('recover')
 # The action of a maintenance run whose holder is removed meanwhile (someone ran docker rm -f).
 REMOVE_HOLDER = """---
 - name: Remove the network holder
@@ -62,18 +55,8 @@ WEB = ('mkdir -p /www && echo served by {tag} > /www/index.html && httpd -p 8080
 def bed():
     """One Docker 28.5 engine (fleet.Fleet with kinds), with the test image; torn down after this file
     unless CRYO_FLEET_KEEP=1."""
-    fleet = testbed_fleet.Fleet(prefix=os.environ.get('CRYO_HOLDER_PREFIX', 'cryo-holder'), kinds=[KIND])
-    messages = []
-    try:
-        fleet.up(log=messages.append)
-    except RuntimeError as error:
-        fleet.down(log=messages.append)
-        raise AssertionError('the Docker 28.5 engine did not come up: %s\n%s' % (error, '\n'.join(messages))) from None
-    try:
-        yield FleetBed(fleet)
-    finally:
-        if os.environ.get('CRYO_FLEET_KEEP') != '1':
-            fleet.down(log=messages.append)
+    yield from FleetBed.running('the Docker 28.5 engine', prefix=os.environ.get('CRYO_HOLDER_PREFIX', 'cryo-holder'),
+                                kinds=[KIND])
 
 
 class Workload:
@@ -123,11 +106,7 @@ class Workload:
             return False
 
     def remove(self):
-        for name in reversed(self.made):
-            try:
-                self.client.remove_container(name, force=True)
-            except docker.errors.NotFound:
-                pass
+        remove_containers(self.client, self.made)
 
 
 @pytest.fixture
@@ -135,20 +114,6 @@ def work(bed):
     workload = Workload(bed)
     yield workload
     workload.remove()
-
-
-@pytest.fixture
-def state_dir():
-    path = os.path.join(STATE_ROOT, uuid.uuid4().hex[:8])
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def ok(result):
-    text = json.dumps(result)
-    assert 'Traceback' not in text and 'MODULE FAILURE' not in result.get('msg', ''), text
-    assert not result.get('failed'), result.get('msg', result)
-    return result
 
 
 def failed(result, *parts):

@@ -22,7 +22,6 @@ stopped, with nothing missing and nothing repeated.
 
 import json
 import os
-import shutil
 import socket
 import stat
 import tempfile
@@ -34,8 +33,9 @@ import docker
 import pytest
 
 import fleet
-from helpers import (COUNTER, DOCKER_HOST, HOST, IMAGE, checkpoint_path, checkpoints, counter, counter_lines,
-                     run_module, run_playbook, runs, state, wait_counter, wait_lines, wait_running)
+from helpers import (COUNTER, DOCKER_HOST, HOST, IMAGE, REBOOT_PLAYBOOK, assert_went_back_to_the_retake,
+                     checkpoint_path, checkpoints, counter, counter_lines, ok, run_module, run_playbook, runs, state,
+                     wait_counter, wait_lines, wait_running)
 
 # Counts like COUNTER, with an established TCP connection to a peer on the host's loopback that
 # CRIU cannot dump without tcp-established (as in test_checkpoint_failure.py).
@@ -46,24 +46,8 @@ BIG_MB = 256
 # A shell variable of BIG_MB MB of 'a' (anonymous memory of PID 1, every page touched), then the counter.
 BIG_COUNTER = ('x=$(head -c %d /dev/zero | tr "\\0" a); echo allocated; ' % (BIG_MB * MIB)) + COUNTER
 
-REBOOT = """
-- name: Simulate a reboot
-  hosts: fleet
-  gather_facts: false
-  tasks:
-    - name: Power-cut the engine and start it again
-      ansible.builtin.include_tasks: {testbed}/simulate_reboot.yml
-"""
-
 
 # -- helpers -----------------------------------------------------------------------------------
-
-def ok(result):
-    text = json.dumps(result)
-    assert 'Traceback' not in text and 'MODULE FAILURE' not in result.get('msg', ''), text
-    assert not result.get('failed'), result.get('msg', result)
-    return result
-
 
 def failed(result):
     text = json.dumps(result)
@@ -235,14 +219,6 @@ class UnixForwarder:
 
 
 @pytest.fixture
-def store():
-    """A fresh absolute checkpoint_dir under /var/tmp that does not exist yet."""
-    base = tempfile.mkdtemp(dir='/var/tmp', prefix='cryo-rt-')
-    yield os.path.join(base, 'store')
-    shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture
 def remote_engine():
     """The main engine behind tcp://127.0.0.1:PORT (its docker_host)."""
     assert DOCKER_HOST.startswith('unix://'), 'the main engine must be a local socket: %s' % DOCKER_HOST
@@ -371,11 +347,7 @@ def test_forced_retake_replaces_the_checkpoint(engine, make_container):
     assert state(engine, name)['Running']
 
     assert_restored(restore(name, force=True), name)
-    lines = counter_lines(engine, name)
-    wait_lines(engine, name, len(lines) + 2)
-    parts = runs(counter_lines(engine, name))
-    # Back to the second checkpoint: later than the first one could have gone back to.
-    assert len(parts) == 2 and parts[1][0] > value + 1, parts
+    assert_went_back_to_the_retake(engine, name, value)
 
 
 def test_256_mb_without_a_second_copy_on_disk(engine, make_container):
@@ -529,7 +501,7 @@ def test_engine_owns_runtime_checkpoints_across_restart_and_power_cut():
             inventory = os.path.join(tmp, 'inventory.json')
             with open(inventory, 'w', encoding='utf-8') as handle:
                 json.dump({'all': {'children': {'fleet': {'hosts': {owner.host: owner.hostvars()}}}}}, handle)
-            proc = run_playbook(REBOOT, inventory=inventory)
+            proc = run_playbook(REBOOT_PLAYBOOK, inventory=inventory)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert owner.pid() not in (None, pid)
         time.sleep(2)

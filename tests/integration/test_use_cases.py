@@ -20,20 +20,14 @@ import uuid
 
 import pytest
 
-from helpers import (COUNTER, DOCKER_HOST, INVENTORY, checkpoint_path, checkpoints, counter, counter_lines, free_port,
-                     http_get, run_module, run_playbook, state, wait_counter, wait_lines, wait_running)
-
-
-def playbook(name):
-    return """
-- name: The collection's playbook
-  ansible.builtin.import_playbook: cryo.docker.%s
-""" % name
+from helpers import (COUNTER, DOCKER_HOST, INVENTORY, checkpoint_path, checkpoints, collection_playbook, counter,
+                     counter_lines, free_port, http_get, run_module, run_playbook, state, wait_counter, wait_lines,
+                     wait_running)
 
 
 def play(name, **extra_vars):
     """Run cryo.docker.<name> on this machine's main engine; the run must succeed."""
-    proc = run_playbook(playbook(name), INVENTORY, extra_vars=dict(extra_vars, cryo_docker_host=DOCKER_HOST))
+    proc = run_playbook(collection_playbook(name), INVENTORY, extra_vars=dict(extra_vars, cryo_docker_host=DOCKER_HOST))
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     return proc
 
@@ -221,7 +215,7 @@ def move_pair(fleet):
 
 
 def move(fleet, name, directory, variable='move_archive_dir'):
-    return run_playbook(playbook('move_container'), fleet.inventory, extra_vars={
+    return run_playbook(collection_playbook('move_container'), fleet.inventory, extra_vars={
         'move_container': name, 'move_from': 'fleet-1', 'move_to': 'fleet-2',
         # Every fleet host is this machine: one directory per host, as two real hosts would have.
         variable: directory + '/{{ inventory_hostname }}'})

@@ -24,6 +24,8 @@ import time
 import urllib.error
 import urllib.request
 
+import docker
+
 TESTBED = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(TESTBED))
 INVENTORY = os.path.join(TESTBED, 'inventory.yml')
@@ -31,6 +33,16 @@ IMAGE = os.environ.get('CRYO_TEST_IMAGE', 'cryo-test/busybox:1')
 DOCKER_HOST = os.environ.get('DOCKER_HOST', 'unix:///var/run/docker.sock')
 # Prints 0, 1, 2 ... once a second: its log shows whether it froze, resumed, rewound or restarted.
 COUNTER = 'i=0; while true; do echo $i; i=$(expr $i + 1); sleep 1; done'
+# A playbook that "reboots" every host of the fleet inventory (tests/testbed/simulate_reboot.yml: a power cut
+# of its engine, then the engine started again).
+REBOOT_PLAYBOOK = """
+- name: Simulate a reboot
+  hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: Power-cut the engine and start it again
+      ansible.builtin.include_tasks: {testbed}/simulate_reboot.yml
+"""
 
 
 # -- the collection ---------------------------------------------------------------------------------
@@ -116,6 +128,31 @@ MODULE_PLAYBOOK = """
 """
 
 
+def collection_playbook(name):
+    """A playbook that runs the collection's playbook cryo.docker.<name>."""
+    return """
+- name: The collection's playbook
+  ansible.builtin.import_playbook: cryo.docker.%s
+""" % name
+
+
+def remove_containers(client, names):
+    """Remove the containers (force), the last made first (members before their holders); gone ones are fine."""
+    for name in reversed(names):
+        try:
+            client.remove_container(name, force=True)
+        except docker.errors.NotFound:
+            pass
+
+
+def ok(result):
+    """A module's result that succeeded, with no traceback and no MODULE FAILURE in it."""
+    text = json.dumps(result)
+    assert 'Traceback' not in text and 'MODULE FAILURE' not in result.get('msg', ''), text
+    assert not result.get('failed'), result.get('msg', result)
+    return result
+
+
 def run_module(module, args=None, check=False, diff=False, extra_env=None, extra_vars=None):
     """Run cryo.docker.<module> (or a FQCN) on localhost as a playbook task; return its registered
     result, with ansible-playbook's output under `_output`."""
@@ -164,6 +201,25 @@ class FleetBed:
         self.inventory = fleet.inventory
         self.hosts = fleet.hosts
         self.clients = fleet.clients()
+
+    @classmethod
+    def running(cls, what, **fleet_args):
+        """For a pytest fixture: yields a FleetBed of fleet.Fleet(**fleet_args), brought up (an AssertionError
+        naming `what` and the fleet's messages when it does not come up) and torn down afterwards unless
+        CRYO_FLEET_KEEP=1."""
+        import fleet as testbed_fleet  # pylint: disable=import-outside-toplevel
+        bed = testbed_fleet.Fleet(**fleet_args)
+        messages = []
+        try:
+            bed.up(log=messages.append)
+        except RuntimeError as error:
+            bed.down(log=messages.append)
+            raise AssertionError('%s did not come up: %s\n%s' % (what, error, '\n'.join(messages))) from None
+        try:
+            yield cls(bed)
+        finally:
+            if os.environ.get('CRYO_FLEET_KEEP') != '1':
+                bed.down(log=messages.append)
 
     def engine(self, host):
         return self.fleet.engine(host)
@@ -244,6 +300,15 @@ def wait_lines(engine, name, count, timeout=20):
     lines = counter_lines(engine, name)
     raise AssertionError('counter of %s printed only %s numbers, expected %s: %s'
                          % (name, len(lines), count, runs(lines)))
+
+
+def assert_went_back_to_the_retake(engine, name, value):
+    """After a restore (rewind) of a running counter from a checkpoint taken again (force) when it was past
+    value + 1: it went back once, and to the retake, not to the first checkpoint (at value)."""
+    lines = counter_lines(engine, name)
+    wait_lines(engine, name, len(lines) + 2)
+    parts = runs(counter_lines(engine, name))
+    assert len(parts) == 2 and parts[1][0] > value + 1, parts
 
 
 # -- containers and checkpoints ---------------------------------------------------------------------

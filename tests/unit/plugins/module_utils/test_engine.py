@@ -141,3 +141,32 @@ def test_a_hanging_engine_call_is_not_called_unreachable():
     assert 'did not answer within 60 seconds' in raised.value.msg
     assert 'Cannot reach' not in raised.value.msg
     assert raised.value.details == {'timed_out': True}
+
+
+STALE = ('failed to upload checkpoint: failed to commit checkpoint content: content sha256:%s: already exists'
+         % ('ab' * 32))
+
+
+@pytest.mark.parametrize('message,digest', [
+    (STALE, 'sha256:' + 'ab' * 32),
+    ('failed to upload checkpoint: rpc error: transport is closing', None),
+    ('checkpoint with name cp1 already exists for container X', None),
+    ('', None),
+    (None, None),
+])
+def test_stale_content_digest(message, digest):
+    assert _engine.stale_content_digest(message) == digest
+
+
+class ListResponse(Response):
+    def __init__(self, names):
+        super().__init__(200)
+        self.names = names
+
+    def json(self):
+        return [{'Name': name} for name in self.names]
+
+
+def test_checkpoints_being_written_are_not_listed():
+    eng = engine([ListResponse(['cp1', 'cp1.cryo-new', '.cryo-tmp-cp2', 'cp.2'])])
+    assert eng.list_checkpoints('cr') == ['cp.2', 'cp1']

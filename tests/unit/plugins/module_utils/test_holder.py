@@ -18,7 +18,7 @@ import docker
 import pytest
 import requests
 
-from ansible_collections.cryo.docker.plugins.module_utils import _holder
+from ansible_collections.cryo.docker.plugins.module_utils import _engine, _holder
 from ansible_collections.cryo.docker.plugins.module_utils._common import ModuleError
 from ansible_collections.cryo.docker.plugins.module_utils._engine import EngineError
 
@@ -332,6 +332,6 @@ def test_connect_gives_a_holder_engine():
 
 
 def test_connect_without_the_sdk(monkeypatch):
-    monkeypatch.setattr(_holder, 'HAS_DOCKER', False)
+    monkeypatch.setattr(_engine, 'HAS_DOCKER', False)
     with pytest.raises(ModuleError, match='docker'):
         _holder.connect({'docker_host': 'unix:///nonexistent/docker.sock'})

@@ -299,3 +299,43 @@ def test_processes_leave_out_zombies(tmp_path):
         (tmp_path / str(pid) / 'cmdline').write_bytes(b'dockerd\0-H\0unix:///x\0')
         (tmp_path / str(pid) / 'cgroup').write_text('0::/\n')
     assert Host(proc=str(tmp_path)).processes() == {8: (1, 'dockerd -H unix:///x', '0::/\n')}
+
+
+# /proc/PID/status of an nginx worker of Debian's configuration (user www-data) in a container, on a
+# host whose root lacks CAP_SYS_RESOURCE (bit 24): recorded on this project's test bed.
+WORKER_STATUS = ('Name:\tnginx\nUid:\t33\t33\t33\t33\nGid:\t33\t33\t33\t33\n'
+                 'CapEff:\t0000000000000000\n')
+DOCKERD_STATUS = 'Name:\tdockerd\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nCapEff:\t000001fffeffffff\n'
+
+
+def test_status_ids_and_capabilities():
+    assert _host.parse_status_ids(WORKER_STATUS) == ((33, 33, 33, 33), (33, 33, 33, 33), 0)
+    uids, gids, caps = _host.parse_status_ids(DOCKERD_STATUS)
+    assert uids == gids == (0, 0, 0, 0) and not caps & (1 << 24) and caps & (1 << 21)
+    assert _host.parse_status_ids('') == (None, None, None)
+
+
+def test_open_files_and_users_of_a_container(tmp_path):
+    """A fake /proc of the io_uring test program (pid 100) and an nginx worker (pid 101) in one cgroup."""
+    proc, cgroup = tmp_path / 'proc', tmp_path / 'cgroup'
+    links = {'100': {'0': '/dev/null', '1': 'pipe:[258593]', '3': 'anon_inode:[io_uring]'},
+             '101': {'5': 'socket:[31337]', '6': 'anon_inode:[eventpoll]'}}
+    for pid, fds in links.items():
+        (proc / pid / 'fd').mkdir(parents=True)
+        for fd, target in fds.items():
+            os.symlink(target, str(proc / pid / 'fd' / fd))
+    (proc / '100' / 'comm').write_text('uring\n')
+    (proc / '101' / 'comm').write_text('nginx\n')
+    (proc / '100' / 'status').write_text(DOCKERD_STATUS.replace('dockerd', 'uring'))
+    (proc / '101' / 'status').write_text(WORKER_STATUS)
+    (proc / '100' / 'cgroup').write_text('4:memory:/docker/abc\n')
+    (cgroup / 'memory' / 'docker' / 'abc').mkdir(parents=True)
+    (cgroup / 'memory' / 'docker' / 'abc' / 'cgroup.procs').write_text('100\n101\n102\n')  # 102 is gone
+    host = Host(proc=str(proc))
+    assert host.open_files(100, str(cgroup)) == [
+        (100, 'uring', '/dev/null'), (100, 'uring', 'anon_inode:[io_uring]'), (100, 'uring', 'pipe:[258593]'),
+        (101, 'nginx', 'anon_inode:[eventpoll]'), (101, 'nginx', 'socket:[31337]')]
+    assert host.container_users(100, str(cgroup)) == [
+        (100, 'uring', (0, 0, 0, 0), (0, 0, 0, 0)), (101, 'nginx', (33, 33, 33, 33), (33, 33, 33, 33))]
+    assert host.capabilities(101) == 0
+    assert host.open_files(0, str(cgroup)) == []

@@ -574,3 +574,60 @@ def test_a_network_holder_passes_on_docker_28():
     inspect['Config']['Labels'] = {'cryo.docker.network-holder': 'true'}
     item = by_name(container_checks(inspect, engine='28.5.2+dfsg4'), 'container cr: network')
     assert item['status'] == 'pass' and 'never checkpointed' in item['detail']
+
+
+# -- what CRIU cannot dump, seen in /proc before anything stops ------------------------------------
+
+URING_FILES = [(4242, 'uring', '/dev/null'), (4242, 'uring', 'anon_inode:[io_uring]'),
+               (4250, 'nginx', 'anon_inode:[eventpoll]')]
+NO_SYS_RESOURCE = 0x1fffeffffff  # CapEff of root on this project's test bed: every capability but 24
+ALL_CAPS = 0x1ffffffffff
+NGINX_USERS = [(4300, 'nginx', (0, 0, 0, 0), (0, 0, 0, 0)), (4307, 'nginx', (33, 33, 33, 33), (33, 33, 33, 33))]
+ROOT_USERS = [(4300, 'nginx', (0, 0, 0, 0), (0, 0, 0, 0))]
+
+
+def running_inspect():
+    return {'Id': 'abc', 'State': {'Running': True, 'Pid': 4242, 'Status': 'running'},
+            'HostConfig': {'NetworkMode': 'bridge', 'RestartPolicy': {'Name': 'no'}}, 'Config': {}, 'Mounts': []}
+
+
+def ending_in(checks, suffix):
+    return [c for c in checks if c['name'].endswith(suffix)]
+
+
+def test_io_uring_fails_the_container_with_a_remedy():
+    found = pf.check_open_files('container u', URING_FILES)
+    assert found['status'] == pf.FAIL
+    assert 'uring (pid 4242)' in found['detail'] and 'io_uring' in found['detail'] and 'send_fds' in found['detail']
+    assert 'nginx' not in found['detail']
+    assert 'innodb_use_native_aio=0' in found['remedy']
+    assert pf.check_open_files('container u', URING_FILES[:1] + URING_FILES[2:])['status'] == pf.PASS
+    assert pf.undumpable_files([]) == []
+
+
+def test_check_container_reads_open_files_only_when_given():
+    def kind(_path):
+        return None
+    checks = pf.check_container('u', running_inspect(), '20.10.24', False, None, kind, open_files=URING_FILES)
+    assert [c['status'] for c in ending_in(checks, ': open files')] == [pf.FAIL]
+    assert not ending_in(pf.check_container('u', running_inspect(), '20.10.24', False, None, kind), ': open files')
+    stopped = running_inspect()
+    stopped['State'] = {'Running': False, 'Status': 'exited'}
+    stopped_checks = pf.check_container('u', stopped, '20.10.24', False, None, kind, open_files=URING_FILES)
+    assert not ending_in(stopped_checks, ': open files')
+
+
+def test_processes_of_another_user_need_cap_sys_resource():
+    refused = pf.check_process_users('container web', NGINX_USERS, NO_SYS_RESOURCE)
+    assert refused['status'] == pf.FAIL
+    assert 'nginx (pid 4307, uid 33)' in refused['detail'] and 'CAP_SYS_RESOURCE' in refused['detail']
+    assert "Can't get rlimit" in refused['detail'] and 'user root;' in refused['remedy']
+    assert pf.check_process_users('container web', NGINX_USERS, ALL_CAPS)['status'] == pf.PASS
+    assert pf.check_process_users('container web', ROOT_USERS, NO_SYS_RESOURCE)['status'] == pf.PASS
+    assert pf.check_process_users('container web', NGINX_USERS, None)['status'] == pf.PASS
+
+    def kind(_path):
+        return None
+    checks = pf.check_container('web', running_inspect(), '20.10.24', False, None, kind, users=NGINX_USERS,
+                                engine_caps=NO_SYS_RESOURCE)
+    assert [c['status'] for c in ending_in(checks, ': process users')] == [pf.FAIL]

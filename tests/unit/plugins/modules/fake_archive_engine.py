@@ -17,7 +17,7 @@ import tarfile
 
 from ansible_collections.cryo.docker.plugins.module_utils._engine import EngineError
 
-from fake_engine import LAYOUT, Container, FakeEngine
+from fake_engine import Container, FakeEngine
 
 IMAGE_ID = 'sha256:' + hashlib.sha256(b'counter image').hexdigest()
 IMAGE_REF = 'counter:1'
@@ -122,18 +122,8 @@ class ArchiveFakeEngine(FakeEngine):
 
     # -- containers
 
-    def add(self, name, running=True, **kwargs):
-        started_at = kwargs.pop('started_at', None)
-        cid = kwargs.pop('cid', None) or hashlib.sha256(name.encode()).hexdigest()
-        container = ArchiveContainer(name, cid, self, **kwargs)
-        self.store[container.id] = container
-        os.makedirs(os.path.join(self.root, 'containers', container.id))
-        if running:
-            self._run(container, LAYOUT)
-        else:
-            container.status, container.exit_code = 'exited', 0
-        container.started_at = started_at or container.started_at
-        return container
+    def make_container(self, name, cid, **kwargs):
+        return ArchiveContainer(name, cid, self, **kwargs)
 
     def version(self):
         data = super().version()
@@ -310,6 +300,21 @@ class Bed:
 
     def path(self, name='web.tar.zst'):
         return os.path.join(self.dir, name)
+
+    def export(self, capsys, check_mode=False, diff=False, **args):
+        """docker_checkpoint_export on the source: container web, checkpoint move, uncompressed into web.tar,
+        unless args say otherwise."""
+        from ansible_collections.cryo.docker.plugins.modules import docker_checkpoint_export
+
+        from fake_engine import DOCKER_HOST, run_module
+
+        args.setdefault('docker_host', DOCKER_HOST)
+        args.setdefault('container', 'web')
+        args.setdefault('checkpoint', 'move')
+        args.setdefault('path', self.path('web.tar'))
+        args.setdefault('compression', 'none')
+        self.current = self.source
+        return run_module(capsys, docker_checkpoint_export, args, check_mode=check_mode, diff=diff)
 
     def web(self, **kwargs):
         """Container web on the source: a web server that wrote its page at run time and deleted /etc/motd,

@@ -26,7 +26,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
 from ansible_collections.cryo.docker.plugins.module_utils._common import CHECKPOINT_NAME_RE
-from ansible_collections.cryo.docker.plugins.module_utils._engine import Engine, EngineError
+from ansible_collections.cryo.docker.plugins.module_utils._engine import TEMPORARY_SUFFIX, Engine, EngineError
 from ansible_collections.cryo.docker.plugins.module_utils._host import Host
 
 FIXTURES = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures')
@@ -180,10 +180,14 @@ class FakeEngine(Engine):
 
     # -- the test's side
 
+    def make_container(self, name, cid, **kwargs):
+        return Container(name, cid, **kwargs)
+
     def add(self, name, running=True, **kwargs):
         """A container; running ones run their first process, with the recorded counter's layout."""
         started_at = kwargs.pop('started_at', None)
-        container = Container(name, hashlib.sha256(name.encode()).hexdigest(), **kwargs)
+        container = self.make_container(name, kwargs.pop('cid', None) or hashlib.sha256(name.encode()).hexdigest(),
+                                        **kwargs)
         self.store[container.id] = container
         os.makedirs(os.path.join(self.root, 'containers', container.id))
         if running:
@@ -346,7 +350,9 @@ class FakeEngine(Engine):
         base = checkpoint_dir or store.engine_dir(self.root, found.id)
         if not os.path.isdir(base):
             return []
-        return sorted(name for name in os.listdir(base) if os.path.isdir(os.path.join(base, name)))
+        # As the real Engine.list_checkpoints: a checkpoint being written (a temporary name) is not listed.
+        return sorted(name for name in os.listdir(base) if os.path.isdir(os.path.join(base, name))
+                      and not name.startswith('.') and not name.endswith(TEMPORARY_SUFFIX))
 
     def create_checkpoint(self, container, checkpoint, leave_running=False, checkpoint_dir=None,
                           retries=3, delay=1.0):

@@ -383,3 +383,18 @@ def test_engine_unreachable(capsys, tmp_path):
     result = run(capsys, container='cr', checkpoint='cp1', docker_host=host)
     msg = failed_clearly(result, 'Cannot reach the Docker Engine at %s: ' % host)
     assert 'Check that dockerd is running and that docker_host points at its socket' in msg
+
+
+def test_engine_killed_during_the_checkpoint_says_what_is_not_known(engine, capsys, monkeypatch):
+    engine.add('cr')
+    gone = _engine.EngineError('Cannot reach the Docker Engine at %s: Connection aborted.' % DOCKER_HOST)
+
+    def killed(container, checkpoint, *args, **kwargs):
+        monkeypatch.setattr(engine, 'inspect', lambda *a: (item for item in ()).throw(gone))
+        raise gone
+    monkeypatch.setattr(engine, 'create_checkpoint', killed)
+    result = run(capsys, container='cr', checkpoint='cp1', method='engine')
+    msg = failed_clearly(result, 'Checkpoint cp1 of container cr failed: Cannot reach the Docker Engine')
+    assert 'The engine stopped answering during the checkpoint' in msg
+    assert 'docker_checkpoint_info lists checkpoint cp1' in msg and 'cp1.cryo-new' in msg
+    assert result['container_running'] is None

@@ -11,10 +11,9 @@ import pytest
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cryo.docker.plugins.module_utils import _archive, _portable
-from ansible_collections.cryo.docker.plugins.modules import docker_checkpoint_export
 
 from fake_archive_engine import IMAGE_ID, Bed, members_of
-from fake_engine import DOCKER_HOST, failed_clearly, run_module, warnings_of
+from fake_engine import failed_clearly, warnings_of
 
 
 ZSTD = shutil.which('zstd')
@@ -27,14 +26,7 @@ def bed(tmp_path, monkeypatch):
 
 
 def export(capsys, bed, **args):
-    check_mode, diff = args.pop('check_mode', False), args.pop('diff', False)
-    args.setdefault('docker_host', DOCKER_HOST)
-    args.setdefault('container', 'web')
-    args.setdefault('checkpoint', 'move')
-    args.setdefault('path', bed.path('web.tar'))
-    args.setdefault('compression', 'none')
-    bed.current = bed.source
-    return run_module(capsys, docker_checkpoint_export, args, check_mode=check_mode, diff=diff)
+    return bed.export(capsys, **args)
 
 
 def leftovers(directory):

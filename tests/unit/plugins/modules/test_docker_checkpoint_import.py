@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.cryo.docker.plugins.module_utils import _archive
 from ansible_collections.cryo.docker.plugins.module_utils._containers import ARCHIVE_LABEL
-from ansible_collections.cryo.docker.plugins.modules import docker_checkpoint_export, docker_checkpoint_import
+from ansible_collections.cryo.docker.plugins.modules import docker_checkpoint_import
 
 from fake_archive_engine import IMAGE_ID, Bed
 from fake_engine import DOCKER_HOST, LAYOUT, failed_clearly, run_module, warnings_of
@@ -25,13 +25,7 @@ def bed(tmp_path, monkeypatch):
 
 
 def export(capsys, bed, **args):
-    args.setdefault('docker_host', DOCKER_HOST)
-    args.setdefault('container', 'web')
-    args.setdefault('checkpoint', 'move')
-    args.setdefault('path', bed.path('web.tar'))
-    args.setdefault('compression', 'none')
-    bed.current = bed.source
-    result = run_module(capsys, docker_checkpoint_export, args)
+    result = bed.export(capsys, **args)
     assert result.get('changed') and not result.get('failed'), result
     return result
 

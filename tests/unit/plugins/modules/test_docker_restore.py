@@ -364,3 +364,46 @@ def test_unknown_container(engine, capsys):
     result = run(capsys, container='nope')
     failed_clearly(result, 'Container nope does not exist on the Docker Engine at %s.' % DOCKER_HOST)
     assert result['http_status'] == 404
+
+
+# -- a stale checkpoint tarball in containerd's content store (an engine killed during a restore) --------
+
+STALE_DIGEST = 'sha256:' + '5e' * 32
+STALE = ('failed to upload checkpoint: failed to commit checkpoint content: content %s: already exists'
+         % STALE_DIGEST)
+
+
+def stale_once(engine, monkeypatch):
+    real = engine.start_from_checkpoint
+    answers = [STALE]
+
+    def start(container, checkpoint):
+        if answers:
+            message = answers.pop(0)
+            raise engine._answer(500, message, container, checkpoint)
+        return real(container, checkpoint)
+    monkeypatch.setattr(engine, 'start_from_checkpoint', start)
+
+
+def test_stale_content_is_removed_then_the_restore_runs(engine, cr, capsys, monkeypatch):
+    from ansible_collections.cryo.docker.plugins.module_utils import _lifecycle
+    stale_once(engine, monkeypatch)
+    removed = []
+    monkeypatch.setattr(_lifecycle, 'remove_stale_content',
+                        lambda module, host, digest: removed.append((host, digest)) or (True, None))
+    result = run(capsys)
+    assert result['restored'] is True and result['verified'] is True, result
+    assert removed == [(DOCKER_HOST, STALE_DIGEST)]
+    assert result['stale_content_removed'] == STALE_DIGEST
+    assert any('content store' in warning for warning in warnings_of(result))
+
+
+def test_stale_content_that_cannot_be_removed_names_the_command(engine, cr, capsys, monkeypatch):
+    from ansible_collections.cryo.docker.plugins.module_utils import _lifecycle
+    stale_once(engine, monkeypatch)
+    monkeypatch.setattr(_lifecycle, 'remove_stale_content', lambda module, host, digest: (False, 'no ctr on the PATH'))
+    result = run(capsys)
+    msg = failed_clearly(result, 'Restore of container cr from checkpoint cp1 failed: ')
+    assert 'content rm %s' % STALE_DIGEST in msg and 'no ctr on the PATH' in msg
+    assert 'the checkpoint was kept' in msg and os.path.isdir(cr.path)
+    assert result['stale_content'] == STALE_DIGEST

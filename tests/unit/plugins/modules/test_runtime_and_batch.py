@@ -19,20 +19,21 @@ with open(os.path.join(FIXTURES, 'counter-stats-dump.img'), 'rb') as _handle:
     STATS_DUMP = _handle.read()
 
 
-def checkpoint(capsys, **args):
+def _run(capsys, module, args):
+    """The module on container cr (unless containers is given), checkpoint cp1."""
     args.setdefault('docker_host', DOCKER_HOST)
     args.setdefault('checkpoint', 'cp1')
     if 'containers' not in args:
         args.setdefault('container', 'cr')
-    return run_module(capsys, docker_checkpoint, args)
+    return run_module(capsys, module, args)
+
+
+def checkpoint(capsys, **args):
+    return _run(capsys, docker_checkpoint, args)
 
 
 def restore(capsys, **args):
-    args.setdefault('docker_host', DOCKER_HOST)
-    args.setdefault('checkpoint', 'cp1')
-    if 'containers' not in args:
-        args.setdefault('container', 'cr')
-    return run_module(capsys, docker_restore, args)
+    return _run(capsys, docker_restore, args)
 
 
 class Runc:
