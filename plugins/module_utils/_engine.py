@@ -54,6 +54,9 @@ TRANSIENT_ERRORS = ('failed to upload checkpoint', 'transport is closing', 'alre
 # What docker_checkpoint names a checkpoint while the engine writes it (on a local engine, and for a retake): renamed
 # to the checkpoint's own name once whole. What an engine killed half-way leaves under that name is no checkpoint.
 TEMPORARY_SUFFIX = '.cryo-new'
+# The directory the runtime path lets runc write a checkpoint into, beside its place, renamed once whole (a dot name:
+# the engine never takes it for a checkpoint).
+RUNTIME_TEMP_PREFIX = '.cryo-tmp-'
 
 # containerd's answer when an earlier restore, whose engine was killed, left the checkpoint's tarball in its content
 # store (with a gc.root label: never collected): the same bytes cannot be uploaded again until that blob is removed.
@@ -320,8 +323,8 @@ class Engine:
             raise self._explain(exc, container, checkpoint)
 
     def start_from_checkpoint(self, container, checkpoint, retries=3, delay=1.0):
-        # containerd's content store may still hold the blob of an earlier, interrupted restore (an engine
-        # killed during it): `failed to upload checkpoint ... already exists`, which a retry gets past.
+        # containerd's transient answers right after a checkpoint (TRANSIENT_ERRORS) go away on a retry. A blob that
+        # an interrupted restore left in its content store does not: RestoreTask.start_from_checkpoint removes it.
         attempt = 0
         while True:
             attempt += 1

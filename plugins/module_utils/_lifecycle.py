@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
 from ansible_collections.cryo.docker.plugins.module_utils._common import (
+    C_LOCALE,
     HELD_RESTART_POLICIES,
     Manager,
     ModuleError,
@@ -39,6 +40,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._criu import (
     runc_log_file,
 )
 from ansible_collections.cryo.docker.plugins.module_utils._engine import (
+    RUNTIME_TEMP_PREFIX,
     TEMPORARY_SUFFIX,
     EngineError,
     connect,
@@ -49,6 +51,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._host import (
     SERVICE_PATH,
     Host,
     find_program,
+    free_space,
     read_json,
     task_bundle_dirs,
     unix_socket_path,
@@ -74,10 +77,10 @@ def default_parallel():
 def runtime_temp_dir(path, custom_dir):
     """Where the runtime path lets runc write the checkpoint that goes to path: on the same filesystem, so
     that a rename puts it in place, and where the engine does not list it. The engine's place
-    (containers/<id>/checkpoints/<name>) gets containers/<id>/.cryo-tmp-<name>; a checkpoint_dir (maybe
-    a filesystem of its own) gets <checkpoint_dir>/.cryo-tmp-<name>, a name no checkpoint can have."""
+    (containers/<id>/checkpoints/<name>) gets containers/<id>/RUNTIME_TEMP_PREFIX<name>; a checkpoint_dir (maybe
+    a filesystem of its own) gets <checkpoint_dir>/RUNTIME_TEMP_PREFIX<name>, a name no checkpoint can have."""
     parent, name = os.path.split(path)
-    return os.path.join(parent if custom_dir else os.path.dirname(parent), '.cryo-tmp-' + name)
+    return os.path.join(parent if custom_dir else os.path.dirname(parent), RUNTIME_TEMP_PREFIX + name)
 
 
 class Batch(Manager):
@@ -249,15 +252,8 @@ class CheckpointTask(Task):
         if unix_socket_path(self.params['docker_host']) is None:
             return
         need = self.batch.host.container_memory(self.info['State'].get('Pid'))
-        directory = self.base
-        while not os.path.isdir(directory) and os.path.dirname(directory) != directory:
-            directory = os.path.dirname(directory)
-        try:
-            fs = os.statvfs(directory)
-        except OSError:
-            return
-        free = fs.f_bavail * fs.f_frsize
-        if need and free < need * 1.1 + 4 * 1024 * 1024:
+        directory, free = free_space(self.base)
+        if need and free is not None and free < need * 1.1 + 4 * 1024 * 1024:
             raise ModuleError(
                 'Checkpoint %s of container %s was not taken, and the container is still running untouched: %s has '
                 '%.1f MB free, and the checkpoint needs about %.1f MB (the container\'s resident memory). Free some '
@@ -423,8 +419,9 @@ class CheckpointTask(Task):
                     'not known. Once the engine is back: if cryo.docker.docker_checkpoint_info lists checkpoint %s, '
                     'bring the container back with cryo.docker.docker_restore; if not, no usable checkpoint was taken '
                     'and the container, if stopped, starts afresh with docker start. What was written under %s%s or '
-                    '.cryo-tmp-%s is not a checkpoint, is not listed, and goes at the next take.'
-                    % (gone.rstrip('.'), self.checkpoint, self.checkpoint, TEMPORARY_SUFFIX, self.checkpoint))
+                    '%s%s is not a checkpoint, is not listed, and goes at the next take.'
+                    % (gone.rstrip('.'), self.checkpoint, self.checkpoint, TEMPORARY_SUFFIX, RUNTIME_TEMP_PREFIX,
+                       self.checkpoint))
         elif problem:  # it began restarting (or was paused, or removed) while the checkpoint was taken
             msg += ' ' + problem
         else:
@@ -504,7 +501,7 @@ def remove_stale_content(module, docker_host, digest):
     address = (read_json(dockerd['config_file']).get('containerd')
                or os.path.join(dockerd['exec_root'], 'containerd', 'containerd.sock'))
     rc, _out, err = module.run_command([ctr, '--address', address, '--namespace', ENGINE_NAMESPACE, 'content', 'rm',
-                                        digest], environ_update=dict(LC_ALL='C', LANG='C'))
+                                        digest], environ_update=C_LOCALE)
     if rc != 0:
         return False, '%s exited %s: %s' % (ctr, rc, ' '.join((err or '').split())[:300])
     return True, None

@@ -23,6 +23,7 @@ import uuid
 import docker
 import pytest
 
+import fleet as testbed_fleet
 from helpers import (COUNTER, HOST, checkpoints, counter, counter_lines, run_module, run_playbook, runs,
                      state, wait_counter, wait_lines, wait_running)
 
@@ -188,8 +189,7 @@ def test_archive_path_full_during_an_export(engine, make_container, small_fs):
 
 @pytest.fixture(scope='module')
 def fault_engine():
-    import fleet  # pylint: disable=import-outside-toplevel
-    with fleet.Engine('cryo-fault') as bed:
+    with testbed_fleet.Engine('cryo-fault') as bed:
         bed.up()
         bed.load_image()
         yield bed
@@ -388,16 +388,7 @@ RECOVER = """
 
 def descendants(root):
     """root and every process below it, from /proc."""
-    table = HOST.processes()
-    found = {root}
-    grown = True
-    while grown:
-        grown = False
-        for pid, (ppid, _cmdline, _cgroup) in table.items():
-            if ppid in found and pid not in found:
-                found.add(pid)
-                grown = True
-    return found
+    return testbed_fleet.with_descendants(HOST.processes(), {root})
 
 
 class ModuleCut(threading.Thread):

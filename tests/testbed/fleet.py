@@ -151,6 +151,19 @@ def _subnet(seed, first, index=None):
     return '10.%d.%d.1/24' % (first + crc % 50, index if index is not None else 1 + (crc >> 8) % 250)
 
 
+def with_descendants(table, roots):
+    """roots and every process below them, in a process table ({pid: (ppid, cmdline, cgroup)} as _host's)."""
+    found = set(roots)
+    grown = True
+    while grown:
+        grown = False
+        for pid, (ppid, _cmdline, _cgroup) in table.items():
+            if ppid in found and pid not in found:
+                found.add(pid)
+                grown = True
+    return found
+
+
 class Engine:
     """A Docker Engine of the test bed: its names, paths, command line and life cycle.
 
@@ -282,13 +295,7 @@ class Engine:
                     or cgroup_marker in cgroup):
                 found.add(pid)
         # Their descendants (container processes not in the cgroup yet, children of docker-proxy).
-        grown = True
-        while grown:
-            grown = False
-            for pid, (ppid, _args, _cgroup) in table.items():
-                if ppid in found and pid not in found:
-                    found.add(pid)
-                    grown = True
+        found = with_descendants(table, found)
         found.discard(os.getpid())
         return sorted(found)
 
