@@ -20,12 +20,13 @@ export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 export ANSIBLE_FORCE_COLOR := false
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help demo test venv collection host image unit integration molecule sanity lint docs-lint build-check bench clean
+.PHONY: help demo test venv collection host image unit integration molecule sanity lint docs-lint build-check bench soak clean
 
 help:
 	@echo "make demo   prepare this host (Docker Engine, CRIU) and run the counter example"
 	@echo "make test   prepare this host and run unit, integration and Molecule tests and the quality gates"
 	@echo "make bench  run the benchmarks in bench/ (not part of make test); e.g. BENCH_ARGS='--only warm_start'"
+	@echo "make soak   100 checkpoint/restore cycles on every engine of the test bed (not part of make test); e.g. SOAK_ARGS='--kinds 20.10'"
 
 # -- set-up -----------------------------------------------------------------
 
@@ -87,6 +88,9 @@ test: unit sanity lint docs-lint integration molecule build-check
 
 bench: image
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+soak: image
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf build .cache/criu-build

@@ -393,19 +393,7 @@ class Ansible:
         return result, wall
 
     def _direct(self, name, args, tmp):
-        path = os.path.join(self.collections, 'ansible_collections', 'cryo', 'docker', 'plugins', 'modules',
-                            name + '.py')
-        args_file = os.path.join(tmp, 'args.json')
-        with open(args_file, 'w', encoding='utf-8') as handle:
-            json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
-        env = dict(self.env, PYTHONPATH=self.collections)
-        started = time.monotonic()
-        proc = subprocess.run([sys.executable, path, args_file], capture_output=True, text=True, env=env, check=False)
-        wall = time.monotonic() - started
-        try:
-            return json.loads(proc.stdout), wall, proc.stdout + proc.stderr
-        except ValueError:
-            return None, wall, proc.stdout + proc.stderr
+        return helpers.run_module_file(name, args, extra_env=self.env, workdir=tmp)
 
     def _playbook(self, name, args, tmp):
         tree = os.path.join(tmp, 'tree')
@@ -680,6 +668,8 @@ class Bench:
                 extra = dict(maintenance_docker_host=self.options.docker_host, maintenance_containers=names,
                              maintenance_action='none', maintenance_run_id=checkpoint.replace('bench-', ''),
                              maintenance_checkpoint=checkpoint, maintenance_state_dir=os.path.join(tmp, 'state'))
+                if self.options.parallel:
+                    extra['maintenance_parallel'] = self.options.parallel
                 text = ROLE_PLAYBOOK
             since = int(time.time())
             started = time.monotonic()
@@ -749,8 +739,8 @@ class Bench:
             baseline='sequential: one cryo.docker.docker_checkpoint task looping over the containers (no async), '
                      'then one cryo.docker.docker_restore loop, through ansible-playbook',
             measured='concurrent: role cryo.docker.maintenance (maintenance_action: none) - one docker_checkpoint '
-                     'call with containers (parallel: the host\'s CPUs, %d here), then one docker_restore call with '
-                     'containers' % (os.cpu_count() or 0),
+                     'call with containers (parallel: %s), then one docker_restore call with containers'
+                     % (self.options.parallel or "the module's default, twice the host's CPUs and at least 4: %d here" % max(4, 2 * (os.cpu_count() or 1))),
             results=results, rows=rows, all_resumed=all(r['resumed'] for r in rows),
             checks=checks,
             notes=['freeze_s / restore_s: summed durations of the phase\'s tasks from ansible-core\'s junit callback '
@@ -872,14 +862,17 @@ class Bench:
 
     # -- 4. engines -----------------------------------------------------------------------
 
-    def on_engines(self, rows_of):
-        """Start the engines of --kinds side by side (tests/testbed/fleet.py: cryo-bench-KIND, removed at the end)
-        and call rows_of(bench, kind) with a Bench on each of them: the rows of all."""
+    def on_engines(self, rows_of, images=()):
+        """Start the engines of --kinds side by side (tests/testbed/fleet.py: cryo-bench-KIND, removed at the end),
+        with the test image and these images of the main engine, and call rows_of(bench, kind) with a Bench on
+        each of them: the rows of all."""
         bed = testbed_fleet.Fleet(prefix='cryo-bench', kinds=self.options.kinds)
         rows = []
         try:
             bed.up(log=say)
             for engine in bed.engines:
+                for image in images:
+                    say('%s: image %s %s' % (engine.name, image, engine.load_image(image)))
                 bench = Bench(self.options, docker_host=engine.docker_host)
                 try:
                     rows += rows_of(bench, engine.kind)
@@ -1509,28 +1502,26 @@ def podman_stats(text):
         return {}
 
 
-def benchmark_list(text):
-    names = [part.strip() for part in text.split(',') if part.strip()]
-    unknown = sorted(set(names) - set(BENCHMARKS))
-    if unknown or not names:
-        raise argparse.ArgumentTypeError('unknown benchmark %s; choose from %s'
-                                         % (', '.join(unknown) or '(none)', ', '.join(BENCHMARKS)))
-    return [name for name in BENCHMARKS if name in names]
+def choice_list(what, choices):
+    """An argparse type: some of choices, comma separated; they come back in the order of choices."""
+    def parse(text):
+        names = [part.strip() for part in text.split(',') if part.strip()]
+        unknown = sorted(set(names) - set(choices))
+        if unknown or not names:
+            raise argparse.ArgumentTypeError('unknown %s %s; choose from %s'
+                                             % (what, ', '.join(unknown) or '(none)', ', '.join(choices)))
+        return [name for name in choices if name in names]
+    return parse
+
+
+benchmark_list = choice_list('benchmark', BENCHMARKS)
+kind_list = choice_list('engine', testbed_fleet.ENGINES)
 
 
 def method_list(text):
     names = [part.strip() for part in text.split(',') if part.strip()]
     if not names or set(names) - {'auto', 'engine', 'runtime'}:
         raise argparse.ArgumentTypeError('expected auto, engine or runtime, comma separated, got %r' % text)
-    return names
-
-
-def kind_list(text):
-    names = [part.strip() for part in text.split(',') if part.strip()]
-    unknown = sorted(set(names) - set(testbed_fleet.ENGINES))
-    if unknown or not names:
-        raise argparse.ArgumentTypeError('unknown engine %s; choose from %s'
-                                         % (', '.join(unknown) or '(none)', ', '.join(testbed_fleet.ENGINES)))
     return names
 
 
@@ -1543,6 +1534,8 @@ def parse_args(argv=None):
     parser.add_argument('--counts', type=count_list, default=count_list('1,8,20,8x64'),
                         help='freeze_window cases, comma separated: N containers (holding --freeze-mb) or NxM (N '
                              'containers holding M MB each) (default 1,8,20,8x64)')
+    parser.add_argument('--parallel', type=int, default=None,
+                        help='freeze_window: maintenance_parallel of the role (default: the modules\' own, the host\'s CPUs)')
     parser.add_argument('--freeze-mb', type=int, default=0,
                         help='memory each freeze_window counter of an N case holds besides its counter, in MB (default 0)')
     parser.add_argument('--sizes', type=number_list, default=[16, 64, 256], help='memory sizes in MB (default 16,64,256)')
@@ -1577,6 +1570,8 @@ def parse_args(argv=None):
     options = parser.parse_args(argv)
     if options.repeat < 1:
         parser.error('--repeat must be at least 1')
+    if options.parallel is not None and options.parallel < 1:
+        parser.error('--parallel must be at least 1')
     if options.freeze_mb < 0:
         parser.error('--freeze-mb must not be negative')
     if options.large_repeat < 1:

@@ -108,7 +108,8 @@ options:
   parallel:
     description:
       - How many of O(containers) are worked on at the same time.
-      - Default is the number of CPUs of the host that runs the module, at least 2.
+      - Default is twice the number of CPUs of the host that runs the module, at least 4 (each call
+        mostly waits for the engine).
     type: int
   checkpoint:
     description:

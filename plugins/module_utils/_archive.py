@@ -114,8 +114,9 @@ def resolve_level(compression, level):
     if compression == 'none':
         return 0
     if not low <= level <= high:
-        raise ArchiveError('compression_level %s is outside %s to %s, the levels %s takes.'
-                           % (level, low, high, compression))
+        raise ArchiveError('compression_level %s is outside %s to %s, the levels %s takes. Give one of them, or leave '
+                           'compression_level out for the default (%s).'
+                           % (level, low, high, compression, DEFAULT_LEVELS[compression]))
     return level
 
 

@@ -48,8 +48,13 @@ CONTAINER_NAME_RE = re.compile(r'^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$')
 # The input rules of check_inputs, by option name: one name for one thing across the modules.
 CONTAINER_OPTIONS = ('container', 'containers', 'members', 'name')  # name: docker_network_holder's container
 DIRECTORY_OPTIONS = ('checkpoint_dir', 'staging_dir', 'prefix')
+FILE_OPTIONS = ('ca_path', 'client_cert', 'client_key')  # files the module reads (the TLS PEM files)
 POSITIVE_OPTIONS = ('timeout', 'parallel')
 FREE_TEXT_OPTIONS = ('command',)  # a program's arguments: any text but NUL
+
+# What Linux allows in a path (NAME_MAX, PATH_MAX): longer ones fail at the first open or mkdir (ENAMETOOLONG).
+NAME_MAX = 255
+PATH_MAX = 4095
 
 
 class ModuleError(Exception):
@@ -129,45 +134,83 @@ def check_container_name(container, option='container'):
                           'Give the name or id that docker ps shows.' % (option, container))
 
 
-def _strings(value):
-    """The strings of an option's value: itself, or the elements of a list of them."""
+def _texts(option, value, labels=True):
+    """(label, text, top) for each string of an option's value: itself, the elements of a list, the keys and values
+    of a dict (labels) and the sub-options of a list of dicts (networks), recursively; top when the string is the
+    option's own value or an element of it (the name and path rules are for those). An empty value of a dict
+    option is left out: a label may be empty (labels=False: the dict holds sub-options, which may not)."""
     if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [item for item in value if isinstance(item, str)]
-    return []
+        yield option, value, True
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                yield 'An element of %s' % option, item, True
+            elif isinstance(item, dict):
+                for label, text, _top in _texts('%s[%d]' % (option, index), item, labels=False):
+                    yield label, text, False
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if labels and isinstance(key, str):
+                yield 'A key of %s' % option, key, False
+            if isinstance(item, (str, list)) and not (labels and item == ''):
+                for label, text, _top in _texts('%s.%s' % (option, key), item):
+                    yield label, text, False
+
+
+def check_path_length(path, option):
+    """Raise ModuleError when path, or a name in it, is longer than Linux allows."""
+    size = len(path.encode('utf-8', 'surrogateescape'))
+    if size > PATH_MAX:
+        raise ModuleError('%s %s... is %d bytes long: a path can have at most %d. Give a shorter path.'
+                          % (option, path[:60], size, PATH_MAX))
+    for name in path.split('/'):
+        size = len(name.encode('utf-8', 'surrogateescape'))
+        if size > NAME_MAX:
+            raise ModuleError('%s %s... holds a name of %d bytes (%s...): a file or directory name can have at most '
+                              '%d. Give a path with shorter names.' % (option, path[:60], size, name[:40], NAME_MAX))
+
+
+def what_is(path):
+    """What is at path, in words: a file, a directory, nothing, or a symbolic link to one of them."""
+    kind = 'a directory' if os.path.isdir(path) else 'a file' if os.path.exists(path) else None
+    if os.path.islink(path):
+        return 'a symbolic link to %s, which is %s' % (os.path.realpath(path), kind or 'not there')
+    return kind or 'not there'
 
 
 def check_path(path, option):
-    """Raise ModuleError unless path is an absolute path; for a directory option, unless it is a directory or
-    not there yet (a symlink to a file, or to nothing, is neither)."""
+    """Raise ModuleError unless path is an absolute path that Linux can open; for a directory option, unless it is a
+    directory or not there yet (a symlink to a file, or to nothing, is neither); for a file option, unless it is a
+    file (or a symlink to one)."""
     if not os.path.isabs(path):
         raise ModuleError('%s must be an absolute path, got %r. Give the full path (starting with "/").' % (option, path))
+    check_path_length(path, option)
     if option in DIRECTORY_OPTIONS and os.path.lexists(path) and not os.path.isdir(path):
-        what = 'a file'
-        if os.path.islink(path):
-            what = 'a symbolic link to %s, which is %s' % (os.path.realpath(path), 'a file' if os.path.exists(path)
-                                                           else 'not there')
         raise ModuleError('%s %s is not a directory: it is %s. Give the path of a directory (or of one to be '
-                          'made), or create the directory the link points to.' % (option, path, what))
+                          'made), or create the directory the link points to.' % (option, path, what_is(path)))
+    if option in FILE_OPTIONS and not os.path.isfile(path):
+        raise ModuleError('%s %s is not a file: it is %s. Give the path of the PEM file.'
+                          % (option, path, what_is(path)))
 
 
 def check_inputs(params, argument_spec):
     """Raise ModuleError for a value no module can use: an empty string, a NUL or a newline in a name or path (a
-    program's arguments may hold newlines), a container or checkpoint name the engine would refuse, a relative
-    path, a directory option that is not a directory, a count or timeout below 1. Ansible has checked the
-    types; the options that mean one thing in every module (container, checkpoint, checkpoint_dir, ...) are
-    checked here, once."""
+    program's arguments may hold newlines; the keys and values of a dict and the sub-options of a list of dicts
+    are looked at too), a container or checkpoint name the engine would refuse, a relative path or one longer than
+    Linux allows, a directory option that is not a directory, a file option that is not a file, a count or timeout
+    below 1. Ansible has checked the types; the options that mean one thing in every module (container,
+    checkpoint, checkpoint_dir, ...) are checked here, once."""
     for option, value in params.items():
         if value is None or option not in argument_spec:
             continue
-        for text in _strings(value):
-            label = option if isinstance(value, str) else 'An element of %s' % option
+        for label, text, top in _texts(option, value):
             if not text and option not in FREE_TEXT_OPTIONS:
                 raise ModuleError('%s is an empty string: give a value, or leave the option out.' % label)
             if '\x00' in text or ('\n' in text and option not in FREE_TEXT_OPTIONS):
                 raise ModuleError('%s, %r, holds a %s character, which %s cannot hold. Give the value without it.'
                                   % (label, text, 'NUL' if '\x00' in text else 'newline', option))
+            if not top:
+                continue
             if option in CONTAINER_OPTIONS:
                 check_container_name(text, option)
             elif option == 'checkpoint':
@@ -184,23 +227,32 @@ def check_checkpoint_dir(checkpoint_dir):
         check_path(checkpoint_dir, 'checkpoint_dir')
 
 
+def container_state_reason(name, state):
+    """(why, what to do) when container name is paused, restarting, being removed or dead (from its inspect
+    State): no module can checkpoint or restore it then. None when it is none of these."""
+    status = state.get('Status')
+    if state.get('Paused') or status == 'paused':
+        return ('its processes are frozen by docker pause', 'Unpause it (docker unpause %s), then run this again.'
+                % name)
+    if state.get('Restarting') or status == 'restarting':
+        return ('its command keeps exiting (last exit code %s) and its restart policy starts it again, so there is no '
+                'process to work on' % state.get('ExitCode'),
+                'Find out why it exits (docker logs %s) and fix it, or stop it (docker stop %s).' % (name, name))
+    if state.get('Dead') or status in ('dead', 'removing'):
+        return ('the engine is removing it' if status == 'removing' else 'the engine could not stop or remove it',
+                'Remove it (docker rm -f %s; the engine\'s log says what kept it) and create it again if it is still '
+                'needed.' % name)
+    return None
+
+
 def container_state_problem(name, state, doing):
     """Why container name, which the engine lists as running (or stopping), cannot be doing ('checkpointed',
     'restored') now - paused, restarting, being removed or dead - and what to do; None when none of these."""
-    status = state.get('Status')
-    if state.get('Paused') or status == 'paused':
-        why, remedy = ('its processes are frozen by docker pause', 'Unpause it (docker unpause %s), then run this '
-                       'again.' % name)
-    elif state.get('Restarting') or status == 'restarting':
-        why, remedy = ('its command keeps exiting (last exit code %s) and its restart policy starts it again, so '
-                       'there is no process to work on' % state.get('ExitCode'),
-                       'Find out why it exits (docker logs %s) and fix it, or stop it (docker stop %s).' % (name, name))
-    elif state.get('Dead') or status in ('dead', 'removing'):
-        why, remedy = ('the engine is removing it' if status == 'removing' else 'the engine could not stop or remove '
-                       'it', 'Remove it (docker rm -f %s) and create it again if it is still needed.' % name)
-    else:
+    reason = container_state_reason(name, state)
+    if reason is None:
         return None
-    return 'Container %s is %s (%s), so it cannot be %s; nothing was changed. %s' % (name, status, why, doing, remedy)
+    return 'Container %s is %s (%s), so it cannot be %s; nothing was changed. %s' % (
+        name, state.get('Status'), reason[0], doing, reason[1])
 
 
 def check_container_state(name, state, doing):

@@ -62,6 +62,9 @@ RUNTIME_TEMP_PREFIX = '.cryo-tmp-'
 # store (with a gc.root label: never collected): the same bytes cannot be uploaded again until that blob is removed.
 STALE_CONTENT = re.compile(r'failed to upload checkpoint.*?(sha256:[0-9a-f]{64}).*?already exists', re.IGNORECASE | re.DOTALL)
 
+# What api_version may be: auto (the engine's own), or an Engine API version such as 1.41.
+API_VERSION_RE = re.compile(r'^(auto|[0-9]+\.[0-9]+)$')
+
 ENGINE_FIX = ('Turn it on with the cryo.docker.engine role, or set "experimental": true in '
               '/etc/docker/daemon.json and restart dockerd.')
 
@@ -138,12 +141,15 @@ class Engine:
             except DockerException as exc:
                 raise EngineError('The TLS options for the Docker Engine at %s cannot be used: %s Give client_cert and '
                                   'client_key (and ca_path) as files that exist.' % (self.host, exc))
+        version = self.params.get('api_version') or 'auto'
+        if not API_VERSION_RE.match(version):
+            raise EngineError('api_version %r is not an Engine API version. Give one such as 1.41, or auto.' % version)
         try:
-            return docker.APIClient(base_url=self.host, version=self.params.get('api_version') or 'auto',
-                                    timeout=self.timeout, tls=tls_config)
+            return docker.APIClient(base_url=self.host, version=version, timeout=self.timeout, tls=tls_config)
         except ValueError as exc:
-            raise EngineError('api_version %r is not an Engine API version (%s). Give one such as 1.41, or auto.'
-                              % (self.params.get('api_version'), exc))
+            # The docker SDK cannot read docker_host as an address (a port that is not a number, say).
+            raise EngineError('docker_host %r is not the address of a Docker Engine (%s). Give one such as '
+                              'unix:///var/run/docker.sock or tcp://HOST:2376.' % (self.host, exc))
         except (DockerException, RequestException) as exc:
             raise EngineError(
                 'Cannot reach the Docker Engine at %s: %s. Check that dockerd is running and that '

@@ -39,6 +39,9 @@ DEFAULT_NETWORK = 'bridge'
 PORT_RE = re.compile(r'^(?:(?P<ip>\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):)?(?:(?P<host>\d*):)?'
                      r'(?P<container>\d+)(?:/(?P<proto>tcp|udp|sctp))?$')
 
+# A hostname the kernel takes (at most 64 bytes) made of what hostnames are made of (RFC 1123, and "_" that many use).
+HOSTNAME_RE = re.compile(r'^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?$')
+
 # The fields of a holder's config, in the order a diff shows them.
 FIELDS = ('image', 'command', 'networks', 'published_ports', 'hostname', 'dns', 'restart_policy', 'labels')
 
@@ -241,13 +244,24 @@ def desired_config(params):
                 try:
                     ipaddress.IPv4Address(address)
                 except ValueError:
-                    raise ModuleError('ipv4_address %r of network %s is not an IPv4 address.'
-                                      % (address, entry['name']))
+                    raise ModuleError('ipv4_address %r of network %s is not an IPv4 address. Give one such as '
+                                      '172.18.0.10, or leave ipv4_address out.' % (address, entry['name']))
             networks.append(dict(name=entry['name'], ipv4_address=address or None,
                                  aliases=sorted(set(entry.get('aliases') or []))))
     ports = None
     if params.get('published_ports') is not None:
         ports = sorted(set(port_text(*parse_port(spec)) for spec in params['published_ports']))
+    hostname = params.get('hostname')
+    if hostname is not None and not HOSTNAME_RE.match(hostname):
+        raise ModuleError('hostname %r is not a hostname: at most 64 letters, digits, "-", "_" and ".", starting and '
+                          'ending with a letter or digit (the container would not start with it). Give one such as '
+                          'web-1, or leave hostname out.' % (hostname,))
+    for server in params.get('dns') or []:
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            raise ModuleError('dns entry %r is not an IP address: each entry is a DNS server, written into the '
+                              'namespace\'s /etc/resolv.conf. Give addresses such as 10.0.0.2.' % (server,))
     labels = dict(params.get('labels') or {})
     labels[HOLDER_LABEL] = 'true'
     return dict(

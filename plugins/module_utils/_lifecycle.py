@@ -31,6 +31,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._common import (
     check_checkpoint_name,
     check_container_state,
     container_state_problem,
+    what_is,
 )
 from ansible_collections.cryo.docker.plugins.module_utils._criu import (
     failure_log,
@@ -70,8 +71,10 @@ from ansible_collections.cryo.docker.plugins.module_utils._runtime import (
 
 
 def default_parallel():
-    """How many containers a batch works on at once by default: the host's CPUs, at least two."""
-    return max(2, os.cpu_count() or 1)
+    """How many containers a batch works on at once by default: twice the host's CPUs, at least 4. A checkpoint or
+    restore mostly waits for the engine and containerd (bench freeze_window, 20 counters on 2 CPUs: blackout 0.34x
+    the sequential loop's with 2 at a time, 0.26x with 4)."""
+    return max(4, 2 * (os.cpu_count() or 1))
 
 
 def runtime_temp_dir(path, custom_dir):
@@ -224,7 +227,7 @@ class CheckpointTask(Task):
 
     def plan(self):
         if not self.custom_dir or os.path.isdir(self.custom_dir):
-            self.before = self.engine.list_checkpoints(self.container_id, self.custom_dir)
+            self.before = self.list_checkpoints(self.custom_dir)
         exists = self.checkpoint in self.before
         if self.params['state'] == 'absent':
             self.changed = exists
@@ -233,6 +236,7 @@ class CheckpointTask(Task):
         self.after = sorted(set(self.before) | {self.checkpoint})
         if exists and not self.params['force']:
             return
+        self.refuse_what_is_in_the_way()
         check_container_state(self.container_name, self.info['State'], 'checkpointed')
         if not self.info['State'].get('Running'):
             raise ModuleError(
@@ -244,6 +248,26 @@ class CheckpointTask(Task):
         self.choose_method()
         self.check_room()
         self.changed = True
+
+    def list_checkpoints(self, checkpoint_dir):
+        """The container's checkpoints, as the engine lists them. A dead container, or one being removed, may have
+        lost its checkpoints' directory with its own: the engine's failure to list them is then that state."""
+        try:
+            return self.engine.list_checkpoints(self.container_id, checkpoint_dir)
+        except EngineError:
+            check_container_state(self.container_name, self.info['State'], 'checkpointed')
+            raise
+
+    def refuse_what_is_in_the_way(self):
+        """Never take a checkpoint onto what holds its place and is no checkpoint: a symbolic link (to anywhere: the
+        engine does not list it, and the module never writes through one) or a file."""
+        path = os.path.join(self.base, self.checkpoint)
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+            raise ModuleError(
+                'Checkpoint %s of container %s was not taken, and the container is untouched: %s is %s, not a '
+                'checkpoint, and the module never writes through a link or over a file. Remove it, or choose another '
+                'checkpoint name or checkpoint_dir.' % (self.checkpoint, self.container_name, path, what_is(path)),
+                path=path)
 
     def check_room(self):
         """Never start a checkpoint that cannot fit where it is written: on the engine path a checkpoint_dir that

@@ -188,7 +188,7 @@ class ExportManager(Manager):
         custom = self.params['checkpoint_dir']
         if custom and not os.path.isdir(custom):
             return False
-        return self.checkpoint in self.engine.list_checkpoints(self.container_id, custom)
+        return self.checkpoint in self.task.list_checkpoints(custom)
 
     def read_existing(self):
         """The identity of what is at path: None for nothing, a dict (possibly {}) for a file."""

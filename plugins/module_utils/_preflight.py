@@ -16,7 +16,11 @@ from __future__ import annotations
 import datetime
 import re
 
-from ansible_collections.cryo.docker.plugins.module_utils._common import HELD_RESTART_POLICIES, HOLDER_LABEL
+from ansible_collections.cryo.docker.plugins.module_utils._common import (
+    HELD_RESTART_POLICIES,
+    HOLDER_LABEL,
+    container_state_reason,
+)
 from ansible_collections.cryo.docker.plugins.module_utils._criu import (
     min_version_for_kernel,
     version_at_least,
@@ -517,9 +521,11 @@ def check_container(name, inspect, engine_version, live_restore, engine_started,
     host_config = inspect.get('HostConfig') or {}
     config = inspect.get('Config') or {}
 
-    if state.get('Running') and state.get('Paused'):
-        out.append(check(label + ': running', WARN, 'Container %s is paused.' % name,
-                         'Unpause it (docker unpause %s) before the checkpoint.' % name))
+    reason = container_state_reason(name, state)
+    if reason is not None:
+        # What docker_checkpoint would refuse: named here, before anything is stopped.
+        out.append(check(label + ': running', FAIL, 'Container %s is %s (%s): it cannot be checkpointed now.'
+                         % (name, state.get('Status'), reason[0]), reason[1]))
     elif state.get('Running'):
         out.append(check(label + ': running', PASS, 'Container %s is running (pid %s).' % (name, state.get('Pid'))))
     else:

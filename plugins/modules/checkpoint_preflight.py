@@ -57,8 +57,9 @@ description:
     of the running containers (the sum of C(VmRSS) of every process in each container's cgroup),
     or of O(containers) when given. The engine needs about 2 to 3 times that memory on disk during a
     checkpoint - V(pass) from 3 times, V(warn) from 2 times, V(fail) below.
-  - B(container NAME) checks, for each of O(containers) - it exists and runs (V(fail) otherwise,
-    V(warn) when paused); its restart policy (V(pass), it will be held - M(cryo.docker.docker_checkpoint)
+  - B(container NAME) checks, for each of O(containers) - it exists and runs (V(fail) otherwise, and
+    when it is paused, restarting, dead or being removed, which M(cryo.docker.docker_checkpoint) refuses);
+    its restart policy (V(pass), it will be held - M(cryo.docker.docker_checkpoint)
     sets it to C(no) and M(cryo.docker.docker_restore) puts it back); a TTY (V(pass), restored);
     privileged (V(warn)); the network (V(warn) on the host network - its ports must be free at restore
     and established TCP connections need C(tcp-established); V(pass) in a network holder's namespace,

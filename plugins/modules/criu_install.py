@@ -300,7 +300,8 @@ class CriuInstall(Manager):
                                  % (min_version, kernel_min, self.kernel, kernel_reason))
             kernel_reason = 'min_version is %s' % min_version
         if not re.match(r'^\d+\.\d+(?:\.\d+)?$', params['version']):
-            self.fail('version %r is not a CRIU release such as 4.2.1.' % params['version'])
+            self.fail('version %r is not a CRIU release such as 4.2.1. Give a release number, or leave version out '
+                      'for the default.' % params['version'])
         if params['source_checksum'] is not None and parse_checksum(params['source_checksum']) is None:
             self.fail('source_checksum must be sha256:<64 hex digits>, not %r.' % params['source_checksum'])
         if parse_ppa(params['ppa']) is None:

@@ -299,8 +299,13 @@ import os
 
 from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
 from ansible_collections.cryo.docker.plugins.module_utils import _images
-from ansible_collections.cryo.docker.plugins.module_utils._common import Manager, check_checkpoint_dir, run
-from ansible_collections.cryo.docker.plugins.module_utils._engine import connect, docker_argument_spec
+from ansible_collections.cryo.docker.plugins.module_utils._common import (
+    Manager,
+    check_checkpoint_dir,
+    container_state_reason,
+    run,
+)
+from ansible_collections.cryo.docker.plugins.module_utils._engine import EngineError, connect, docker_argument_spec
 
 
 class CheckpointInfo(Manager):
@@ -328,7 +333,7 @@ class CheckpointInfo(Manager):
         if container:
             targets = [self.engine.inspect(container)]
         else:
-            targets = [self.engine.inspect(entry['Id']) for entry in self.engine.containers(all=True)]
+            targets = [info for info in map(self.inspected, self.engine.containers(all=True)) if info]
         data_root = self.engine.data_root()
         found = []
         for info in targets:
@@ -336,11 +341,34 @@ class CheckpointInfo(Manager):
             if checkpoint_dir:
                 names = store.list_dir(checkpoint_dir)
             else:
-                names = self.engine.list_checkpoints(container_id)
+                names = self.listed(info)
             base = checkpoint_dir or store.engine_dir(data_root, container_id)
             found.extend(store.describe(os.path.join(base, checkpoint), checkpoint, name, container_id)
                          for checkpoint in names)
         return found
+
+    def inspected(self, entry):
+        """A listed container's inspect; None when it was removed since it was listed."""
+        try:
+            return self.engine.inspect(entry['Id'])
+        except EngineError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def listed(self, info):
+        """The engine's list of a container's checkpoints. A dead container, or one being removed, may have lost its
+        checkpoints' directory with its own: said in a warning, and the others are listed."""
+        name = info['Name'].lstrip('/')
+        try:
+            return self.engine.list_checkpoints(info['Id'])
+        except EngineError as exc:
+            reason = container_state_reason(name, info.get('State') or {})
+            if reason is None:
+                raise
+            self.module.warn('The checkpoints of container %s cannot be listed: it is %s (%s; the engine says: %s). %s'
+                             % (name, info['State'].get('Status'), reason[0], exc.msg, reason[1]))
+            return []
 
     def report(self):
         return dict(changed=False,

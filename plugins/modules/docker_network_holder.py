@@ -117,13 +117,14 @@ options:
     elements: str
   hostname:
     description:
-      - Hostname of the namespace (the members share it). When not given, the engine uses the holder's
-        short id, and an existing holder's hostname is not compared.
+      - Hostname of the namespace (the members share it) - at most 64 letters, digits, C(-), C(_) and C(.),
+        starting and ending with a letter or digit. When not given, the engine uses the holder's short id,
+        and an existing holder's hostname is not compared.
     type: str
   dns:
     description:
-      - DNS servers for the namespace. When not given, the engine's defaults apply and an existing
-        holder's are not compared.
+      - DNS servers for the namespace, as IP addresses. When not given, the engine's defaults apply and an
+        existing holder's are not compared.
     type: list
     elements: str
   restart_policy:

@@ -151,6 +151,14 @@ def _subnet(seed, first, index=None):
     return '10.%d.%d.1/24' % (first + crc % 50, index if index is not None else 1 + (crc >> 8) % 250)
 
 
+def managed_containerd_pid(exec_root):
+    """The pid of the containerd a dockerd with this exec root started itself (its pidfile there), if it runs."""
+    pid = _read_pid(os.path.join(exec_root, 'containerd', 'containerd.pid'))
+    if pid and HOST.alive(pid) and exec_root + '/' in _cmdline(pid):
+        return pid
+    return None
+
+
 def with_descendants(table, roots):
     """roots and every process below them, in a process table ({pid: (ppid, cmdline, cgroup)} as _host's)."""
     found = set(roots)
@@ -267,10 +275,7 @@ class Engine:
 
     def containerd_pid(self):
         """The pid of the containerd this engine's dockerd started (it outlives dockerd with live-restore)."""
-        pid = _read_pid(os.path.join(self.exec_root, 'containerd', 'containerd.pid'))
-        if pid and HOST.alive(pid) and self.exec_root + '/' in _cmdline(pid):
-            return pid
-        return None
+        return managed_containerd_pid(self.exec_root)
 
     def answers(self):
         if not os.path.exists(self.socket):

@@ -392,14 +392,15 @@ def test_missing_container_fails():
     assert len(checks) == 1 and checks[0]['status'] == 'fail' and 'does not exist' in checks[0]['detail']
 
 
-def test_stopped_container_fails_and_paused_warns():
+def test_stopped_container_fails_and_so_does_a_paused_one():
     stopped = copy.deepcopy(INSPECT)
     stopped['State'].update(Running=False, Status='exited')
     item = by_name(container_checks(stopped), 'container cr: running')
     assert item['status'] == 'fail' and 'exited' in item['detail'] and 'docker start cr' in item['remedy']
     paused = copy.deepcopy(INSPECT)
     paused['State'].update(Paused=True, Status='paused')
-    assert by_name(container_checks(paused), 'container cr: running')['status'] == 'warn'
+    item = by_name(container_checks(paused), 'container cr: running')  # docker_checkpoint refuses it
+    assert item['status'] == 'fail' and 'paused' in item['detail'] and 'docker unpause cr' in item['remedy']
 
 
 @pytest.mark.parametrize('policy', ['always', 'unless-stopped', 'on-failure'])

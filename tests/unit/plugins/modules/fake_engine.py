@@ -112,12 +112,15 @@ class Container:
         self.mounts = mounts or []
         self.devices = devices or []
         self.restart_pending = False
+        self.state = {}  # inspect's State as recorded for a paused, restarting, dead or removing one (set_state)
 
     def inspect(self):
+        state = dict(Status=self.status, Running=self.running, Paused=False, Restarting=False, Pid=self.pid,
+                     ExitCode=self.exit_code, Error=self.error, StartedAt=self.started_at)
+        state.update(self.state)
         return copy.deepcopy(dict(
             Id=self.id, Name='/' + self.name,
-            State=dict(Status=self.status, Running=self.running, Paused=False, Restarting=False, Pid=self.pid,
-                       ExitCode=self.exit_code, Error=self.error, StartedAt=self.started_at),
+            State=state,
             HostConfig=dict(RestartPolicy=self.restart_policy, NetworkMode=self.network,
                             Privileged=self.privileged, Devices=self.devices),
             Config=dict(Image=self.image, Labels=self.labels, Tty=self.tty),
@@ -347,11 +350,16 @@ class FakeEngine(Engine):
     def list_checkpoints(self, container, checkpoint_dir=None):
         self._record('list_checkpoints', container, checkpoint_dir)
         found = self._get(container)
+        if found.state.get('Status') in ('dead', 'removing') and not checkpoint_dir:
+            # Measured on Docker 20.10.24: a dead container's directory (its checkpoints with it) is partly removed.
+            raise self._answer(500, 'checkpoint  does not exist for container %s' % found.id, container)
         base = checkpoint_dir or store.engine_dir(self.root, found.id)
         if not os.path.isdir(base):
             return []
-        # As the real Engine.list_checkpoints: a checkpoint being written (a temporary name) is not listed.
+        # As the real Engine.list_checkpoints: a checkpoint being written (a temporary name) is not listed; as
+        # dockerd (os.ReadDir, DirEntry.IsDir): nor is a symbolic link, even to a directory.
         return sorted(name for name in os.listdir(base) if os.path.isdir(os.path.join(base, name))
+                      and not os.path.islink(os.path.join(base, name))
                       and not name.startswith('.') and not name.endswith(TEMPORARY_SUFFIX))
 
     def create_checkpoint(self, container, checkpoint, leave_running=False, checkpoint_dir=None,

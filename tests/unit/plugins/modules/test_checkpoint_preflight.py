@@ -65,9 +65,9 @@ def criu_file(directory):
     return path
 
 
-@pytest.fixture
-def host(tmp_path, monkeypatch, engine):
-    """A ready host: CRIU 4.2.1 first on dockerd's PATH, Debian's 3.17.1 after it, the fake engine, 100 GiB free."""
+def ready_host(tmp_path, monkeypatch, engine):
+    """A ready host: CRIU 4.2.1 first on dockerd's PATH, Debian's 3.17.1 after it, the fake engine, 100 GiB free
+    (also for test_bad_input.py)."""
     fake = FakeHost(tmp_path)
     fake.local = criu_file(tmp_path / 'usr/local/sbin')
     fake.system = criu_file(tmp_path / 'usr/sbin')
@@ -91,6 +91,11 @@ def host(tmp_path, monkeypatch, engine):
     monkeypatch.setattr(checkpoint_preflight, 'free_space', free_space)
     monkeypatch.setattr(checkpoint_preflight, 'Engine', lambda params: engine)
     return fake
+
+
+@pytest.fixture
+def host(tmp_path, monkeypatch, engine):
+    return ready_host(tmp_path, monkeypatch, engine)
 
 
 def run(capsys, **args):

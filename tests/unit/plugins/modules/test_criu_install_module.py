@@ -44,9 +44,9 @@ class Host:
         return [call for call in self.calls if os.path.basename(call[0]) == program]
 
 
-@pytest.fixture
-def host(tmp_path, monkeypatch, make_criu):
-    """A Debian 12 host on kernel 6.18: Debian's broken 3.17.1 installed, dockerd's PATH in tmp_path."""
+def debian_host(tmp_path, monkeypatch, make_criu):
+    """A Debian 12 host on kernel 6.18: Debian's broken 3.17.1 installed, dockerd's PATH in tmp_path (also for
+    test_bad_input.py)."""
     system = tmp_path / 'usr/sbin'
     local = tmp_path / 'usr/local/sbin'
     package_binary = make_criu(system)
@@ -72,6 +72,11 @@ def host(tmp_path, monkeypatch, make_criu):
     monkeypatch.setattr(criu_install, 'PACKAGE_BINARY', package_binary)
     ansible_warnings._global_warnings.clear()
     return fake
+
+
+@pytest.fixture
+def host(tmp_path, monkeypatch, make_criu):
+    return debian_host(tmp_path, monkeypatch, make_criu)
 
 
 def warnings_of(result):
