@@ -116,24 +116,21 @@ MODULE_PLAYBOOK = """
       {module}: "{{{{ bench_args }}}}"
 """
 
-SEQUENTIAL_PLAYBOOK = """
-- name: Freeze and resume the containers one after the other
-  hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: Checkpoint the containers one by one
-      cryo.docker.docker_checkpoint:
-        docker_host: "{{ bench_docker_host }}"
-        container: "{{ item }}"
-        checkpoint: "{{ bench_checkpoint }}"
-      loop: "{{ bench_containers }}"
-    - name: Restore the containers one by one
-      cryo.docker.docker_restore:
+# One task looping over the containers (TASK and MODULE filled in below).
+LOOP_TASK = """
+    - name: TASK
+      cryo.docker.MODULE:
         docker_host: "{{ bench_docker_host }}"
         container: "{{ item }}"
         checkpoint: "{{ bench_checkpoint }}"
       loop: "{{ bench_containers }}"
 """
+SEQUENTIAL_PLAYBOOK = """
+- name: Freeze and resume the containers one after the other
+  hosts: localhost
+  gather_facts: false
+  tasks:""" + ''.join(LOOP_TASK.replace('TASK', task).replace('MODULE', module) for task, module in (
+    ('Checkpoint the containers one by one', 'docker_checkpoint'), ('Restore the containers one by one', 'docker_restore')))
 
 ROLE_PLAYBOOK = """
 - name: Freeze and resume the containers with the maintenance role
@@ -532,15 +529,18 @@ class Bench:
         os.sync()
         return seconds
 
-    def resumed(self, name, timeout=5):
-        """True when the counter runs on from where it was: 0, 1, 2 ... with no restart, and still counting."""
+    def resumed(self, name, timeout=5, from_zero=True):
+        """True when the counter runs on from where it was, in one unbroken run, and still counts: 0, 1, 2 ... with
+        no restart (from_zero), or from wherever its log starts (an imported counter goes on from its source's)."""
         before = self.counter_lines(name)
         try:
             wait_for(lambda: len(self.counter_lines(name)) > len(before), timeout, 0.1, 'the counter of %s' % name)
         except BenchError:
             return False
         lines = self.counter_lines(name)
-        return self.engine.inspect_container(name)['State'].get('Running') and lines == list(range(len(lines)))
+        first = 0 if from_zero or not lines else lines[0]
+        return bool(self.engine.inspect_container(name)['State'].get('Running')) and lines == list(
+            range(first, first + len(lines)))
 
     # -- 1. warm start -------------------------------------------------------------------
 
@@ -1063,21 +1063,11 @@ class Bench:
                 diff_mb=round(exported['file_changes']['size'] / mib, 3),
                 archive_mb=round(exported['archive']['size'] / mib, 2),
                 verified=bool(restore['verified'] and imported['verified']),
-                resumed=self.carried_on(copy))
+                resumed=self.resumed(copy, from_zero=False))
         finally:
             self.remove([copy, name])
             if os.path.exists(path):
                 os.unlink(path)
-
-    def carried_on(self, name, timeout=5):
-        """True when an imported counter counts on in one unbroken run (its log starts where the source was)."""
-        before = self.counter_lines(name)
-        try:
-            wait_for(lambda: len(self.counter_lines(name)) > len(before), timeout, 0.1, 'the counter of %s' % name)
-        except BenchError:
-            return False
-        lines = self.counter_lines(name)
-        return bool(lines) and lines == list(range(lines[0], lines[0] + len(lines)))
 
     # -- 6. checkpoint speed --------------------------------------------------------------
 

@@ -472,12 +472,18 @@ def test_a_wrong_checksum_is_refused(bed, archive, capsys):
     assert run_import(capsys, bed, checksum=archive['sha256'])['changed'] is True
 
 
-def test_an_archive_from_another_architecture_is_refused(bed, archive, capsys):
-    bed.target.arch = 'arm64'
+@pytest.mark.parametrize('attribute, value, message, word, reason', [
+    ('arch', 'arm64', 'The archive {path} was written on a amd64 host (x86_64), and this engine runs on arm64',
+     'CPU architecture', 'architecture'),
+    ('version_text', '28.5.2', 'The container in {path} cannot be restored on this engine, so it was not created.',
+     'network holder', 'unrestorable'),
+], ids=['another architecture', 'a network mode this engine cannot restore'])
+def test_an_engine_that_cannot_take_the_archive_is_refused(bed, archive, capsys, attribute, value, message, word,
+                                                           reason):
+    setattr(bed.target, attribute, value)
     result = run_import(capsys, bed)
-    msg = failed_clearly(result, 'The archive %s was written on a amd64 host (x86_64), and this engine runs on arm64'
-                         % archive['path'])
-    assert 'CPU architecture' in msg and result['reason'] == 'architecture'
+    msg = failed_clearly(result, message.format(path=archive['path']))
+    assert word in msg and result['reason'] == reason
     nothing_created(bed)
 
 
@@ -497,15 +503,6 @@ def test_an_image_missing_and_not_carried_is_refused(bed, archive, capsys):
     msg = failed_clearly(result, 'Image counter:1 (%s) is not on this engine, and the archive %s does not carry it'
                          % (IMAGE_ID, archive['path']))
     assert 'include_image: true' in msg and result['reason'] == 'image_missing'
-    nothing_created(bed)
-
-
-def test_an_engine_that_cannot_restore_the_network_mode_is_refused(bed, archive, capsys):
-    bed.target.version_text = '28.5.2'
-    result = run_import(capsys, bed)
-    msg = failed_clearly(result, 'The container in %s cannot be restored on this engine, so it was not created.'
-                         % archive['path'])
-    assert 'network holder' in msg and result['reason'] == 'unrestorable'
     nothing_created(bed)
 
 
