@@ -22,6 +22,14 @@ C_LOCALE = dict(LANG='C', LC_ALL='C', LC_MESSAGES='C')
 # docker_checkpoint holds them (sets "no") and docker_restore puts them back.
 HELD_RESTART_POLICIES = ('always', 'unless-stopped', 'on-failure')
 
+
+def policy_still_held(recorded, current):
+    """Whether a container runs with the hold ("no") a checkpoint put on its recorded restart policy: what
+    a restore cut before it put the policy back leaves (the container resumed, the policy not)."""
+    return bool(recorded) and (recorded.get('Name') or 'no') in HELD_RESTART_POLICIES and (
+        (current or {}).get('Name') or 'no') == 'no'
+
+
 # The label that marks a network holder (cryo.docker.docker_network_holder): a container that only owns a
 # network namespace for others to join (network_mode container:<holder>). It is never checkpointed; it is
 # started again (cold) before the containers in it are restored.

@@ -31,6 +31,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._common import (
     check_checkpoint_name,
     check_container_state,
     container_state_problem,
+    policy_still_held,
     what_is,
 )
 from ansible_collections.cryo.docker.plugins.module_utils._criu import (
@@ -556,17 +557,22 @@ class RestoreTask(Task):
         self.engine_path = os.path.join(store.engine_dir(self.engine.data_root(), self.container_id), self.checkpoint)
         custom = self.params['checkpoint_dir']
         self.source = os.path.join(custom, self.checkpoint) if custom else self.engine_path
-        self.action = None  # restore or cold_start: what act() does
+        self.action = None  # restore, cold_start or finish (what a cut restore left undone): what act() does
         self.staged = False
         self.outcome = dict(restored=False, verified=None, fallback_used=False, checkpoint_removed=False,
-                            duration=0.0, containerd_copies_removed=0, checkpoint={}, stats=None,
-                            verification=dict(method='none', detail='not verified'))
+                            restart_policy_put_back=False, duration=0.0, containerd_copies_removed=0,
+                            checkpoint={}, stats=None, verification=dict(method='none', detail='not verified'))
 
     # -- plan
 
     def plan(self):
         check_container_state(self.container_name, self.info['State'], 'restored')
         running = self.info['State'].get('Running')
+        if running and not self.params['force'] and not self.checkpoint_present():
+            # A second run after keep_checkpoint: false removed it: nothing to restore, nothing to compare with.
+            self.outcome['verification'] = dict(method='none', detail='checkpoint %s is gone and the container runs'
+                                                % self.checkpoint)
+            return
         if not self.checkpoint_found():
             # fallback: cold_start, and this container has no such checkpoint.
             self.action = 'cold_start'
@@ -583,22 +589,30 @@ class RestoreTask(Task):
                     'Container %s is running, but not from checkpoint %s (%s): something else started it, for '
                     'example its restart policy. Nothing was restored; use force: true to rewind it to the '
                     'checkpoint.' % (self.container_name, self.checkpoint, check['detail']))
+            elif check['verified'] and self.params['restore_restart_policy'] and policy_still_held(
+                    self.outcome['checkpoint'].get('restart_policy'), self.info['HostConfig'].get('RestartPolicy')):
+                # A restore cut after the container resumed, before its policy was put back: finish it.
+                self.action = 'finish'
+                self.changed = True
             return
         self.check_network_holder()
         self.action = 'restore'
         self.changed = True
 
+    def checkpoint_present(self):
+        if self.params['checkpoint_dir']:
+            return store.looks_like_checkpoint(self.source)
+        return self.checkpoint in self.engine.list_checkpoints(self.container_id)
+
     def checkpoint_found(self):
         """True when the checkpoint is there; False when it is not and fallback allows a cold start."""
+        if self.checkpoint_present():
+            return True
         if self.params['checkpoint_dir']:
-            if store.looks_like_checkpoint(self.source):
-                return True
             raise ModuleError(
                 'Checkpoint %s is not in %s (no %s/inventory.img). Check checkpoint and checkpoint_dir; '
                 'cryo.docker.docker_checkpoint_info lists what a directory holds.'
                 % (self.checkpoint, self.params['checkpoint_dir'], self.source))
-        if self.checkpoint in self.engine.list_checkpoints(self.container_id):
-            return True
         if self.params['fallback'] == 'cold_start':
             return False
         raise ModuleError(
@@ -638,6 +652,12 @@ class RestoreTask(Task):
         if self.action == 'cold_start':
             self.engine.start(self.container_id)
             self.outcome['duration'] = round(time.monotonic() - started, 3)
+            return
+        if self.action == 'finish':
+            self.clean_containerd_copies()
+            self.put_back_policy()
+            if not self.params['keep_checkpoint']:
+                self.remove_checkpoint()
             return
         if self.info['State'].get('Running'):
             self.engine.stop(self.container_id, timeout=1)
@@ -794,6 +814,7 @@ class RestoreTask(Task):
         current = self.engine.inspect(self.container_id)['HostConfig'].get('RestartPolicy') or {}
         if (current.get('Name') or 'no') != (recorded.get('Name') or 'no'):
             self.engine.set_restart_policy(self.container_id, recorded)
+            self.outcome['restart_policy_put_back'] = True
 
     def remove_checkpoint(self):
         if self.params['checkpoint_dir']:
@@ -822,6 +843,9 @@ class RestoreTask(Task):
     def diff(self):
         before = dict(container_state=self.info['State'].get('Status'))
         after = dict(container_state='running', checkpoint=self.checkpoint)
+        if self.action == 'finish':
+            before['restart_policy'] = (self.info['HostConfig'].get('RestartPolicy') or {}).get('Name') or 'no'
+            after = dict(before, restart_policy=self.outcome['checkpoint']['restart_policy'].get('Name'))
         if not self.batch.single:
             before['container'] = after['container'] = self.container_name
         return dict(before=before, after=after)

@@ -35,6 +35,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._common import (
     ModuleError,
     check_checkpoint_dir,
     check_checkpoint_name,
+    policy_still_held,
 )
 from ansible_collections.cryo.docker.plugins.module_utils._containers import (
     ARCHIVE_LABEL,
@@ -459,6 +460,7 @@ class ImportManager(Manager):
         self.steps = []
         self.created_id = None
         self.restore_result = {}
+        self.held_policy = None  # the recorded restart policy a cut import left held
         self.warnings = []
 
     # -- plan
@@ -474,9 +476,11 @@ class ImportManager(Manager):
         self.check_engine(manifest, record)
         self.existing = self.engine.find(name)
         if self.existing is not None:
-            self.decide_existing(name)
-            if self.action == 'none':
+            self.decide_existing(name, record)
+            if self.action in ('none', 'finish'):
                 self.plan_ = self.make_plan(name, record, dry=True)
+                if self.module.check_mode and self.changed:
+                    self.steps = self.predicted()
                 return
         self.plan_ = self.make_plan(name, record)
         self.check_room()
@@ -489,6 +493,8 @@ class ImportManager(Manager):
         """What act() would do, as check mode reports it."""
         plan = self.plan_
         out = []
+        if self.action == 'finish':
+            return ['would finish the restore that was cut: put back restart policy %s' % self.held_policy['Name']]
         if self.action == 'replace':
             out.append('would remove the container left by an earlier import (%s)' % self.existing['Id'][:12])
         if plan.load_image:
@@ -554,7 +560,7 @@ class ImportManager(Manager):
                 'ignore to import it with those files present, as the image has them.'
                 % (self.path, len(deleted), self.engine_info.get('Driver') or 'unknown'), reason='deleted_files')
 
-    def decide_existing(self, name):
+    def decide_existing(self, name, record):
         info = self.existing
         label = ((info.get('Config') or {}).get('Labels') or {}).get(ARCHIVE_LABEL)
         if label != self.verified.sha256:
@@ -574,6 +580,11 @@ class ImportManager(Manager):
                                  'something started it afresh. Nothing was done; use force: true to import it again.'
                                  % (name, check['detail']))
             self.action = 'none'
+            recorded = (record.get('host_config') or {}).get('RestartPolicy')
+            if check['verified'] and self.params['restore'] and self.holds_checkpoint(info) and policy_still_held(
+                    recorded, (info.get('HostConfig') or {}).get('RestartPolicy')):
+                # An import cut after its restore resumed the container: the restore finishes what it left undone.
+                self.action, self.changed, self.held_policy = 'finish', True, recorded
         elif not self.params['restore'] and self.holds_checkpoint(info):
             self.action = 'none'
         elif never_started(info):
@@ -670,6 +681,10 @@ class ImportManager(Manager):
     # -- act
 
     def act(self):
+        if self.action == 'finish':
+            self.created_id = self.existing['Id']
+            self.restore(self.plan_)
+            return
         started = time.monotonic()
         plan = self.plan_
         prefix = '%s-%s.' % (self.verified.sha256.split(':', 1)[1][:16], plan.name[:64])  # a name has no length limit
@@ -809,8 +824,13 @@ class ImportManager(Manager):
             task.act()
         self.restore_result = task.report()
         self.restore_result.pop('diff', None)
-        self.step('restored it from checkpoint %s%s' % (checkpoint, ' (verified)' if self.restore_result.get('verified')
-                                                        else ''))
+        if task.action == 'finish':
+            self.step('finished the restore that was cut (verified): put back restart policy %s%s'
+                      % (self.restore_result['restart_policy'].get('Name'),
+                         ', removed checkpoint %s' % checkpoint if self.restore_result['checkpoint_removed'] else ''))
+        else:
+            self.step('restored it from checkpoint %s%s' % (
+                checkpoint, ' (verified)' if self.restore_result.get('verified') else ''))
 
     # -- report
 
@@ -838,17 +858,20 @@ class ImportManager(Manager):
                                        bound_ports=bound_ports(bound))
         else:
             result['container'].update(id=None, status=None, running=False, bound_ports=[])
-        result['container']['created'] = bool(self.changed and not self.module.check_mode)
+        result['container']['created'] = bool(self.changed and not self.module.check_mode
+                                              and self.action != 'finish')
         result['file_changes'] = dict(manifest.get('file_changes') or {}, deleted=len(
             verified.json(fmt.DELETED_FILES) or []))
         result['volumes'] = [{key: volume.get(key) for key in ('name', 'destination', 'anonymous', 'create')}
                              for volume in plan.volumes]
         restore = dict(restored=False, verified=None, verification=dict(method='none', detail='not restored'),
-                       fallback_used=False, duration=0.0)
+                       fallback_used=False, duration=0.0, restart_policy_put_back=False)
         restore.update({key: value for key, value in self.restore_result.items() if key != 'container'})
         result.update(restore)
         result['import_duration'] = getattr(self, 'import_duration', 0.0)
-        if self.changed and self.module._diff:
+        if self.changed and self.module._diff and self.action == 'finish':
+            result['diff'] = dict(before=dict(restart_policy='no'), after=dict(restart_policy=self.held_policy['Name']))
+        elif self.changed and self.module._diff:
             before = None
             if self.existing is not None:
                 before = dict(container=dict(name=plan.name, id=self.existing['Id'],

@@ -200,7 +200,9 @@ EXAMPLES = r"""
 RETURN = r"""
 action:
   description: What the run did - V(import) (created and restored), V(replace) (removed an earlier, unfinished or
-    forced, import of the archive first), V(none).
+    forced, import of the archive first), V(finish) (an import cut after its restore had resumed the container
+    left its restart policy held - V(no) - and the staged checkpoint; this run verified the container, put the
+    recorded policy back and removed the checkpoint unless O(keep_checkpoint)), V(none).
   returned: success
   type: str
   sample: import
@@ -349,6 +351,11 @@ duration:
   description: Seconds from the restore request to the container running.
   returned: success
   type: float
+restart_policy_put_back:
+  description: Whether this run put the recorded restart policy back (after its restore, or finishing an import
+    that was cut after its restore).
+  returned: success
+  type: bool
 import_duration:
   description: Seconds spent before the restore - unpacking, image load, creation, files, staging.
   returned: success

@@ -56,6 +56,9 @@ options:
   restore_restart_policy:
     description:
       - Put back the restart policy recorded with the checkpoint, once the container runs again.
+      - A container that already runs from the checkpoint (verified) with the policy still held (V(no)) - a
+        restore cut after the container resumed - gets its policy back; containerd's copies of the checkpoint
+        are removed, and the checkpoint too with O(keep_checkpoint=false). Nothing else is done.
     type: bool
     default: true
   fallback:
@@ -72,7 +75,8 @@ options:
   keep_checkpoint:
     description:
       - Keep the checkpoint after a verified restore. With V(false) it is removed, but only once
-        the restore was verified.
+        the restore was verified. A second run finds the container running and its checkpoint gone, and
+        changes nothing (RV(verified) is null, as there is nothing to compare with).
     type: bool
     default: true
 seealso:
@@ -196,6 +200,11 @@ restart_policy:
   returned: always
   type: dict
   sample: {Name: always, MaximumRetryCount: 0}
+restart_policy_put_back:
+  description: Whether this run put the recorded restart policy back (O(restore_restart_policy)).
+  returned: always
+  type: bool
+  sample: true
 duration:
   description: Seconds from the restore request to the container running (0 when nothing was done).
   returned: always

@@ -43,14 +43,19 @@ def wait_allocated(engine, name, timeout=60):
     return wait_counter(engine, name, 1)
 
 
-def criu_dumps():
-    """Pids of the `criu dump` (or swrk, as runc runs it) processes on this machine, from /proc."""
+def criu_processes(*modes):
+    """Pids of the criu processes on this machine running one of modes (runc runs criu as `criu swrk`)."""
     found = []
     for pid, (_ppid, cmdline, _cgroup) in HOST.processes().items():
         argv = cmdline.split()
-        if argv and os.path.basename(argv[0]) == 'criu' and ('dump' in argv or 'swrk' in argv):
+        if argv and os.path.basename(argv[0]) == 'criu' and any(mode in argv for mode in modes):
             found.append(pid)
     return found
+
+
+def criu_dumps():
+    """Pids of the `criu dump` (or swrk) processes on this machine, from /proc."""
+    return criu_processes('dump', 'swrk')
 
 
 class Killer(threading.Thread):
@@ -282,10 +287,7 @@ def test_engine_killed_during_a_restore(fault_engine):
                                                  docker_host=fault_engine.docker_host))
     assert not taken.get('failed'), taken.get('msg')
 
-    def restoring():
-        return [pid for pid, (_ppid, cmdline, _cgroup) in HOST.processes().items()
-                if os.path.basename((cmdline.split() or [''])[0]) == 'criu' and 'swrk' in cmdline.split()]
-    killer = kill_engine_when(fault_engine, restoring, 0.05)
+    killer = kill_engine_when(fault_engine, lambda: criu_processes('swrk'), 0.05)
     killer.start()
     result = run_module('docker_restore', dict(container=name, checkpoint='cp1', docker_host=fault_engine.docker_host,
                                                timeout=120))
@@ -304,6 +306,34 @@ def test_engine_killed_during_a_restore(fault_engine):
     assert_continues(client, name, before)
     converge(client, name, docker_host=fault_engine.docker_host)
     client.remove_container(name, force=True)
+
+
+def start_from_checkpoint(engine, name, checkpoint):
+    """The engine's restore alone, through the Engine API: what a docker_restore killed right after it leaves."""
+    response = engine._post(engine._url('/containers/{0}/start', name), params={'checkpoint': checkpoint})
+    engine._raise_for_status(response)
+
+
+def restart_policy(engine, name):
+    return engine.inspect_container(name)['HostConfig']['RestartPolicy']['Name']
+
+
+def test_a_restore_cut_after_the_resume_is_finished_by_the_next_run(engine, make_container):
+    name = make_container(big_counter(16), restart_policy={'Name': 'always'})
+    before = wait_allocated(engine, name)
+    taken = run_module('docker_checkpoint', dict(container=name, checkpoint='cp1'))
+    assert taken.get('changed') and not taken.get('failed'), taken.get('msg')
+    assert restart_policy(engine, name) == 'no', 'the checkpoint holds the policy'
+    start_from_checkpoint(engine, name, 'cp1')
+    assert wait_running(engine, name, timeout=30) and restart_policy(engine, name) == 'no'
+    finished = run_module('docker_restore', dict(container=name, checkpoint='cp1', keep_checkpoint=False))
+    assert not finished.get('failed'), finished.get('msg')
+    assert finished['changed'] and finished['verified'] is True and finished['restart_policy_put_back'], finished
+    assert finished['restored'] is False and finished['checkpoint_removed'] and checkpoints(engine, name) == []
+    assert restart_policy(engine, name) == 'always'
+    assert_continues(engine, name, before)
+    again = run_module('docker_restore', dict(container=name, checkpoint='cp1', keep_checkpoint=False))
+    assert not again.get('failed') and not again['changed'], again.get('msg')
 
 
 # -- two maintenance runs at once -----------------------------------------------------------------
@@ -461,9 +491,9 @@ def test_host_rebooted_between_the_freeze_and_the_manifest_write(fleet, tmp_path
 
 # -- an archive import interrupted half-way ------------------------------------------------------------
 
-@pytest.mark.parametrize('when', ['unpacking', 'created'])
+@pytest.mark.parametrize('when', ['unpacking', 'created', 'restoring'])
 def test_import_interrupted_half_way_then_run_again(engine, make_container, tmp_path, when):
-    source = make_container(big_counter(64))
+    source = make_container(big_counter(64), restart_policy={'Name': 'always'})
     wait_allocated(engine, source)
     archive = str(tmp_path / 'counter.tar')
     exported = run_module('docker_checkpoint_export', dict(container=source, checkpoint='cp1', path=archive,
@@ -478,6 +508,8 @@ def test_import_interrupted_half_way_then_run_again(engine, make_container, tmp_
                  if '/AnsiballZ_docker_checkpoint_import.py' in cmdline]
         if not found:
             return []
+        if when == 'restoring':
+            return found if criu_processes('swrk') else []
         if when == 'unpacking':
             unpacking = [entry for entry in (os.listdir(staging) if os.path.isdir(staging) else [])
                          if clone in entry and os.listdir(os.path.join(staging, entry))]
@@ -491,14 +523,24 @@ def test_import_interrupted_half_way_then_run_again(engine, make_container, tmp_
         killer.join(5)
         assert killer.killed, 'the import was not interrupted %s' % when
         assert cut.get('failed'), cut
-        # What the cut left: maybe a created container that never ran; no checkpoint listed half-written.
         made = engine.containers(all=True, filters={'name': clone})
-        if made:
+        if when == 'restoring':
+            # The engine's restore goes on without its client: the clone resumes, its policy still held.
+            assert wait_running(engine, clone, timeout=30) and restart_policy(engine, clone) == 'no'
+        elif made:
+            # What the cut left: maybe a created container that never ran; no checkpoint listed half-written.
             assert made[0]['State'] != 'running'
             assert_nothing_half_written(engine, clone, 'cp1')
         again = run_module('docker_checkpoint_import', dict(path=archive, container=clone))
         assert not again.get('failed'), again.get('msg') or again['_output'][-3000:]
-        assert again['restored'] and again['verified'], again
+        if when == 'restoring' or again['action'] == 'finish':
+            # The run proved the clone runs the checkpoint and did what the cut one left undone (a cut 'created'
+            # lands in the engine's restore now and then).
+            assert again['action'] == 'finish' and not again['restored'] and again['restart_policy_put_back'], again
+        else:
+            assert again['restored'], again
+        assert again['verified'] is True, again
+        assert restart_policy(engine, clone) == 'always' and checkpoints(engine, clone) == []
         # The clone counts on from the checkpoint (not from 0), in one unbroken run; nothing of the cut is left.
         lines = wait_lines(engine, clone, 2)
         assert len(runs(lines)) == 1 and 0 < lines[0] <= frozen_at + 1, lines

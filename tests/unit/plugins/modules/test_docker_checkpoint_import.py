@@ -275,6 +275,40 @@ def test_a_staging_directory_left_by_an_interrupted_run_is_removed(bed, archive,
     assert os.listdir(staging) == []
 
 
+def test_an_import_cut_after_its_restore_is_finished(bed, archive, capsys, monkeypatch):
+    # Killed after the engine resumed the container, before the recorded policy was put back.
+    class Killed(BaseException):
+        pass
+
+    def killed(*_args):
+        raise Killed()
+    kept = type(bed.target).set_restart_policy
+    monkeypatch.setattr(type(bed.target), 'set_restart_policy', killed)
+    with pytest.raises(Killed):
+        run_import(capsys, bed)
+    monkeypatch.setattr(type(bed.target), 'set_restart_policy', kept)
+    web = bed.target._find('web')
+    pid = web.pid
+    assert web.running and web.restart_policy['Name'] == 'no'
+    assert os.path.isdir(bed.target.checkpoint_path(web, 'move')), 'the cut import left its checkpoint'
+    bed.target.calls = []
+    predicted = run_import(capsys, bed, check_mode=True, diff=True)
+    assert predicted.get('changed') and predicted['action'] == 'finish' and bed.target.changes() == []
+    assert predicted['steps'] == ['would finish the restore that was cut: put back restart policy always']
+    assert predicted['diff'] == dict(before=dict(restart_policy='no'), after=dict(restart_policy='always'))
+    again = run_import(capsys, bed)
+    assert again['changed'] and again['action'] == 'finish' and again['verified'] is True, again
+    assert again['restored'] is False and again['restart_policy_put_back'] is True
+    assert again['checkpoint_removed'] is True and not os.path.exists(bed.target.checkpoint_path(web, 'move'))
+    assert again['container']['created'] is False and again['container']['id'] == web.id
+    assert bed.target.changes() == [('set_restart_policy', web.id, 'always', 0),
+                                    ('delete_checkpoint', web.id, 'move', None)] and web.pid == pid
+    assert again['steps'] == ['finished the restore that was cut (verified): put back restart policy always, '
+                              'removed checkpoint move']
+    third = run_import(capsys, bed)
+    assert third['changed'] is False and third['action'] == 'none'
+
+
 def test_a_container_that_ran_since_is_not_replaced_unless_force(bed, archive, capsys):
     run_import(capsys, bed)
     web = bed.target._find('web')

@@ -292,6 +292,12 @@ def test_keep_checkpoint_false_removes_a_verified_checkpoint(engine, cr, capsys)
     assert result['checkpoint_removed'] is True and result['verified'] is True
     assert engine.changes()[-1] == ('delete_checkpoint', cr.id, 'cp1', None)
     assert not os.path.exists(cr.path)
+    engine.calls = []
+    again = run(capsys, keep_checkpoint=False)
+    assert again['changed'] is False and 'failed' not in again and again['verified'] is None, again.get('msg')
+    assert again['verification'] == dict(method='none', detail='checkpoint cp1 is gone and the container runs')
+    assert engine.changes() == [] and not warnings_of(again)
+    assert failed_clearly(run(capsys, force=True), 'Container cr has no checkpoint named cp1')
 
 
 # -- the restart policy --------------------------------------------------------------------------
@@ -319,6 +325,52 @@ def test_checkpoint_without_metadata_puts_nothing_back(engine, capsys):
     result = run(capsys, container='other')
     assert result['restored'] is True and result['checkpoint']['restart_policy'] is None
     assert engine.called('set_restart_policy') == []
+
+
+def cut_after_the_resume(engine, container):
+    """What a docker_restore killed between the engine's restore and putting the policy back leaves."""
+    engine.start_from_checkpoint(container.id, 'cp1')
+    engine.calls = []
+
+
+def test_a_restore_cut_before_the_policy_was_put_back_is_finished(engine, cr, capsys):
+    cut_after_the_resume(engine, cr)
+    pid = cr.pid
+    result = run(capsys, diff=True)
+    assert result['changed'] is True and result['restart_policy_put_back'] is True
+    assert result['restored'] is False and result['verified'] is True and result['checkpoint_removed'] is False
+    assert engine.changes() == [('set_restart_policy', cr.id, 'always', 0)] and cr.pid == pid
+    assert result['restart_policy'] == dict(Name='always', MaximumRetryCount=0)
+    assert result['diff'] == dict(before=dict(container_state='running', restart_policy='no'),
+                                  after=dict(container_state='running', restart_policy='always'))
+    assert not warnings_of(result)
+    again = run(capsys)
+    assert again['changed'] is False and again['restart_policy_put_back'] is False
+
+
+def test_a_cut_restore_finished_with_keep_checkpoint_false_removes_it_and_containerds_copies(engine, cr, capsys):
+    cut_after_the_resume(engine, cr)
+    result = run(capsys, keep_checkpoint=False)
+    assert result['changed'] is True and result['verified'] is True and result['restart_policy_put_back'] is True
+    assert result['checkpoint_removed'] is True and result['containerd_copies_removed'] == 1
+    assert engine.changes() == [('set_restart_policy', cr.id, 'always', 0), ('delete_checkpoint', cr.id, 'cp1', None)]
+    assert os.listdir(engine.tmpdir) == [] and not os.path.exists(cr.path)
+
+
+def test_a_cut_restore_in_check_mode_or_without_restore_restart_policy_is_left(engine, cr, capsys):
+    cut_after_the_resume(engine, cr)
+    predicted = run(capsys, check_mode=True)
+    assert predicted['changed'] is True and engine.changes() == []
+    left = run(capsys, restore_restart_policy=False)
+    assert left['changed'] is False and engine.changes() == []
+    assert cr.restart_policy == dict(Name='no', MaximumRetryCount=0)
+
+
+def test_a_policy_set_to_no_on_purpose_without_a_recorded_hold_is_left(engine, capsys):
+    plain = engine.add('plain')
+    engine.take(plain, 'cp1', leave_running=True)
+    result = run(capsys, container='plain')
+    assert result['changed'] is False and engine.changes() == []
 
 
 def test_no_containerd_copies_counted_when_there_are_none(engine, cr, capsys):
