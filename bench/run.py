@@ -74,6 +74,7 @@ except ImportError as error:
 from ansible_collections.cryo.docker.plugins.module_utils import _host  # noqa: E402
 from ansible_collections.cryo.docker.plugins.module_utils._checkpoint import (  # noqa: E402
     containerd_copies, dir_size, engine_dir, remove_containerd_copies)
+from ansible_collections.cryo.docker.plugins.module_utils._lifecycle import default_parallel  # noqa: E402
 
 IMAGE = helpers.IMAGE
 LABEL = 'cryo.docker.bench'
@@ -177,6 +178,17 @@ def say(text):
 def median(values):
     values = [v for v in values if v is not None]
     return round(statistics.median(values), 3) if values else None
+
+
+def medians(runs, keys, spread=False):
+    """{key: median over runs} for keys (with spread, also key_min_s and key_max_s: the fastest and slowest run)."""
+    out = {}
+    for key in keys:
+        out[key] = median([r[key] for r in runs])
+        if spread:
+            out[key[:-2] + '_min_s'] = min(r[key] for r in runs)
+            out[key[:-2] + '_max_s'] = max(r[key] for r in runs)
+    return out
 
 
 def ratio(numerator, denominator):
@@ -740,7 +752,8 @@ class Bench:
                      'then one cryo.docker.docker_restore loop, through ansible-playbook',
             measured='concurrent: role cryo.docker.maintenance (maintenance_action: none) - one docker_checkpoint '
                      'call with containers (parallel: %s), then one docker_restore call with containers'
-                     % (self.options.parallel or "the module's default, twice the host's CPUs and at least 4: %d here" % max(4, 2 * (os.cpu_count() or 1))),
+                     % (self.options.parallel or "the module's default, twice the host's CPUs and at least 4: %d "
+                        "here" % default_parallel()),
             results=results, rows=rows, all_resumed=all(r['resumed'] for r in rows),
             checks=checks,
             notes=['freeze_s / restore_s: summed durations of the phase\'s tasks from ansible-core\'s junit callback '
@@ -988,9 +1001,9 @@ class Bench:
             runs = [row for row in rows if row['method_asked'] == method]
             row = dict(method_asked=method, method='/'.join(sorted({r['method'] for r in runs})), mb=runs[0]['mb'],
                        compression=runs[0]['compression'])
-            for key in ('checkpoint_s', 'export_s', 'export_checkpoint_s', 'export_archive_s', 'restore_s',
-                        'import_s', 'import_unpack_s', 'import_restore_s', 'checkpoint_mb', 'diff_mb', 'archive_mb'):
-                row[key] = median([r[key] for r in runs])
+            row.update(medians(runs, ('checkpoint_s', 'export_s', 'export_checkpoint_s', 'export_archive_s',
+                                      'restore_s', 'import_s', 'import_unpack_s', 'import_restore_s', 'checkpoint_mb',
+                                      'diff_mb', 'archive_mb')))
             row['export_vs_checkpoint'] = ratio(row['export_s'], row['checkpoint_s'])
             row['import_vs_restore'] = ratio(row['import_s'], row['restore_s'])
             row['size_vs_content'] = ratio(row['archive_mb'], row['checkpoint_mb'] + row['diff_mb'])
@@ -1131,12 +1144,9 @@ class Bench:
                        checkpoint_mb=round(median([r['size'] for r in runs]) / mib, 1),
                        cli_attempts=max(r['cli_attempts'] for r in runs),
                        verified=all(r['verified'] for r in runs), resumed=all(r['resumed'] for r in runs))
-            for key in ('frozen_ms', 'memdump_ms', 'memwrite_ms'):
-                row[key] = median([r[key] for r in runs])
-            for key in ('runtime_s', 'runtime_duration_s', 'cli_s', 'copy_s', 'restore_s', 'restore_cli_s'):
-                row[key] = median([r[key] for r in runs])
-                row[key[:-2] + '_min_s'] = min(r[key] for r in runs)
-                row[key[:-2] + '_max_s'] = max(r[key] for r in runs)
+            row.update(medians(runs, ('frozen_ms', 'memdump_ms', 'memwrite_ms')))
+            row.update(medians(runs, ('runtime_s', 'runtime_duration_s', 'cli_s', 'copy_s', 'restore_s',
+                                      'restore_cli_s'), spread=True))
             for key in ('runtime', 'cli', 'copy', 'restore'):
                 row[key + '_mb_per_s'] = round(row['checkpoint_mb'] / row[key + '_s'], 1) if row[key + '_s'] else None
             row['cli_vs_runtime'] = ratio(row['cli_s'], row['runtime_s'])
@@ -1224,9 +1234,8 @@ class Bench:
         row = dict(facts, mb=megabytes, repeat=len(runs), auto_method='/'.join(sorted({r['auto_method'] for r in runs})),
                    verified=all(r['verified'] and r['warm_verified'] for r in runs), resumed=all(r['resumed'] for r in runs),
                    runs=runs)
-        for key in ('cli_checkpoint_s', 'engine_checkpoint_s', 'auto_checkpoint_s', 'cold_s', 'cli_ready_s',
-                    'module_ready_s', 'module_call_s', 'cli_call_s'):
-            row[key] = median([r[key] for r in runs])
+        row.update(medians(runs, ('cli_checkpoint_s', 'engine_checkpoint_s', 'auto_checkpoint_s', 'cold_s',
+                                  'cli_ready_s', 'module_ready_s', 'module_call_s', 'cli_call_s')))
         row['engine_vs_cli'] = ratio(row['engine_checkpoint_s'], row['cli_checkpoint_s'])
         row['auto_vs_cli'] = ratio(row['auto_checkpoint_s'], row['cli_checkpoint_s'])
         row['warm_vs_cli'] = ratio(row['module_ready_s'], row['cli_ready_s'])
@@ -1335,9 +1344,8 @@ class Bench:
                        rss_mb=round(min(r['rss'] for r in runs) / float(1 << 20), 1),
                        podman_rss_mb=round(min(r['podman_rss'] for r in runs) / float(1 << 20), 1),
                        verified=all(r['verified'] for r in runs), resumed=all(r['resumed'] for r in runs))
-            for key in ('runtime_s', 'runtime_duration_s', 'restore_s', 'podman_checkpoint_s', 'podman_restore_s',
-                        'podman_frozen_ms', 'runtime_frozen_ms'):
-                row[key] = median([r[key] for r in runs])
+            row.update(medians(runs, ('runtime_s', 'runtime_duration_s', 'restore_s', 'podman_checkpoint_s',
+                                      'podman_restore_s', 'podman_frozen_ms', 'runtime_frozen_ms')))
             row['podman_vs_runtime'] = ratio(row['podman_checkpoint_s'], row['runtime_s'])
             row['podman_restore_vs_restore'] = ratio(row['podman_restore_s'], row['restore_s'])
             row['met'] = judge(row['podman_vs_runtime'], 1.0)
@@ -1525,7 +1533,8 @@ def parse_args(argv=None):
                         help='freeze_window cases, comma separated: N containers (holding --freeze-mb) or NxM (N '
                              'containers holding M MB each) (default 1,8,20,8x64)')
     parser.add_argument('--parallel', type=int, default=None,
-                        help='freeze_window: maintenance_parallel of the role (default: the modules\' own, the host\'s CPUs)')
+                        help='freeze_window: maintenance_parallel of the role (default: the modules\' own, twice '
+                             'the host\'s CPUs, at least 4)')
     parser.add_argument('--freeze-mb', type=int, default=0,
                         help='memory each freeze_window counter of an N case holds besides its counter, in MB (default 0)')
     parser.add_argument('--sizes', type=number_list, default=[16, 64, 256], help='memory sizes in MB (default 16,64,256)')
