@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 
+from ansible_collections.cryo.docker.plugins.module_utils._common import HELD_RESTART_POLICIES
 from ansible_collections.cryo.docker.plugins.module_utils._criu import image_entry
 from ansible_collections.cryo.docker.plugins.module_utils._host import Host
 
@@ -56,19 +57,58 @@ def read_metadata(path):
 
 def write_metadata(path, data):
     """Write the metadata file atomically, readable by root only."""
-    data = dict(data, format=METADATA_FORMAT)
-    fd, tmp = tempfile.mkstemp(prefix='.cryo-', dir=path)
+    write_json(path, METADATA_FILE, dict(data, format=METADATA_FORMAT))
+
+
+def write_json(directory, name, data):
+    """Write directory/name atomically (a temporary file renamed, synced first), readable by root only."""
+    fd, tmp = tempfile.mkstemp(prefix='.cryo-', dir=directory)
     try:
         with os.fdopen(fd, 'w') as handle:
             json.dump(data, handle, indent=2, sort_keys=True)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o600)
-        os.rename(tmp, os.path.join(path, METADATA_FILE))
+        os.rename(tmp, os.path.join(directory, name))
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+# The restart policy a checkpoint holds (sets "no") is written first beside the engine's own files of the container,
+# and removed once a restore has put it back: a run cut between the hold and its checkpoint's metadata leaves it to
+# the next run, which would otherwise read "no" as the container's policy.
+HOLD_FILE = 'cryo-restart-policy-held.json'
+
+
+def hold_path(data_root, container_id):
+    return os.path.join(data_root, 'containers', container_id, HOLD_FILE)
+
+
+def read_hold(data_root, container_id):
+    """The restart policy a checkpoint held on this container and no restore has put back yet, or None."""
+    try:
+        with open(hold_path(data_root, container_id)) as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    policy = data.get('restart_policy') if isinstance(data, dict) else None
+    return policy if isinstance(policy, dict) and policy.get('Name') in HELD_RESTART_POLICIES else None
+
+
+def write_hold(data_root, container_id, policy):
+    """Record the policy about to be held; nothing when the engine's files are not on this host (a remote engine)."""
+    directory = os.path.dirname(hold_path(data_root, container_id))
+    if os.path.isdir(directory):
+        write_json(directory, HOLD_FILE, dict(restart_policy=policy, held=now_iso()))
+
+
+def clear_hold(data_root, container_id):
+    try:
+        os.unlink(hold_path(data_root, container_id))
+    except OSError:
+        pass
 
 
 def dir_size(path):

@@ -214,7 +214,8 @@ class CheckpointTask(Task):
         self.info = self.engine.inspect(name)
         self.container_id = self.info['Id']
         self.container_name = self.info['Name'].lstrip('/')
-        self.base = self.custom_dir or store.engine_dir(self.engine.data_root(), self.container_id)
+        self.data_root = self.engine.data_root()
+        self.base = self.custom_dir or store.engine_dir(self.data_root, self.container_id)
         self.before = self.after = []
         self.runtime = None
         self.method_reason = None
@@ -343,10 +344,11 @@ class CheckpointTask(Task):
         target = self.checkpoint + TEMPORARY_SUFFIX if temporary else self.checkpoint
         if temporary:
             self.remove_leftover(target)
-        policy = self.info['HostConfig'].get('RestartPolicy') or {'Name': 'no'}
+        policy = self.policy_to_record()
         held = (self.params['hold_restart_policy'] and not self.params['leave_running']
                 and policy.get('Name') in HELD_RESTART_POLICIES)
         if held:
+            store.write_hold(self.data_root, self.container_id, policy)
             self.engine.set_restart_policy(self.container_id, {'Name': 'no'})
         started = time.monotonic()
         try:
@@ -382,13 +384,21 @@ class CheckpointTask(Task):
             leave_running=self.params['leave_running'], restart_policy=policy, duration=self.taken['duration'],
             stats=self.taken['stats']))
 
+    def policy_to_record(self):
+        """The container's restart policy; or, while it has the "no" of a hold that no restore put back (a run cut
+        before its checkpoint was recorded), the held one."""
+        current = self.info['HostConfig'].get('RestartPolicy') or {'Name': 'no'}
+        held = store.read_hold(self.data_root, self.container_id)
+        return held if policy_still_held(held, current) else current
+
     def put_back_held_policy(self, policy):
         """After a failed take: the restart policy back (not possible while the engine does not answer; the
-        failure's msg then says what to check)."""
+        failure's msg then says what to check, and the hold stays recorded for the next run)."""
         try:
             self.engine.set_restart_policy(self.container_id, policy)
         except EngineError:
-            pass
+            return
+        store.clear_hold(self.data_root, self.container_id)
 
     def remove_leftover(self, target):
         """Remove what an interrupted take left under the temporary name (through the engine, which lists it)."""
@@ -422,6 +432,12 @@ class CheckpointTask(Task):
         # runc names CRIU's log in the work directory, which runc.conf's log-file may have overridden (and
         # which is gone now): the log that was read is named below, once.
         reason = ' '.join(re.sub(r'log file: \S+', '', err or out or 'runc exited %s' % rc).split()).rstrip(':; ')
+        shared = runc_log_file()
+        if not errors and shared:
+            # CRIU opens that log anew (truncated) at every run: a dump started meanwhile wiped this one's lines.
+            reason += ('. CRIU\'s log %s holds no Error lines of this dump: /etc/criu/runc.conf makes every CRIU run '
+                       'write that one file, started anew each time, and another run (of this batch, or another '
+                       'engine\'s) has started since; checkpoint this container alone to read why' % shared)
         raise self.failed('runc checkpoint exited %s: %s' % (rc, reason), None,
                           dict(runc_rc=rc, runc_stderr=(err or '').splitlines()[-20:]), log=log, errors=errors)
 
@@ -554,10 +570,12 @@ class RestoreTask(Task):
         self.info = self.engine.inspect(name)
         self.container_id = self.info['Id']
         self.container_name = self.info['Name'].lstrip('/')
-        self.engine_path = os.path.join(store.engine_dir(self.engine.data_root(), self.container_id), self.checkpoint)
+        self.data_root = self.engine.data_root()
+        self.engine_path = os.path.join(store.engine_dir(self.data_root, self.container_id), self.checkpoint)
         custom = self.params['checkpoint_dir']
         self.source = os.path.join(custom, self.checkpoint) if custom else self.engine_path
         self.action = None  # restore, cold_start or finish (what a cut restore left undone): what act() does
+        self.recorded = None  # the restart policy to put back
         self.staged = False
         self.outcome = dict(restored=False, verified=None, fallback_used=False, checkpoint_removed=False,
                             restart_policy_put_back=False, duration=0.0, containerd_copies_removed=0,
@@ -581,6 +599,7 @@ class RestoreTask(Task):
             return
         self.outcome['checkpoint'] = store.describe(self.source, self.checkpoint, self.container_name,
                                                     self.container_id)
+        self.recorded = self.recorded_policy()
         if running and not self.params['force']:
             check = store.verify_resumed(self.source, self.info['State'].get('Pid'))
             self.outcome.update(verification=check, verified=check['verified'])
@@ -590,7 +609,7 @@ class RestoreTask(Task):
                     'example its restart policy. Nothing was restored; use force: true to rewind it to the '
                     'checkpoint.' % (self.container_name, self.checkpoint, check['detail']))
             elif check['verified'] and self.params['restore_restart_policy'] and policy_still_held(
-                    self.outcome['checkpoint'].get('restart_policy'), self.info['HostConfig'].get('RestartPolicy')):
+                    self.recorded, self.info['HostConfig'].get('RestartPolicy')):
                 # A restore cut after the container resumed, before its policy was put back: finish it.
                 self.action = 'finish'
                 self.changed = True
@@ -652,6 +671,9 @@ class RestoreTask(Task):
         if self.action == 'cold_start':
             self.engine.start(self.container_id)
             self.outcome['duration'] = round(time.monotonic() - started, 3)
+            held = store.read_hold(self.data_root, self.container_id)
+            self.recorded = held if policy_still_held(held, self.info['HostConfig'].get('RestartPolicy')) else None
+            self.put_back_policy()
             return
         if self.action == 'finish':
             self.clean_containerd_copies()
@@ -807,14 +829,22 @@ class RestoreTask(Task):
         self.module.warn(msg + ' The container was started afresh (fallback: cold_start); the checkpoint was kept.')
         self.put_back_policy()
 
-    def put_back_policy(self):
+    def recorded_policy(self):
+        """The restart policy to put back: the checkpoint's record, or the hold of a run cut before it wrote one
+        (or that recorded the "no" of such a hold)."""
         recorded = self.outcome['checkpoint'].get('restart_policy')
-        if not self.params['restore_restart_policy'] or not recorded:
-            return
-        current = self.engine.inspect(self.container_id)['HostConfig'].get('RestartPolicy') or {}
-        if (current.get('Name') or 'no') != (recorded.get('Name') or 'no'):
-            self.engine.set_restart_policy(self.container_id, recorded)
-            self.outcome['restart_policy_put_back'] = True
+        held = store.read_hold(self.data_root, self.container_id)
+        return held if policy_still_held(held, recorded) else recorded
+
+    def put_back_policy(self):
+        """The recorded policy back, and the hold's record gone (the restore is over, whatever the option says)."""
+        recorded = self.recorded
+        if self.params['restore_restart_policy'] and recorded:
+            current = self.engine.inspect(self.container_id)['HostConfig'].get('RestartPolicy') or {}
+            if (current.get('Name') or 'no') != (recorded.get('Name') or 'no'):
+                self.engine.set_restart_policy(self.container_id, recorded)
+                self.outcome['restart_policy_put_back'] = True
+        store.clear_hold(self.data_root, self.container_id)
 
     def remove_checkpoint(self):
         if self.params['checkpoint_dir']:
@@ -845,7 +875,7 @@ class RestoreTask(Task):
         after = dict(container_state='running', checkpoint=self.checkpoint)
         if self.action == 'finish':
             before['restart_policy'] = (self.info['HostConfig'].get('RestartPolicy') or {}).get('Name') or 'no'
-            after = dict(before, restart_policy=self.outcome['checkpoint']['restart_policy'].get('Name'))
+            after = dict(before, restart_policy=self.recorded.get('Name'))
         if not self.batch.single:
             before['container'] = after['container'] = self.container_name
         return dict(before=before, after=after)

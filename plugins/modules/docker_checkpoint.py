@@ -85,6 +85,13 @@ options:
         checkpoint is useless.
       - The original policy is recorded with the checkpoint;
         M(cryo.docker.docker_restore) puts it back.
+      - It is also recorded before the hold, beside the engine's own files of the container
+        (C(<data root>/containers/<id>/cryo-restart-policy-held.json), on the engine's host), until a
+        restore puts it back. A run cut between the hold and the checkpoint's record (the controller
+        gone, the module killed) leaves the policy to the next run - a retake records the held policy,
+        not the C(no) of the hold; a restore, or a cold start by
+        O(cryo.docker.docker_restore#module:fallback=cold_start), puts it back. A policy changed since
+        to anything but C(no) is left as it is.
     type: bool
     default: true
   allow_unrestorable:

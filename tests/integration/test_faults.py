@@ -140,6 +140,56 @@ def test_criu_killed_during_a_dump(engine, make_container, method):
     converge(engine, name, method=method)
 
 
+# -- docker_checkpoint itself killed after CRIU dumped ------------------------------------------------
+
+def wait_written(engine, name, path, method, timeout=60):
+    """Until the cut take is over: the container exited, no criu runs, the engine (engine path) lists what it
+    wrote, and nothing has grown for 2 s (the engine unpacks the images after CRIU is done)."""
+    deadline = time.monotonic() + timeout
+    size, stable_since = None, time.monotonic()
+    while True:
+        assert time.monotonic() < deadline, 'the cut take did not finish: %s' % path
+        listed = method != 'engine' or os.path.basename(path) in [
+            entry['Name'] for entry in engine._result(engine._get(engine._url('/containers/{0}/checkpoints', name)),
+                                                      True) or []]
+        now = sum(entry.stat().st_size for entry in os.scandir(path)) if os.path.isdir(path) else None
+        if now != size:
+            size, stable_since = now, time.monotonic()
+        if (not state(engine, name)['Running'] and not criu_dumps() and listed and size
+                and time.monotonic() - stable_since > 2):
+            return
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize('method, left', [('engine', 'checkpoints/cp1.cryo-new'), ('runtime', '.cryo-tmp-cp1')])
+def test_a_take_cut_after_the_dump_keeps_the_held_policy_for_the_restore(engine, make_container, method, left):
+    name = make_container(big_counter(64), restart_policy={'Name': 'always'})
+    before = wait_allocated(engine, name)
+
+    def the_module():
+        return [pid for pid, (_ppid, cmdline, _cgroup) in HOST.processes().items()
+                if '/AnsiballZ_docker_checkpoint.py' in cmdline] if criu_dumps() else []
+    killer = Killer(the_module)
+    killer.start()
+    cut = run_module('docker_checkpoint', dict(container=name, checkpoint='cp1', method=method))
+    killer.join(5)
+    assert killer.killed and cut.get('failed'), cut
+    # CRIU finishes the dump without the module: the container exits, its images under the temporary name only,
+    # with the policy still held.
+    container_dir = os.path.join(engine.info()['DockerRootDir'], 'containers', engine.inspect_container(name)['Id'])
+    wait_written(engine, name, os.path.join(container_dir, left), method)
+    assert checkpoints(engine, name) == [] and restart_policy(engine, name) == 'no'
+    with open(os.path.join(container_dir, 'cryo-restart-policy-held.json'), encoding='utf-8') as handle:
+        assert json.load(handle)['restart_policy']['Name'] == 'always'
+    # The runbook's way back: the whole images moved into place, restored; the held policy comes back with it.
+    os.rename(os.path.join(container_dir, left), os.path.join(container_dir, 'checkpoints', 'cp1'))
+    back = run_module('docker_restore', dict(container=name, checkpoint='cp1'))
+    assert back.get('restored') and back.get('verified') and back.get('restart_policy_put_back'), back
+    assert restart_policy(engine, name) == 'always'
+    assert not os.path.exists(os.path.join(container_dir, 'cryo-restart-policy-held.json'))
+    assert_continues(engine, name, before)
+
+
 # -- the checkpoint's filesystem full ---------------------------------------------------------------
 
 @pytest.fixture

@@ -2,12 +2,13 @@
 
 import json
 import os
+import shutil
 import stat
 
 import pytest
 
 from ansible_collections.cryo.docker.plugins.module_utils import _engine, _lifecycle
-from ansible_collections.cryo.docker.plugins.modules import docker_checkpoint
+from ansible_collections.cryo.docker.plugins.modules import docker_checkpoint, docker_restore
 
 from fake_engine import DOCKER_HOST, DUMP_LOG_ERRORS, LAYOUT, failed_clearly, read, run_module, warnings_of
 
@@ -197,6 +198,80 @@ def test_leave_running_holds_no_policy(engine, capsys):
     assert result['changed'] is True
     assert engine.changes() == [('create_checkpoint', cr.id, 'cp1.cryo-new', True, None)]
     assert cr.restart_policy['Name'] == 'unless-stopped'
+
+
+class Cut(BaseException):
+    """The module killed at this point (a BaseException: nothing of the module catches it)."""
+
+
+def cut_at(monkeypatch, owner, method):
+    kept = getattr(owner, method)
+
+    def cut(*_args, **_kwargs):
+        raise Cut()
+    monkeypatch.setattr(owner, method, cut)
+    return lambda: monkeypatch.setattr(owner, method, kept)
+
+
+def held(engine, container):
+    return _lifecycle.store.read_hold(engine.root, container.id)
+
+
+def test_the_hold_is_recorded_first_and_a_take_cut_before_the_engine_stopped_it_records_the_held_policy(
+        engine, capsys, monkeypatch):
+    cr = engine.add('cr', restart_policy='always')
+    undo = cut_at(monkeypatch, type(engine), 'create_checkpoint')
+    with pytest.raises(Cut):
+        run(capsys, container='cr', checkpoint='cp1')
+    undo()
+    assert cr.running and cr.restart_policy['Name'] == 'no'
+    assert held(engine, cr) == dict(Name='always', MaximumRetryCount=0)
+    assert mode(_lifecycle.store.hold_path(engine.root, cr.id)) == 0o600
+    again = run(capsys, container='cr', checkpoint='cp1')
+    assert again['changed'] and again['checkpoint']['restart_policy'] == dict(Name='always', MaximumRetryCount=0)
+    assert metadata(engine.checkpoint_path(cr, 'cp1'))['restart_policy']['Name'] == 'always'
+
+
+def test_a_take_cut_before_its_metadata_leaves_the_policy_to_the_restore(engine, capsys, monkeypatch):
+    cr = engine.add('cr', restart_policy='on-failure', retries=2)
+    undo = cut_at(monkeypatch, _lifecycle.store, 'write_metadata')
+    with pytest.raises(Cut):
+        run(capsys, container='cr', checkpoint='cp1')
+    undo()
+    assert not cr.running and cr.restart_policy['Name'] == 'no'
+    assert _lifecycle.store.read_metadata(engine.checkpoint_path(cr, 'cp1')) == {}
+    restored = run_module(capsys, docker_restore, dict(docker_host=DOCKER_HOST, container='cr', checkpoint='cp1'))
+    assert restored['restored'] and restored['verified'] and restored['restart_policy_put_back'], restored
+    assert cr.restart_policy == dict(Name='on-failure', MaximumRetryCount=2) and held(engine, cr) is None
+
+
+def test_a_failed_take_clears_the_hold_with_the_policy_back(engine, capsys):
+    cr = engine.add('cr', restart_policy='always')
+    engine.checkpoint_error = 'criu'
+    failed_clearly(run(capsys, container='cr', checkpoint='cp1'), 'Checkpoint cp1 of container cr failed')
+    assert cr.restart_policy['Name'] == 'always' and held(engine, cr) is None
+
+
+def test_a_restore_clears_the_hold_and_a_cold_start_puts_the_held_policy_back(engine, capsys):
+    cr = engine.add('cr', restart_policy='unless-stopped')
+    run(capsys, container='cr', checkpoint='cp1')
+    assert held(engine, cr) == dict(Name='unless-stopped', MaximumRetryCount=0)
+    shutil.rmtree(engine.checkpoint_path(cr, 'cp1'))  # lost: only a cold start is left
+    started = run_module(capsys, docker_restore, dict(docker_host=DOCKER_HOST, container='cr', checkpoint='cp1',
+                                                      fallback='cold_start'))
+    assert started['fallback_used'] and cr.running and started['restart_policy_put_back'], started
+    assert cr.restart_policy['Name'] == 'unless-stopped' and held(engine, cr) is None
+
+
+def test_a_policy_changed_since_the_hold_is_not_overridden(engine, capsys, monkeypatch):
+    cr = engine.add('cr', restart_policy='always')
+    undo = cut_at(monkeypatch, type(engine), 'create_checkpoint')
+    with pytest.raises(Cut):
+        run(capsys, container='cr', checkpoint='cp1')
+    undo()
+    engine.set_restart_policy(cr.id, dict(Name='on-failure', MaximumRetryCount=1))  # the operator's choice
+    result = run(capsys, container='cr', checkpoint='cp1')
+    assert result['checkpoint']['restart_policy'] == dict(Name='on-failure', MaximumRetryCount=1)
 
 
 # -- a failed checkpoint ----------------------------------------------------------------------

@@ -134,6 +134,27 @@ def test_a_failed_runtime_checkpoint_leaves_it_running_and_nothing_half_written(
     assert cr.running and cr.restart_policy['Name'] == 'unless-stopped'
 
 
+def test_a_runtime_dump_whose_lines_another_criu_run_wiped_says_so(engine, runc, capsys):
+    engine.add('cr')
+    runc.fail_for.add('cr')
+    real = runc.run_command
+
+    def wiped(argv, **kwargs):
+        answer = real(argv, **kwargs)
+        open(os.path.join(argv[argv.index('--work-path') + 1], 'dump.log'), 'w').close()  # the shared log, anew
+        return answer
+    runc.run_command = wiped
+    os.makedirs(os.path.dirname(engine.runc_conf))
+    with open(engine.runc_conf, 'w') as handle:
+        handle.write('log-file %s\n' % engine.persistent_log)
+    result = checkpoint(capsys, method='runtime')
+    msg = failed_clearly(result, 'Checkpoint cp1 of container cr failed: runc checkpoint exited 1: criu failed')
+    assert result['criu_errors'] == [] and 'CRIU says' not in msg
+    assert ("CRIU's log %s holds no Error lines of this dump: /etc/criu/runc.conf makes every CRIU run write that one "
+            "file" % engine.persistent_log) in msg
+    assert 'checkpoint this container alone to read why' in msg and result['container_running'] is True
+
+
 def test_method_runtime_where_it_cannot_work_fails_clearly(engine, capsys):
     cr = engine.add('cr')
     result = checkpoint(capsys, method='runtime')
