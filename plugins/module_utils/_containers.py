@@ -10,8 +10,8 @@ volumes, and the Engine API calls that read and write them.
 
 ContainerEngine adds to _holder.HolderEngine (create, remove, connect to a network) the general calls
 an export and an import need - the writable layer's changes, the archive endpoint both ways, image
-save, load and tag, volumes and networks - over the docker SDK's public APIClient methods. They are
-general and belong in _engine.Engine.
+save, load and tag, volumes - over the docker SDK's public APIClient methods. Looking a container or a
+network up (find, network) is _engine.Engine's, since checkpoint_preflight asks it too.
 
 Recording a container keeps its Config and HostConfig as the Engine API gives them (what
 `POST /containers/create` takes back), its networks' endpoint settings, its mounts and its image's
@@ -61,10 +61,6 @@ class ContainerEngine(HolderEngine):
     """_holder.HolderEngine with the calls that carry a container to another engine."""
 
     # -- containers
-
-    def find(self, container):
-        """The inspect of a container, or None when there is none of that name or id."""
-        return self._sdk_or_none(self.client.inspect_container, container)
 
     def file_changes(self, container):
         """The writable layer's changes: [{'Path': '/etc/x', 'Kind': 0 modified | 1 added | 2 deleted}]."""
@@ -123,7 +119,7 @@ class ContainerEngine(HolderEngine):
         repository, tag = split_reference(reference)
         self._sdk(self.client.tag, image, repository, tag)
 
-    # -- volumes and networks
+    # -- volumes
 
     def volume(self, name):
         return self._sdk_or_none(self.client.inspect_volume, name)
@@ -131,9 +127,6 @@ class ContainerEngine(HolderEngine):
     def create_volume(self, name, driver=None, driver_opts=None, labels=None):
         return self._sdk(self.client.create_volume, name=name, driver=driver or 'local', driver_opts=driver_opts or None,
                          labels=labels or None)
-
-    def network(self, name):
-        return self._sdk_or_none(self.client.inspect_network, name)
 
 
 def connect(params):

@@ -247,6 +247,14 @@ class Engine:
                     % (container, self.host), status=404, engine_message=exc.engine_message)
             raise
 
+    def find(self, container):
+        """The inspect of a container, or None when there is none of that name or id."""
+        return self._sdk_or_none(self.client.inspect_container, container)
+
+    def network(self, name):
+        """The inspect of a network, or None when there is none of that name or id."""
+        return self._sdk_or_none(self.client.inspect_network, name)
+
     def containers(self, all=True):  # pylint: disable=redefined-builtin
         return self._sdk(self.client.containers, all=all)
 

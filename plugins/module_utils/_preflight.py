@@ -295,12 +295,17 @@ def unrestorable(engine_version, network_mode):
     return entry
 
 
-def unrestorable_msg(engine_version, network_mode, entry):
-    """What, why and what to do, for a container this engine cannot restore."""
+def unrestorable_detail(engine_version, network_mode, entry):
+    """What and why, for a container this engine cannot restore."""
     what = ('a container with its own network namespace (network %s)' % (network_mode or 'default')
             if entry['own_netns_only'] else 'any checkpoint')
-    return ('Docker Engine %s cannot restore %s: %s. See %s. %s'
-            % (engine_version, what, entry['reason'], entry['reference'], entry['remedy']))
+    return 'Docker Engine %s cannot restore %s: %s. See %s.' % (engine_version, what, entry['reason'],
+                                                               entry['reference'])
+
+
+def unrestorable_msg(engine_version, network_mode, entry):
+    """What, why and what to do, for a container this engine cannot restore."""
+    return '%s %s' % (unrestorable_detail(engine_version, network_mode, entry), entry['remedy'])
 
 
 def check_engine_version(engine_version):
@@ -602,3 +607,37 @@ def check_container(name, inspect, engine_version, live_restore, engine_started,
                          'cannot be checkpointed ("invalid task checkpoint option") until restarted.',
                          'Restart it once (docker restart %s).' % name))
     return out
+
+
+BUILTIN_NETWORKS = ('default', 'bridge', 'host', 'none')
+
+
+def check_restore_network(network, engine_version, found):
+    """The check `restore network NETWORK` for a container that is going to be restored on this engine from
+    elsewhere (an archive of another host), before anything is frozen there.
+
+    network: its NetworkMode (default, bridge, host, none, a user network, container:NAME) or another
+    network it is connected to; found: for container:NAME, the State of container NAME on this engine (None
+    when there is none), for a user network whether this engine has it; not read otherwise."""
+    name = 'restore network %s' % network
+    entry = unrestorable(engine_version, network)
+    if entry is not None:
+        return check(name, FAIL, unrestorable_detail(engine_version, network, entry), entry['remedy'])
+    if network.startswith('container:'):
+        holder = network[len('container:'):]
+        if found is None or not found.get('Running'):
+            return check(name, FAIL, 'Container %s, whose network namespace it joins, %s on this engine: the restore '
+                                     'needs that namespace.'
+                         % (holder, 'does not exist' if found is None else 'is not running (%s)' % found.get('Status')),
+                         'Create and start a network holder named %s here first (cryo.docker.docker_network_holder, '
+                         'with the networks and published ports the container needs).' % holder)
+        return check(name, PASS, 'Joins the network namespace of container %s, which runs here.' % holder)
+    if network in BUILTIN_NETWORKS:
+        return check(name, PASS, 'Network %s: nothing known keeps Docker Engine %s from restoring it.'
+                     % (network, engine_version))
+    if not found:
+        return check(name, FAIL, 'Network %s does not exist on this engine: the container cannot be created here.'
+                     % network,
+                     'Create it first (docker network create %s, with the subnet the container\'s addresses need).'
+                     % network)
+    return check(name, PASS, 'Network %s exists here.' % network)

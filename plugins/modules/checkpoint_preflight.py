@@ -68,6 +68,11 @@ description:
     mounts with shared propagation, and C(--device) entries; runc passes every bind mount to CRIU
     as an external mount, so an ordinary directory or file bind mount and named volumes are fine, but
     what a process holds open through such a mount cannot be dumped).
+  - B(restore network NETWORK) checks, for each of O(restore_networks) - whether a container on that
+    network, coming from elsewhere, can be restored here - V(fail) with a network namespace of its own
+    on the engines above, when the network holder of C(container:NAME) does not exist or does not run
+    here, or when a user network does not exist here. The C(cryo.docker.move_container)
+    playbook asks this of the target with the source container's networks before it freezes anything.
   - Runs on the engine's host - the kernel, CRIU, C(/proc) and the free space it reads are local.
 extends_documentation_fragment:
   - cryo.docker._docker
@@ -99,6 +104,19 @@ options:
     type: list
     elements: str
     default: []
+  restore_networks:
+    description:
+      - Networks of containers that are going to be restored on this engine from elsewhere (an archive
+        written on another host, see M(cryo.docker.docker_checkpoint_import)) - each a network mode as
+        C(HostConfig.NetworkMode) gives it (V(default), V(bridge), V(host), V(none), a user network's name,
+        C(container:NAME) with the name of the network holder) or the name of another network such a
+        container is connected to. Each gets a check C(restore network NETWORK).
+      - The RV(containers) of this module on the source host say what to pass - C(network_mode), with
+        C(container:) and C(network_holder) for a container in a holder's namespace, and C(networks).
+    type: list
+    elements: str
+    default: []
+    version_added: 0.2.0
   criu_path:
     description:
       - The C(criu) binary to check, instead of the first C(criu) on the PATH runc uses. Use it when
@@ -149,6 +167,11 @@ EXAMPLES = r"""
   cryo.docker.checkpoint_preflight:
     criu_path: /opt/criu/sbin/criu
 
+- name: Can a container on these networks, written to an archive on another host, be restored here?
+  cryo.docker.checkpoint_preflight:
+    restore_networks: [bridge, container:web-net, backend]
+  register: target
+
 - name: A second engine on its own socket
   cryo.docker.checkpoint_preflight:
     docker_host: unix:///run/docker-b.sock
@@ -192,6 +215,12 @@ containers:
       description: The name of the container whose network namespace it joins (network mode C(container:)), else null.
       type: str
       sample: web-net
+    networks:
+      description: The networks it is connected to (the keys of C(NetworkSettings.Networks)), sorted; empty in a
+        network holder's namespace and when the container does not exist.
+      type: list
+      elements: str
+      sample: [bridge]
     holder:
       description:
         - Whether it is a network holder (it carries the label C(cryo.docker.network-holder=true), see
@@ -216,7 +245,8 @@ checks:
         C(criu check), C(criu version), C(engine reachable), C(engine experimental),
         C(engine version), C(containerd version), C(live-restore), C(free space), and for each of
         O(containers) C(container NAME) followed by C(: running), C(: restart policy), C(: tty),
-        C(: privileged), C(: network), C(: mounts), C(: engine restart).
+        C(: privileged), C(: network), C(: mounts), C(: engine restart), and for each of
+        O(restore_networks) C(restore network NETWORK).
       type: str
       sample: criu version
     status:
@@ -371,6 +401,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._host import (
     source_kind,
 )
 from ansible_collections.cryo.docker.plugins.module_utils._preflight import (
+    BUILTIN_NETWORKS,
     check_container,
     check_containerd_version,
     check_criu_installed,
@@ -382,6 +413,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._preflight import (
     check_free_space,
     check_kernel_config,
     check_live_restore,
+    check_restore_network,
     count_statuses,
     engine_components,
     labels_match,
@@ -491,7 +523,7 @@ class Preflight(Manager):
                 self.checks.extend(checks)
                 self.containers.append(dict(name=name, id=None, eligible=False, restart_policy=None,
                                             reasons=[c['detail'] for c in checks if c['status'] == 'fail'],
-                                            network_mode=None, network_holder=None, holder=False))
+                                            network_mode=None, network_holder=None, networks=[], holder=False))
                 continue
             labels = (inspect.get('Config') or {}).get('Labels') or {}
             if not labels_match(labels, self.params['include_labels'], self.params['exclude_labels']):
@@ -505,8 +537,13 @@ class Preflight(Manager):
             self.containers.append(dict(
                 name=inspect.get('Name', '').lstrip('/'), id=inspect['Id'], eligible=not failed, reasons=failed,
                 restart_policy=(inspect.get('HostConfig') or {}).get('RestartPolicy'), network_mode=network,
-                network_holder=self.holder_of(engine, network), holder=labels.get(HOLDER_LABEL) == 'true'))
+                network_holder=self.holder_of(engine, network),
+                networks=sorted(((inspect.get('NetworkSettings') or {}).get('Networks') or {})),
+                holder=labels.get(HOLDER_LABEL) == 'true'))
             counted.extend(c for c in running if c['id'] == inspect['Id'])
+        for network in self.params['restore_networks']:
+            network = network.strip() or 'default'
+            self.checks.append(check_restore_network(network, parts['engine'], self.found_here(engine, network)))
         self.space(self.params['checkpoint_dir'] or parts['data_root'] or '/var/lib/docker', counted)
 
     def processes(self, dockerd, inspect):
@@ -518,6 +555,15 @@ class Preflight(Manager):
             return {}
         return dict(open_files=self.host.open_files(pid), users=self.host.container_users(pid),
                     engine_caps=self.host.capabilities(dockerd['pid']))
+
+    @staticmethod
+    def found_here(engine, network):
+        """What check_restore_network reads of this engine: the State of the holder a container:NAME joins
+        (None when there is none), whether a user network exists."""
+        if network.startswith('container:'):
+            found = engine.find(network[len('container:'):])
+            return None if found is None else found.get('State') or {}
+        return None if network in BUILTIN_NETWORKS else engine.network(network) is not None
 
     @staticmethod
     def holder_of(engine, network):
@@ -565,6 +611,7 @@ def main():
         select_running=dict(type='bool', default=False),
         include_labels=dict(type='list', elements='str', default=[]),
         exclude_labels=dict(type='list', elements='str', default=[]),
+        restore_networks=dict(type='list', elements='str', default=[]),
         criu_path=dict(type='path'),
         checkpoint_dir=dict(type='path'),
     )

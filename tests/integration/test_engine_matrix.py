@@ -22,7 +22,8 @@ run in a network holder (`network_mode: container:<holder>`, a plain `sleep` con
 host network, and more tests show that the modules keep a bridge container safe: refused untouched
 without allow_unrestorable, checkpointed with a warning with leave_running, and with
 allow_unrestorable stopped, and then a restore that explains why it cannot work and keeps the
-checkpoint.
+checkpoint; and move_container of a bridge container from 20.10 to such an engine stops before the
+freeze, the source running on untouched.
 """
 
 import json
@@ -424,6 +425,35 @@ def test_bridge_container_leave_running_warns(broken):
     value = counter(broken.client, name)
     wait_counter(broken.client, name, value + 2)
     assert len(runs(counter_lines(broken.client, name))) == 1
+
+
+def test_move_of_a_bridge_container_to_this_engine_freezes_nothing(matrix, broken):
+    """move_container from Docker 20.10 to an engine that cannot restore a bridge container: the target is
+    asked with the container's networks before the freeze, so the source runs on untouched."""
+    source = EngineBed(matrix, '20.10')
+    try:
+        name = source.container()
+        wait_counter(source.client, name, 2)
+        pid = source.pid(name)
+        with tempfile.TemporaryDirectory(prefix='cryo-mx-move-') as directory:
+            proc = run_playbook(collection_playbook('move_container'), matrix.inventory, extra_vars={
+                'move_container': name, 'move_from': '20.10', 'move_to': broken.kind,
+                'move_archive_dir': directory + '/{{ inventory_hostname }}'})
+            assert os.listdir(directory) == [], 'no archive directory was made'
+        assert proc.returncode != 0, proc.stdout
+        assert 'cannot restore %s of 20.10; nothing was frozen' % name in proc.stdout, proc.stdout
+        assert '[restore network bridge] Docker Engine 28.5' in proc.stdout and 'moby/moby#50750' in proc.stdout
+        assert 'Remedy: Run such containers in the network namespace of a network holder' in proc.stdout
+        assert 'Traceback' not in proc.stdout + proc.stderr
+        assert state(source.client, name)['Running'] and source.pid(name) == pid
+        assert checkpoints(source.client, name) == []
+        value = counter(source.client, name)
+        wait_counter(source.client, name, value + 2)
+        lines = counter_lines(source.client, name)
+        assert lines == list(range(len(lines))), 'the container was touched: %s' % runs(lines)
+        assert not broken.client.containers(all=True, filters={'name': name})
+    finally:
+        source.remove()
 
 
 def test_bridge_container_allowed_then_restore_explains(broken):

@@ -288,6 +288,45 @@ def test_engine_versions_known_broken(version, status, needle):
         assert 'Upgrade' in item['remedy'] or 'older than 28' in item['remedy']
 
 
+RUNS, STOPPED = {'Running': True, 'Status': 'running'}, {'Running': False, 'Status': 'exited'}
+
+
+@pytest.mark.parametrize('network, version, found, status, needle', [
+    ('bridge', '20.10.24+dfsg1', None, 'pass', 'nothing known keeps'),
+    ('default', '26.1.5+dfsg1', None, 'pass', 'nothing known keeps'),
+    ('bridge', '28.5.2+dfsg4', None, 'fail', 'moby/moby#50750'),
+    ('default', '29.1.3', None, 'fail', '/proc/0/ns/net'),
+    ('none', '28.5.2', None, 'fail', 'network none'),
+    ('backend', '28.5.2', True, 'fail', 'own network namespace (network backend)'),
+    ('host', '28.5.2', None, 'pass', 'nothing known keeps'),
+    ('bridge', '26.0.0', None, 'fail', '26.0.1'),
+    ('host', '25.0.2', None, 'fail', 'content digest'),
+    ('container:web-net', '28.5.2', RUNS, 'pass', 'web-net, which runs here'),
+    ('container:web-net', '28.5.2', None, 'fail', 'web-net, whose network namespace it joins, does not exist'),
+    ('container:web-net', '20.10.24', STOPPED, 'fail', 'is not running (exited)'),
+    ('backend', '20.10.24', True, 'pass', 'Network backend exists here'),
+    ('backend', '20.10.24', False, 'fail', 'Network backend does not exist on this engine'),
+])
+def test_restore_network(network, version, found, status, needle):
+    item = pf.check_restore_network(network, version, found)
+    assert_shape(item)
+    assert item['name'] == 'restore network %s' % network
+    assert (item['status'], needle in item['detail']) == (status, True), item
+
+
+def test_restore_network_remedies_say_what_to_make():
+    assert 'docker_network_holder' in pf.check_restore_network('container:web-net', '28.5.2', None)['remedy']
+    assert 'older than 28' in pf.check_restore_network('bridge', '28.5.2', None)['remedy']
+    assert 'docker network create backend' in pf.check_restore_network('backend', '20.10.24', False)['remedy']
+
+
+def test_unrestorable_msg_is_its_detail_and_remedy():
+    entry = pf.unrestorable('28.5.2', 'bridge')
+    detail = pf.unrestorable_detail('28.5.2', 'bridge', entry)
+    assert pf.unrestorable_msg('28.5.2', 'bridge', entry) == detail + ' ' + entry['remedy']
+    assert detail.startswith('Docker Engine 28.5.2 cannot restore a container with its own network namespace')
+
+
 def test_engine_version_unknown_warns():
     assert pf.check_engine_version(None)['status'] == 'warn'
 

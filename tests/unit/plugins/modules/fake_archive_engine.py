@@ -96,7 +96,7 @@ def tar_of(entries):
 
 
 class ArchiveFakeEngine(FakeEngine):
-    """FakeEngine with the container, image, volume and network calls of _containers.ContainerEngine."""
+    """FakeEngine with the container, image and volume calls of _containers.ContainerEngine."""
 
     def __init__(self, tmp_path, arch='amd64'):
         super().__init__(tmp_path)
@@ -116,7 +116,6 @@ class ArchiveFakeEngine(FakeEngine):
                                       Architecture='amd64', Os='linux', Size=2000000)}
         self.refs = {IMAGE_REF: IMAGE_ID}
         self.volumes = {}
-        self.networks = {'bridge': {}, 'host': {}, 'none': {}}
         self.created = 0
         self.archive_error = None
 
@@ -134,11 +133,6 @@ class ArchiveFakeEngine(FakeEngine):
         data = super().info()
         data['Driver'] = self.driver
         return data
-
-    def find(self, container):
-        self._record('find', container)
-        found = self._find(container)
-        return found.inspect() if found else None
 
     def file_changes(self, container):
         self._record('file_changes', container)
@@ -243,10 +237,6 @@ class ArchiveFakeEngine(FakeEngine):
         self._record('create_volume', name)
         self.volumes[name] = dict(Name=name, Driver=driver or 'local', Labels=labels or {})
         return self.volumes[name]
-
-    def network(self, name):
-        self._record('network', name)
-        return self.networks.get(name)
 
     def archive_changes(self):
         return [call for call in self.calls if call[0] in ARCHIVE_CHANGES]

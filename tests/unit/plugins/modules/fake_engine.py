@@ -124,6 +124,8 @@ class Container:
             HostConfig=dict(RestartPolicy=self.restart_policy, NetworkMode=self.network,
                             Privileged=self.privileged, Devices=self.devices),
             Config=dict(Image=self.image, Labels=self.labels, Tty=self.tty),
+            NetworkSettings=dict(Networks={} if self.network.startswith('container:') else {
+                'bridge' if self.network == 'default' else self.network: {}}),
             Mounts=self.mounts))
 
 
@@ -141,7 +143,8 @@ class FakeEngine(Engine):
       containerd_copies  each restore leaves a copy of the checkpoint in tmpdir (containerd 1.6 does)
       hide_proc          processes get no /proc/PID/stat (the module is not on the engine's host)
       reported_root      the data root the engine reports, when its files are not on this host
-      experimental, unreachable, live_restore, version_text, cgroup_version, list_error, ghosts
+      experimental, unreachable, live_restore, version_text, cgroup_version, list_error, ghosts,
+      networks           the networks it has, by name (bridge, host and none)
     """
 
     def __init__(self, tmp_path):  # pylint: disable=super-init-not-called
@@ -180,6 +183,7 @@ class FakeEngine(Engine):
         self.cgroup_version = '1'
         self.list_error = None
         self.ghosts = []
+        self.networks = {'bridge': {}, 'host': {}, 'none': {}}
 
     # -- the test's side
 
@@ -297,6 +301,15 @@ class FakeEngine(Engine):
     def inspect(self, container):
         self._record('inspect', container)
         return Engine.inspect(self, container)  # the real 404 sentence
+
+    def find(self, container):
+        self._record('find', container)
+        found = self._find(container)
+        return found.inspect() if found else None
+
+    def network(self, name):
+        self._record('network', name)
+        return self.networks.get(name)
 
     def containers(self, all=True):  # pylint: disable=redefined-builtin
         self._record('containers', all)

@@ -278,6 +278,45 @@ def test_containers_listed_eligible_ineligible_and_missing(host, engine, capsys)
     assert result['facts']['running_containers'] == 1  # only the listed containers that run are counted
 
 
+def test_containers_say_their_networks(host, engine, capsys):
+    holder = engine.add('web-net', labels={'cryo.docker.network-holder': 'true'})
+    engine.add('web', network='container:' + holder.id)
+    engine.add('cache', network='default')
+    engine.add('edge', network='host')
+    found = {c['name']: c for c in run(capsys, containers=['web', 'cache', 'edge', 'missing'])['containers']}
+    assert (found['web']['network_mode'], found['web']['network_holder'], found['web']['networks']) == (
+        'container:' + holder.id, 'web-net', [])
+    assert (found['cache']['network_mode'], found['cache']['networks']) == ('default', ['bridge'])
+    assert found['edge']['networks'] == ['host'] and found['missing']['networks'] == []
+
+
+@pytest.mark.parametrize('version', ['20.10.24', '28.5.2+dfsg4'])
+def test_restore_networks_of_a_container_from_elsewhere(host, engine, capsys, version):
+    engine.version_text = version
+    engine.add('web-net')
+    engine.add('old-net', running=False)
+    engine.networks['backend'] = {}
+    result = run(capsys, restore_networks=['bridge', 'host', 'container:web-net', 'container:old-net',
+                                           'container:gone', 'backend', 'frontend', ' '])
+    broken = version.startswith('28')
+    assert statuses(result) == dict(statuses(result), **{
+        'restore network bridge': 'fail' if broken else 'pass', 'restore network host': 'pass',
+        'restore network container:web-net': 'pass', 'restore network container:old-net': 'fail',
+        'restore network container:gone': 'fail', 'restore network backend': 'fail' if broken else 'pass',
+        'restore network frontend': 'fail', 'restore network default': 'fail' if broken else 'pass'})
+    assert result['ready'] is False and result['containers'] == []
+    assert ('find', 'gone') in engine.calls and ('network', 'frontend') in engine.calls
+    assert ('network', 'bridge') not in engine.calls and engine.changes() == []
+
+
+def test_restore_networks_that_all_restore_keep_the_host_ready(host, engine, capsys):
+    engine.add('web-net')
+    result = run(capsys, restore_networks=['bridge', 'container:web-net'])
+    assert result['ready'] is True
+    assert [c['name'] for c in result['checks'] if c['name'].startswith('restore network')] == [
+        'restore network bridge', 'restore network container:web-net']
+
+
 def test_labels_include_and_exclude(host, engine, capsys):
     engine.add('db', labels={'tier': 'db'})
     engine.add('db-skip', labels={'tier': 'db', 'cryo.skip': 'true'})
