@@ -76,6 +76,14 @@ SUFFIXES = dict(zstd='.tar.zst', gzip='.tar.gz', none='.tar')
 
 TMP_SUFFIX = '.cryo-tmp'
 CHUNK = 1 << 20
+
+# What a read of an archive accepts at most, whatever its manifest says (the manifest is the last member, and it
+# comes from the archive too): members (a checkpoint of a container with a thousand threads holds a few
+# thousand), bytes of one extended header (pax or GNU long name: path names of a few hundred bytes each), and
+# bytes after the end of the tar stream (tarfile pads the stream to a record of 10240 bytes).
+MAX_MEMBERS = 100000
+HEADER_LIMIT = 64 << 10
+TRAILING_LIMIT = tarfile.RECORDSIZE
 ZSTD_MAGIC = b'\x28\xb5\x2f\xfd'
 GZIP_MAGIC = b'\x1f\x8b'
 
@@ -342,6 +350,18 @@ def fsync_dir(path):
         os.close(fd)
 
 
+def fsync_tree(root):
+    """Flush every file and directory below root (and root) to disk."""
+    for directory, _dirs, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(directory, name), os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(directory)
+
+
 def manifest_bytes(manifest):
     """manifest.json and manifest.json.sha256 as written."""
     data = to_json(manifest)
@@ -431,7 +451,7 @@ class Reading:
             self.stream = self.raw
         self.stream = _Tail(self.stream)
         try:
-            self.tar = tarfile.open(fileobj=self.stream, mode='r|')
+            self.tar = tarfile.open(fileobj=self.stream, mode='r|', tarinfo=_Limited)
         except BaseException:
             self.close()
             raise
@@ -454,9 +474,20 @@ class Reading:
                 pass
 
     def finish(self):
-        """Read what is left (tar padding, the compressed stream's end and checksum); (size, 'sha256:HEX')."""
-        while self.stream.read(CHUNK):
-            pass
+        """Read what is left (tar padding, the compressed stream's end and checksum); (size, 'sha256:HEX').
+        More than TRAILING_LIMIT bytes after the end of the tar stream is refused as they are read (data hidden
+        behind the archive's end, or a compressed stream that expands past it)."""
+        after = 0
+        while True:
+            data = self.stream.read(CHUNK)
+            if not data:
+                break
+            after += len(data)
+            if after > TRAILING_LIMIT:
+                raise ArchiveError('The archive %s goes on after the end of its tar stream (more than %d bytes, and '
+                                   'counting): an archive written by cryo.docker.docker_checkpoint_export ends there. It '
+                                   'was refused before anything was unpacked; nothing was created. Do not use this '
+                                   'file.' % (self.path, TRAILING_LIMIT), reason='trailing_data')
         if self._proc is not None:
             self._feeder.join()
             rc = self._proc.wait()
@@ -482,26 +513,36 @@ class Reading:
         self._handle.close()
 
 
-READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError, ValueError)
+READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError, ValueError, MemoryError)
 
 
 @contextlib.contextmanager
 def reading(path, zstd=None):
-    """One pass over an archive; read errors come out as ArchiveError (truncated or damaged)."""
+    """One pass over an archive; read errors come out as ArchiveError (truncated or damaged, or a header refused)."""
     try:
         reader = Reading(path, zstd)
     except ArchiveError:
         raise
+    except HeaderError as exc:
+        raise header_refused(path, exc)
     except READ_ERRORS as exc:
         raise damaged(path, exc)
     try:
         yield reader
     except ArchiveError:
         raise
+    except HeaderError as exc:
+        raise header_refused(path, exc)
     except READ_ERRORS as exc:
         raise damaged(path, exc)
     finally:
         reader.close()
+
+
+def header_refused(path, exc):
+    return ArchiveError('The archive %s was refused as it was read, before anything was unpacked: it holds %s. An '
+                        'archive written by cryo.docker.docker_checkpoint_export never does. Nothing was created; do '
+                        'not use this file.' % (path, exc), reason='header')
 
 
 def damaged(path, exc):
@@ -549,16 +590,11 @@ def member_name(path, member, seen):
     if name in seen:
         raise refused(path, name, 'appears twice (a later copy would replace the one that was checked)',
                       'duplicate')
-    if member.issym():
-        target = member.linkname
-        inside = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
-        if target.startswith('/') or inside == '..' or inside.startswith('../'):
-            raise refused(path, name, 'is a symbolic link to %r, outside the archive' % target, 'link_outside')
-    elif member.islnk():
-        target = link_target(member)
-        if target.startswith('/') or '..' in target.split('/') or target not in seen:
-            raise refused(path, name, 'is a hard link to %r, which is not an earlier member of the archive' % target,
-                          'link_outside')
+    if member.issym() or member.islnk():
+        raise refused(path, name, 'is a %s link to %r; the collection never writes links into an archive (a '
+                      'checkpoint, its metadata and the spooled tars are directories and regular files only), and a '
+                      'link could lead what is unpacked outside its directory'
+                      % ('symbolic' if member.issym() else 'hard', member.linkname), 'link')
     elif member.ischr() or member.isblk():
         raise refused(path, name, 'is a device node (%s)' % ('character' if member.ischr() else 'block'), 'device')
     elif member.isfifo():
@@ -569,13 +605,25 @@ def member_name(path, member, seen):
 
 
 def member_kind(member):
-    if member.isdir():
-        return 'dir'
-    if member.issym():
-        return 'symlink'
-    if member.islnk():
-        return 'hardlink'
-    return 'file'
+    return 'dir' if member.isdir() else 'file'
+
+
+class HeaderError(tarfile.HeaderError):
+    """A header _Limited refuses: its text says which."""
+
+
+class _Limited(tarfile.TarInfo):
+    """A tar header that refuses, before tarfile reads it into memory, an extended header (pax, GNU long name or
+    link) larger than HEADER_LIMIT, and GNU sparse members (never written here)."""
+
+    def _proc_member(self, tarfile_):
+        if self.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+                         tarfile.SOLARIS_XHDTYPE) and self.size > HEADER_LIMIT:
+            raise HeaderError('an extended header of %d bytes (at most %d are read)' % (self.size, HEADER_LIMIT))
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise HeaderError('a GNU sparse member %r, which the collection never writes' % self.name)
+        return super()._proc_member(tarfile_)
+
 
 
 class Verified:
@@ -623,22 +671,30 @@ def _hash_member(tar, member, keep):
     return digest.hexdigest(), (b''.join(kept) if kept is not None else None)
 
 
-def verify(path, zstd=None, checksum=None):
+def verify(path, zstd=None, checksum=None, room=None):
     """Read the archive through once, hashing every member, writing nothing; then check the digests
-    against the manifest. A Verified, or ArchiveError with the reason."""
+    against the manifest. A Verified, or ArchiveError with the reason.
+
+    Refused as they are read: more than MAX_MEMBERS members, an extended header larger than HEADER_LIMIT, data
+    after the end of the tar stream, and, with room (the bytes free where it is to be unpacked), members
+    whose sizes add up to more than that."""
     members, small = {}, {}
+    total = 0
     with reading(path, zstd) as reader:
         for member in reader.tar:
+            if len(members) >= MAX_MEMBERS:
+                raise too_many(path)
             name = member_name(path, member, members)
             entry = dict(type=member_kind(member))
             if member.isreg():
+                total += member.size
+                if room is not None and total > room:
+                    raise too_large(path, name, member.size, total, room)
                 keep = name in SMALL_MEMBERS and member.size <= SMALL_LIMIT
                 entry['sha256'], data = _hash_member(reader.tar, member, keep)
                 entry['size'] = member.size
                 if keep:
                     small[name] = data
-            elif member.issym() or member.islnk():
-                entry['target'] = member.linkname
             members[name] = entry
         size, digest = reader.finish()
         compression = reader.compression
@@ -649,6 +705,21 @@ def verify(path, zstd=None, checksum=None):
                            reason='checksum', sha256=digest)
     check_manifest(verified)
     return verified
+
+
+def too_many(path):
+    return ArchiveError('The archive %s holds more than %d members, more than any checkpoint archive: it was refused '
+                        'as it was read, before anything was unpacked. Nothing was created; do not use this file.'
+                        % (path, MAX_MEMBERS), reason='too_many_members')
+
+
+def too_large(path, name, size, total, room):
+    return ArchiveError('The archive %s was refused as it was read, before anything was unpacked: its member %s '
+                        'claims %d bytes, which makes %d bytes to unpack, and only %d are free where it would be '
+                        'unpacked. Nothing was created. Free some space or give staging_dir on a larger file system '
+                        '- or, if you did not expect an archive this large, do not use this file.'
+                        % (path, name, size, total, room), reason='too_large', member=name, claimed_bytes=total,
+                        free_bytes=room)
 
 
 def checksum_hex(checksum):
@@ -714,15 +785,19 @@ def check_manifest(verified):
 
 def extract(verified, dest, zstd=None):
     """Unpack a verified archive into dest, an empty private directory, reading it a second time: every
-    file is created new (never through an existing file or link), 0600 in 0700 directories, and hashed
-    again against what the verification read (the file must not have changed since)."""
+    file is created new (never through an existing file or link), 0600 in 0700 directories, no larger than the
+    verification found it (the manifest's size), hashed again against what the verification read (the file must
+    not have changed since), and flushed to disk with its directory before the next step relies on it."""
     made, seen = {''}, {}
     with reading(verified.path, zstd) as reader:
         for member in reader.tar:
+            if len(seen) >= len(verified.members):
+                raise changed_since(verified.path, member.name)
             name = member_name(verified.path, member, seen)
             seen[name] = True
             want = verified.members.get(name)
-            if want is None or want['type'] != member_kind(member):
+            if want is None or want['type'] != member_kind(member) or (
+                    member.isreg() and member.size != want['size']):
                 raise changed_since(verified.path, name)
             _make_dirs(dest, posixpath.dirname(name), made)
             target = os.path.join(dest, name)
@@ -730,19 +805,24 @@ def extract(verified, dest, zstd=None):
                 if name not in made:
                     os.mkdir(target, 0o700)
                     made.add(name)
-            elif member.issym():
-                os.symlink(member.linkname, target)
-            elif member.islnk():
-                os.link(os.path.join(dest, link_target(member)), target, follow_symlinks=False)
             else:
                 _write_member(reader.tar, member, target, want, verified.path, name)
         reader.finish()
+    check_tree(dest)
+    for relative in sorted(made, key=len, reverse=True):
+        fsync_dir(os.path.join(dest, relative) if relative else dest)
 
 
-def link_target(member):
-    """The archive member a hard link member points to, normalised as member names are."""
-    target = member.linkname[2:] if member.linkname.startswith('./') else member.linkname
-    return posixpath.normpath(target)
+def check_tree(root):
+    """Raise ArchiveError unless everything below root is a directory or a regular file (what is unpacked is
+    never a link, a device or a FIFO, whatever was in the way)."""
+    for directory, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(directory, name)
+            mode = os.lstat(path).st_mode
+            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)) or (name in dirs and os.path.islink(path)):
+                raise ArchiveError('Unpacking stopped: %s is neither a directory nor a regular file.' % path,
+                                   reason='link')
 
 
 def changed_since(path, name):
@@ -767,14 +847,20 @@ def _make_dirs(dest, relative, made):
 def _write_member(tar, member, target, want, path, name):
     source = tar.extractfile(member)
     digest = hashlib.sha256()
+    written = 0
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, 'wb') as handle:
         while True:
             data = source.read(CHUNK)
             if not data:
                 break
+            written += len(data)
+            if written > want['size']:
+                raise changed_since(path, name)
             digest.update(data)
             handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
     if digest.hexdigest() != want['sha256']:
         raise changed_since(path, name)
 

@@ -56,7 +56,8 @@ CONTAINER_NAME_RE = re.compile(r'^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$')
 # The input rules of check_inputs, by option name: one name for one thing across the modules.
 CONTAINER_OPTIONS = ('container', 'containers', 'members', 'name')  # name: docker_network_holder's container
 DIRECTORY_OPTIONS = ('checkpoint_dir', 'staging_dir', 'prefix')
-FILE_OPTIONS = ('ca_path', 'client_cert', 'client_key')  # files the module reads (the TLS PEM files)
+# Files a module reads: the TLS PEM files, a signing key, an allowed signers file, a signature.
+FILE_OPTIONS = ('ca_path', 'client_cert', 'client_key', 'signing_key', 'allowed_signers', 'signature_file')
 POSITIVE_OPTIONS = ('timeout', 'parallel')
 FREE_TEXT_OPTIONS = ('command',)  # a program's arguments: any text but NUL
 
@@ -124,19 +125,68 @@ def invalid_name_msg(checkpoint):
             % (checkpoint,))
 
 
+# Names that become paths on the host or objects of the engine, whether an operator typed them or an archive
+# carries them (untrusted input, checked by the same rule): kind -> (pattern, longest, what the pattern allows).
+NAME_RULES = {
+    'checkpoint': (CHECKPOINT_NAME_RE, CHECKPOINT_NAME_MAX,
+                   'a letter or digit, followed by at least one letter, digit, "_", "." or "-"'),
+    'container': (re.compile(r'[a-zA-Z0-9][a-zA-Z0-9_.-]*'), NAME_MAX,
+                  'a letter or digit, followed by letters, digits, "_", "." or "-"'),
+    'volume': (re.compile(r'[a-zA-Z0-9][a-zA-Z0-9_.-]+'), NAME_MAX,
+               'a letter or digit, followed by at least one letter, digit, "_", "." or "-"'),
+    'network': (re.compile(r'[a-zA-Z0-9][a-zA-Z0-9_.-]*'), NAME_MAX,
+                'a letter or digit, followed by letters, digits, "_", "." or "-"'),
+    'volume member': (re.compile(r'volumes/[0-9]{1,6}\.tar'), 64, 'volumes/<number>.tar'),
+}
+
+
+def check_name(kind, value, archive=None):
+    """Raise ModuleError unless value is a valid name of its kind (NAME_RULES): the whole string matches (a
+    trailing newline included), no longer than the rule allows. archive: the path of the archive the name comes
+    from, for the message (an export never writes such a name: the file was changed)."""
+    pattern, longest, allowed = NAME_RULES[kind]
+    text = value if isinstance(value, str) else None
+    if text is not None and pattern.fullmatch(text) and len(text) <= longest:
+        return text
+    shown = repr(value) if text is None or len(text) <= 60 else '%r... (%d characters)' % (text[:40], len(text))
+    if kind == 'checkpoint':
+        allowed += ', as the engine accepts, and a directory is named after it'
+    why = ('it is not a string' if text is None else
+           'it is %d characters long, and at most %d are allowed' % (len(text), longest)
+           if pattern.fullmatch(text) else 'it must be %s (no "/", spaces or control characters)' % allowed)
+    if archive is None:
+        raise ModuleError('%s name %s is not valid: %s. Choose another name.' % (kind.capitalize(), shown, why),
+                          reason='bad_name', name_kind=kind)
+    raise ModuleError('The archive %s was refused: the %s name %s it carries is not valid: %s. An archive written by '
+                      'cryo.docker.docker_checkpoint_export never holds such a name, so the file was changed after it '
+                      'was written; do not use it. Nothing was created.' % (archive, kind, shown, why),
+                      reason='bad_name', name_kind=kind)
+
+
+def path_under(root, *names):
+    """os.path.join(root, *names), once each name is one path component and the result, its links resolved,
+    is below root's own resolved path; ModuleError otherwise (a host path built from names checked elsewhere
+    is checked again where it is made)."""
+    for name in names:
+        if not isinstance(name, str) or not name or name in ('.', '..') or '/' in name or '\x00' in name:
+            raise ModuleError('%r cannot name a file or directory in %s: refused before anything was written.'
+                              % (name, root), reason='bad_name')
+    path = os.path.join(root, *names)
+    base = os.path.realpath(root)
+    if not os.path.realpath(path).startswith(base.rstrip('/') + '/'):
+        raise ModuleError('%s resolves to %s, outside %s (a symbolic link on the way): refused before anything was '
+                          'written there.' % (path, os.path.realpath(path), base), reason='outside')
+    return path
+
+
 def check_checkpoint_name(checkpoint):
-    """Raise ModuleError unless the engine would accept checkpoint as a name."""
-    if not CHECKPOINT_NAME_RE.match(checkpoint or ''):
-        raise ModuleError(invalid_name_msg(checkpoint))
-    if len(checkpoint) > CHECKPOINT_NAME_MAX:
-        raise ModuleError('Checkpoint name %s... is %d characters long: a checkpoint is a directory named after it, '
-                          'so it can have at most %d. Choose a shorter name.'
-                          % (checkpoint[:40], len(checkpoint), CHECKPOINT_NAME_MAX))
+    """Raise ModuleError unless the engine would accept checkpoint as a name (and it fits in a directory name)."""
+    check_name('checkpoint', checkpoint)
 
 
 def check_container_name(container, option='container'):
     """Raise ModuleError unless container can name a container on the engine (a name, or an id or its prefix)."""
-    if not CONTAINER_NAME_RE.match(container):
+    if not CONTAINER_NAME_RE.fullmatch(container):
         raise ModuleError('%s %r is not a container name: a name starts with a letter or digit, followed by letters, '
                           'digits, "_", "." or "-" (no "/", spaces or control characters), and an id is hexadecimal. '
                           'Give the name or id that docker ps shows.' % (option, container))
@@ -197,7 +247,7 @@ def check_path(path, option):
         raise ModuleError('%s %s is not a directory: it is %s. Give the path of a directory (or of one to be '
                           'made), or create the directory the link points to.' % (option, path, what_is(path)))
     if option in FILE_OPTIONS and not os.path.isfile(path):
-        raise ModuleError('%s %s is not a file: it is %s. Give the path of the PEM file.'
+        raise ModuleError('%s %s is not a file: it is %s. Give the path of a file.'
                           % (option, path, what_is(path)))
 
 

@@ -69,6 +69,17 @@ ENGINE_FIX = ('Turn it on with the cryo.docker.engine role, or set "experimental
               '/etc/docker/daemon.json and restart dockerd.')
 
 
+# The connection options every engine module has, with their defaults: what a caller that builds a module's
+# options itself (_lifecycle.Parameters) starts from.
+CONNECTION_DEFAULTS = dict(docker_host='unix:///var/run/docker.sock', tls=False, validate_certs=False, ca_path=None,
+                           client_cert=None, client_key=None, api_version='auto', timeout=60)
+
+
+def connection(params):
+    """The connection options of a module's params (to reach the same engine with other options)."""
+    return {key: params.get(key, default) for key, default in CONNECTION_DEFAULTS.items()}
+
+
 def docker_argument_spec(**options):
     """The connection options every engine module has, with the module's own options."""
     spec = dict(

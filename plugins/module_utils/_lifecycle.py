@@ -42,6 +42,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._criu import (
     runc_log_file,
 )
 from ansible_collections.cryo.docker.plugins.module_utils._engine import (
+    CONNECTION_DEFAULTS,
     RUNTIME_TEMP_PREFIX,
     TEMPORARY_SUFFIX,
     EngineError,
@@ -87,13 +88,50 @@ def runtime_temp_dir(path, custom_dir):
     return os.path.join(parent if custom_dir else os.path.dirname(parent), RUNTIME_TEMP_PREFIX + name)
 
 
+class Parameters(dict):
+    """A batch's options as its tasks read them (params['name']). docker_checkpoint and docker_restore pass their
+    module.params; another caller (an export, an import) names only the options it sets and every other one has
+    its default (DEFAULTS, the module's own: a unit test holds them equal), so that a new option never breaks it.
+    A name that is no option is a programming error."""
+
+    DEFAULTS = {}
+
+    def __init__(self, **given):
+        unknown = sorted(set(given) - set(self.DEFAULTS))
+        if unknown:
+            raise TypeError('%s has no option %s' % (type(self).__name__, ', '.join(unknown)))
+        super().__init__(self.DEFAULTS)
+        self.update(given)
+
+
+class CheckpointParameters(Parameters):
+    """docker_checkpoint's options."""
+
+    DEFAULTS = dict(CONNECTION_DEFAULTS, container=None, containers=None, parallel=None, checkpoint=None,
+                    state='present', leave_running=False, checkpoint_dir=None, force=False, hold_restart_policy=True,
+                    allow_unrestorable=False, method='auto')
+
+
+class RestoreParameters(Parameters):
+    """docker_restore's options."""
+
+    DEFAULTS = dict(CONNECTION_DEFAULTS, container=None, containers=None, parallel=None, checkpoint=None,
+                    checkpoint_dir=None, force=False, verify=True, restore_restart_policy=True, fallback='fail',
+                    keep_checkpoint=True)
+
+
 class Batch(Manager):
-    """The module's manager over O(container) or O(containers): task_class does one container."""
+    """The module's manager over O(container) or O(containers): task_class does one container.
+
+    params: the options (a Parameters) when the caller is not the module whose options they are; engine: a
+    connection to reuse."""
 
     task_class = None
 
-    def __init__(self, module):
+    def __init__(self, module, params=None, engine=None):
         super().__init__(module)
+        if params is not None:
+            self.params = params
         check_checkpoint_name(self.params['checkpoint'])
         check_checkpoint_dir(self.params['checkpoint_dir'])
         self.single = self.params.get('container') is not None
@@ -103,7 +141,7 @@ class Batch(Manager):
         if len(set(names)) != len(names):
             raise ModuleError('containers names %s more than once: each container can be worked on once per run.'
                               % ', '.join(sorted({name for name in names if names.count(name) > 1})))
-        self.engine = connect(self.params)
+        self.engine = engine or connect(self.params)
         self.engine_version = self.engine.require_experimental().get('Version')
         self.tasks = []
         for name in names:
@@ -509,11 +547,11 @@ class CheckpointBatch(Batch):
 
     task_class = CheckpointTask
 
-    def __init__(self, module):
+    def __init__(self, module, params=None, engine=None):
         self.host = Host()
         self._info = None
         self._dockerd = False
-        super().__init__(module)
+        super().__init__(module, params, engine)
 
     def engine_info(self):
         if self._info is None:

@@ -141,6 +141,20 @@ options:
         reference - and refuses before creating anything when it is missing.
     type: bool
     default: false
+  signing_key:
+    description:
+      - Sign the archive with this SSH key - the path of a private key file without a passphrase, or of a public
+        key whose private half is in the C(ssh-agent) of C(SSH_AUTH_SOCK) - through C(ssh-keygen -Y sign) for
+        the namespace C(cryo.docker.archive) (OpenSSH 8.1 or later; Debian and Ubuntu package openssh-client).
+      - The signature covers the whole file and is written beside it as O(path) with C(.sig) appended (atomically,
+        flushed to disk). M(cryo.docker.docker_checkpoint_import) with
+        O(cryo.docker.docker_checkpoint_import#module:allowed_signers) refuses an archive that is not signed by a
+        key it lists, before it reads any of it as an archive.
+      - An archive that is up to date but lacks a signature by this key is signed (changed); without
+        O(signing_key) a signature left beside an archive this run writes again is removed, since it no longer
+        matches.
+    type: path
+    version_added: 0.2.0
   force:
     description:
       - Write the archive even when O(path) already holds one of this checkpoint, or holds another file.
@@ -190,6 +204,13 @@ EXAMPLES = r"""
     checkpoint: warm
     compression: gzip
     path: /srv/archives/search-warm.tar.gz
+
+- name: Export and sign with the fleet's key, for an import that requires it
+  cryo.docker.docker_checkpoint_export:
+    container: cr
+    checkpoint: move
+    path: /srv/archives/cr-move.tar.zst
+    signing_key: /etc/cryo/archive-signing-key
 
 - name: Fastest export on the critical path of a move
   cryo.docker.docker_checkpoint_export:
@@ -243,6 +264,13 @@ archive:
     volumes_carried:
       description: How many volumes' contents it carries.
       type: int
+signature:
+  description: The signature made with O(signing_key) - C(path) (O(path) with C(.sig)), C(key) (the key's
+    fingerprint) and C(sha256) (of the file signed); null without O(signing_key). In check mode, C(key) and
+    C(sha256) are null when a signature would be made.
+  returned: success
+  type: dict
+  sample: {path: /srv/archives/cr-move.tar.zst.sig, key: "SHA256:3q2+7w...", sha256: "sha256:4c1e..."}
 checkpoint:
   description: The checkpoint exported, with the fields of RV(cryo.docker.docker_checkpoint#module:checkpoint).
   returned: success
@@ -335,7 +363,7 @@ source:
 
 from ansible_collections.cryo.docker.plugins.module_utils._common import run
 from ansible_collections.cryo.docker.plugins.module_utils._engine import docker_argument_spec
-from ansible_collections.cryo.docker.plugins.module_utils._portable import ExportManager
+from ansible_collections.cryo.docker.plugins.module_utils._export import ExportManager
 
 
 def main():
@@ -352,6 +380,7 @@ def main():
         compression_level=dict(type='int'),
         include_volumes=dict(type='bool', default=False),
         include_image=dict(type='bool', default=False),
+        signing_key=dict(type='path'),
     )
     run(ExportManager, argument_spec)
 

@@ -18,12 +18,23 @@ description:
     member and writing nothing - against the sizes and sha256 sums its manifest records (and the manifest
     against its own sha256; with O(checksum), the file against the sum given). It refuses, with nothing
     created - a truncated or damaged archive; a member that differs by one byte; members with absolute
-    paths or C(..), symbolic or hard links that leave the archive, device nodes and FIFOs; members the
-    manifest does not list; an archive written on another CPU architecture; a checkpoint dumped by a newer
+    paths or C(..), links of any kind (an export never writes one), device nodes and FIFOs; members the
+    manifest does not list; more than 100,000 members, an extended tar header over 64 KiB, members that add
+    up to more than the free space where it is unpacked, or data after the end of the tar stream (each refused
+    as it is read, so a crafted or decompression-bomb archive never fills memory or disk); an archive written
+    on another CPU architecture; a checkpoint dumped by a newer
     CRIU than the one this engine runs; an image that is not here and not in the archive; a network, or the
     network holder of a C(container:<name>) network mode, that does not exist here; a container network
     mode this engine cannot restore (Docker 28 and 29 with a network namespace of its own, see
     M(cryo.docker.checkpoint_preflight)); too little room."
+  - "An archive is untrusted input - whoever can write the file can change what it holds and recompute every
+    checksum, the manifest's included. So every name taken from it (the checkpoint, the container, its network
+    holder, networks, volumes, volume members and destinations, deleted paths) is checked by the rules an
+    operator's own input is, and every host path built from one is checked to stay in its directory; the
+    configuration it records is compared with what a container gets by default, and what reaches into this
+    host is refused unless O(allow) names it (RV(host_access) lists what it asks for); and with
+    O(allowed_signers) only an archive signed by a trusted key is read at all. See the security section of
+    the collection's C(docs/use-cases/move-container.md)."
   - "Then it unpacks the archive into a private staging directory (O(staging_dir), C(0700); read a second
     time, each file hashed again), loads the image when the archive carries it and the engine lacks it
     (saved by id, so no tag on this host moves; the recorded reference is tagged only where it is free),
@@ -63,8 +74,10 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     details:
-      - The archive is verified (read, nothing written) and every check is made; the result shows the container
-        that would be created (RV(container)) and whether the image would be loaded.
+      - The archive is verified (read, nothing written) and every check is made - the signature, the names and
+        O(allow) included, so check mode fails as the import would, listing the host access that is not allowed;
+        the result shows the container that would be created (RV(container)), the host access it asks for
+        (RV(host_access)) and whether the image would be loaded.
   idempotent:
     support: partial
     details:
@@ -151,6 +164,58 @@ options:
         import again (it rewinds to the archive).
     type: bool
     default: false
+  allow:
+    description:
+      - What the recorded configuration may ask for that reaches into this host, by name. The import compares
+        the configuration with what a container gets by default and refuses, before anything is unpacked or
+        created, everything listed below that O(allow) does not name; the failure names each item and the
+        V(allow) name that permits it (check mode too).
+      - V(binds) - bind mounts of host paths (C(HostConfig.Binds) with a host path, C(Mounts) of type bind) and
+        the volumes of other containers (C(VolumesFrom)).
+      - V(volumes) - named volumes the archive does not carry - they would attach a volume that exists here
+        already, another application's data.
+      - V(capabilities) - capabilities added beyond Docker's default set.
+      - V(devices) - devices, device cgroup rules and device requests (GPUs).
+      - V(privileged) - privileged mode.
+      - V(host_namespaces) - the host's PID, IPC, network, UTS, user or cgroup namespace, or a cgroup parent of
+        the archive's choosing. A container on the host network needs it.
+      - V(security_options) - seccomp or AppArmor unconfined or with a profile of the archive's, SELinux labels
+        disabled or set, system paths unmasked (C(systempaths=unconfined), or masked and read-only path lists
+        shorter than Docker's).
+      - V(sysctls) - kernel parameters.
+      - V(drivers) - volume drivers other than V(local), log drivers other than V(json-file), V(local) and
+        V(none).
+      - V(oom_score) - a negative OOM score adjustment (the host's OOM killer would pick other processes first).
+      - V(links) - legacy links to other containers of this host.
+      - "A container started with C(--security-opt seccomp=unconfined), as Docker's checkpoint documentation
+        does, needs V(security_options) - C(allow: [security_options])."
+    type: list
+    elements: str
+    choices: [binds, volumes, capabilities, devices, privileged, host_namespaces, security_options, sysctls, drivers,
+              oom_score, links]
+    default: []
+    version_added: 0.2.0
+  allowed_signers:
+    description:
+      - An OpenSSH allowed signers file (C(ssh-keygen(1)), section ALLOWED SIGNERS), one line per trusted key,
+        for example C(ops@fleet namespaces="cryo.docker.archive" ssh-ed25519 AAAA...). With it the archive must
+        carry a signature (O(signature_file)) made with one of those keys for the namespace
+        C(cryo.docker.archive) - as M(cryo.docker.docker_checkpoint_export) makes with
+        O(cryo.docker.docker_checkpoint_export#module:signing_key) - or it is refused before any of it is read as
+        an archive.
+      - The signature covers the whole file. C(ssh-keygen -Y verify) checks it (OpenSSH 8.1 or later - Debian and
+        Ubuntu package openssh-client); the verification that follows reads the file again and refuses it if
+        its sha256 differs from the one that was signed.
+      - Without it, signed and unsigned archives are imported alike; the checksums, the name checks and O(allow)
+        apply either way.
+    type: path
+    version_added: 0.2.0
+  signature_file:
+    description:
+      - The archive's signature, read only with O(allowed_signers). Default is O(path) with C(.sig) appended,
+        where M(cryo.docker.docker_checkpoint_export) writes it.
+    type: path
+    version_added: 0.2.0
 notes:
   - The module runs on the engine's host - it stages the checkpoint into the engine's data root and verifies the
     restore through C(/proc).
@@ -190,6 +255,12 @@ EXAMPLES = r"""
 - name: Say where each clone answers
   ansible.builtin.debug:
     msg: "{{ clones.results | map(attribute='container') | items2dict(key_name='name', value_name='bound_ports') }}"
+
+- name: Import only what a key of the fleet signed, allowing the counter's seccomp=unconfined
+  cryo.docker.docker_checkpoint_import:
+    path: /srv/archives/cr-move.tar.zst
+    allowed_signers: /etc/cryo/allowed_signers
+    allow: [security_options]
 
 - name: Create the container and stage its checkpoint, to restore later
   cryo.docker.docker_checkpoint_import:
@@ -296,15 +367,47 @@ container:
       elements: str
       sample: ["127.0.0.1:32768:80/tcp"]
     mounts:
-      description: Its mounts, as C(volume or host path:destination).
+      description: Its mounts, as C(volume or host path:destination) - once it exists, those the engine reports for
+        it (C(Mounts) of its inspect, bind mounts included); in check mode, those recorded in the archive.
       type: list
       elements: str
+    effective:
+      description:
+        - What the container really has, from its inspect once it exists (null in check mode) - C(mounts) (type,
+          source, destination, rw), C(capabilities_added), C(capabilities_dropped), C(privileged), C(namespaces)
+          (network, pid, ipc, uts, userns, cgroupns), C(security_options), C(devices), C(sysctls), C(log_driver).
+      type: dict
+      sample:
+        mounts: []
+        capabilities_added: []
+        capabilities_dropped: []
+        privileged: false
+        namespaces: {network: default, pid: private, ipc: private, uts: private, userns: default, cgroupns: default}
+        security_options: ["seccomp=unconfined"]
+        devices: []
+        sysctls: {}
+        log_driver: json-file
     restart_policy:
       description: The restart policy it gets back once it runs.
       type: str
     labels:
       description: Its labels, C(cryo.docker.archive) included.
       type: dict
+host_access:
+  description: What the archive's configuration asks for that reaches into this host (see O(allow)), each with
+    C(allow), the V(allow) name that permits it, and C(item), what exactly. On success every one was allowed; on a
+    refusal the failed result lists them too, with C(allow_missing), the names O(allow) lacks.
+  returned: success, and a refusal for host access
+  type: list
+  elements: dict
+  sample: [{allow: security_options, item: security option seccomp=unconfined}]
+signature:
+  description: The archive's signature as checked with O(allowed_signers) - C(principal) (the name allowed_signers
+    gives the key), C(key) (its fingerprint), C(sha256) (of the file that was signed), C(signature) (the path of
+    the signature file). Null without O(allowed_signers).
+  returned: success
+  type: dict
+  sample: {principal: ops@fleet, key: "SHA256:3q2+7w...", sha256: "sha256:4c1e...", signature: /srv/a.tar.zst.sig}
 image:
   description: The image.
   returned: success
@@ -386,7 +489,8 @@ member:
 
 from ansible_collections.cryo.docker.plugins.module_utils._common import run
 from ansible_collections.cryo.docker.plugins.module_utils._engine import docker_argument_spec
-from ansible_collections.cryo.docker.plugins.module_utils._portable import ImportManager
+from ansible_collections.cryo.docker.plugins.module_utils._host_access import ALLOW_CHOICES
+from ansible_collections.cryo.docker.plugins.module_utils._import import ImportManager
 
 
 def main():
@@ -403,6 +507,9 @@ def main():
         deleted_files=dict(type='str', default='remove', choices=['remove', 'ignore']),
         staging_dir=dict(type='path'),
         force=dict(type='bool', default=False),
+        allow=dict(type='list', elements='str', default=[], choices=list(ALLOW_CHOICES)),
+        allowed_signers=dict(type='path'),
+        signature_file=dict(type='path'),
     )
     run(ImportManager, argument_spec, mutually_exclusive=[('published_ports', 'publish')])
 

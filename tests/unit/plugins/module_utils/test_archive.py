@@ -175,17 +175,38 @@ def write_tar(path, members):
             tar.addfile(info, io.BytesIO(blob))
 
 
-def test_unpacking_never_writes_through_a_link_member(tmp_path):
+def test_a_link_member_is_refused_before_anything_is_unpacked(tmp_path):
     path = str(tmp_path / 'a.tar')
     write_tar(path, [('checkpoint', tarfile.DIRTYPE, b'', ''), ('checkpoint/l', tarfile.SYMTYPE, b'', '.'),
                      ('checkpoint/l/x', tarfile.REGTYPE, b'x', '')])
+    with pytest.raises(_archive.ArchiveError) as error:
+        _archive.verify(path)
+    assert error.value.details['reason'] == 'link'
+
+
+def test_what_is_unpacked_is_flushed_and_holds_no_link(tmp_path, monkeypatch):
+    path = str(tmp_path / 'a.tar')
+    write_tar(path, [('checkpoint', tarfile.DIRTYPE, b'', ''), ('checkpoint/a', tarfile.REGTYPE, b'pages', ''),
+                     ('checkpoint/sub', tarfile.DIRTYPE, b'', ''), ('checkpoint/sub/b', tarfile.REGTYPE, b'b', '')])
     verified = _archive.verify(path)
     dest = tmp_path / 'dest'
     dest.mkdir()
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(_archive.os, 'fsync', lambda fd: synced.append(os.readlink('/proc/self/fd/%d' % fd))
+                        or real_fsync(fd))
+    _archive.extract(verified, str(dest))
+    assert (dest / 'checkpoint' / 'a').read_bytes() == b'pages'
+    for name in ('checkpoint/a', 'checkpoint/sub/b', 'checkpoint/sub', 'checkpoint', ''):
+        assert str(dest / name).rstrip('/') in synced, (name, synced)
+
+
+def test_a_link_in_the_staging_tree_stops_the_unpacking(tmp_path):
+    (tmp_path / 'd').mkdir()
+    os.symlink('/etc', str(tmp_path / 'd' / 'l'))
     with pytest.raises(_archive.ArchiveError) as error:
-        _archive.extract(verified, str(dest))
-    assert 'is not a directory' in error.value.msg
-    assert not (tmp_path / 'dest' / 'checkpoint' / 'x').exists()
+        _archive.check_tree(str(tmp_path))
+    assert error.value.details['reason'] == 'link'
 
 
 def test_an_archive_changed_between_the_two_reads_is_refused(tmp_path):

@@ -67,7 +67,8 @@ class ArchiveContainer(Container):
         data['Config'].update(Hostname=self.hostname, Cmd=list(self.command), Entrypoint=None, Env=list(self.env),
                               WorkingDir='/', User='', ExposedPorts={key: {} for key in self.ports})
         data['HostConfig'].update(PortBindings=copy.deepcopy(self.ports), Binds=list(self.binds) or None,
-                                  Runtime='runc', ContainerIDFile='', CapAdd=None, SecurityOpt=['seccomp=unconfined'])
+                                  Runtime='runc', ContainerIDFile='', CapAdd=None,
+                                  SecurityOpt=getattr(self, 'security_opt', None))
         data['NetworkSettings'] = dict(Networks={name: dict(endpoint, Aliases=[self.id[:12]])
                                                  for name, endpoint in self.networks.items()},
                                        Ports=self.bound_ports())
@@ -253,7 +254,7 @@ class Bed:
         import functools
 
         from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
-        from ansible_collections.cryo.docker.plugins.module_utils import _containers, _criu, _lifecycle, _portable
+        from ansible_collections.cryo.docker.plugins.module_utils import _containers, _criu, _export, _import, _lifecycle
         from ansible_collections.cryo.docker.plugins.module_utils._host import Host
 
         self.tmp_path = tmp_path
@@ -266,16 +267,17 @@ class Bed:
         self.dir = str(tmp_path / 'archives')
         self.whiteouts = []
         monkeypatch.setattr(_lifecycle, 'connect', lambda params: self.current)
-        monkeypatch.setattr(_portable, 'connect', lambda params: self.current)
+        for manager in (_export, _import):
+            monkeypatch.setattr(manager, 'connect', lambda params: self.current)
+            monkeypatch.setattr(manager, 'engine_criu',
+                                lambda module, docker_host, host=None: ('/usr/local/sbin/criu', self.criu))
         proc_host = functools.partial(Host, proc=self.source.proc)
         monkeypatch.setattr(store, 'Host', proc_host)
-        monkeypatch.setattr(_portable, 'Host', proc_host)
+        monkeypatch.setattr(_export, 'Host', proc_host)
         real_remove = store.remove_containerd_copies
         monkeypatch.setattr(store, 'remove_containerd_copies',
                             lambda path, tmpdir=None: real_remove(path, self.current.tmpdir))
         monkeypatch.setattr(_criu.runc_log_file, '__defaults__', (self.source.runc_conf,))
-        monkeypatch.setattr(_portable, 'engine_criu',
-                            lambda module, docker_host, host=None: ('/usr/local/sbin/criu', self.criu))
         real_whiteout = _containers.make_whiteout
 
         def make_whiteout(name, dir_fd):

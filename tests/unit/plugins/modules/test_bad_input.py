@@ -15,7 +15,7 @@ from unittest import mock
 
 import pytest
 
-from ansible_collections.cryo.docker.plugins.module_utils import _common, _engine, _lifecycle, _portable
+from ansible_collections.cryo.docker.plugins.module_utils import _common, _engine, _export, _import, _lifecycle
 from ansible_collections.cryo.docker.plugins.modules import (
     checkpoint_preflight,
     criu_install,
@@ -48,7 +48,10 @@ def argument_spec(module):
 
 SPECS = {name: argument_spec(module) for name, module in MODULES.items()}
 CONNECTION = frozenset(_engine.docker_argument_spec())
+# Files a module only reads: each may be a symbolic link to one (the SDK reads the TLS files; an allowed signers
+# file or a key is often a link into where it is managed).
 TLS_FILES = ('ca_path', 'client_cert', 'client_key')
+READ_FILES = TLS_FILES + ('signing_key', 'allowed_signers', 'signature_file')
 # Text whose every value is a valid one to the module (the engine or the program decides): checked only for what
 # no text can hold (empty, NUL, newline) and for its type.
 FREE_TEXT = frozenset(('command', 'image', 'include_labels', 'exclude_labels'))
@@ -101,7 +104,7 @@ def path_values(option):
         values.append(('to_file', 'LINK:file'))  # one to a directory is followed: test_a_symlinked_checkpoint_dir_*
     else:
         values.append(('to_dir', 'LINK:dir'))    # a file option, pointed at a directory
-        if option not in TLS_FILES:              # a TLS file may be a symlink to one: the SDK reads it
+        if option not in READ_FILES:             # a file that is only read may be a symlink to one
             values.append(('to_file', 'LINK:file'))
     return values
 
@@ -216,7 +219,7 @@ class Subject:
 
     def real_engine(self):
         """The modules connect for real (the docker SDK and Engine._connect), to a socket that is not there."""
-        for module in (_lifecycle, _portable, docker_checkpoint_info, docker_network_holder):
+        for module in (_lifecycle, _export, _import, docker_checkpoint_info, docker_network_holder):
             self.monkeypatch.setattr(module, 'connect', _engine.connect)
         self.monkeypatch.setattr(checkpoint_preflight, 'Engine', _engine.Engine)
         self.baseline['docker_host'] = 'unix://' + str(self.tmp_path / 'no-engine.sock')
@@ -264,6 +267,7 @@ def elsewhere(tmp_path, target):
 ANSIBLE_CORE = (
     r"^argument '(?P<option>\w+)' is of type \w+ and we were unable to convert to \w+: ",
     r'^value of (?P<option>\w+) must be one of: ',
+    r'^value of (?P<option>\w+) must be one or more of: ',
     r'^parameters are mutually exclusive: ',
     r'^missing required arguments: \w+ found in (?P<option>\w+)$',
     # A list element that should be a dict: ansible-core does not name the option here (ansible-core 2.19).

@@ -10,7 +10,7 @@ import pytest
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cryo.docker.plugins.module_utils import _archive, _portable
+from ansible_collections.cryo.docker.plugins.module_utils import _archive, _export
 
 from fake_archive_engine import IMAGE_ID, Bed, members_of
 from fake_engine import failed_clearly, warnings_of
@@ -276,7 +276,7 @@ def test_a_read_only_destination_is_refused(bed, capsys, monkeypatch):
 
 def test_no_room_is_refused_before_the_checkpoint(bed, capsys, monkeypatch):
     web = bed.web()
-    monkeypatch.setattr(_portable, 'free_space', lambda path: (path, 1024))
+    monkeypatch.setattr(_export, 'free_space', lambda path: (path, 1024))
     result = export(capsys, bed)
     msg = failed_clearly(result, 'Not enough room for the archive in ')
     assert 'Nothing was written' in msg and result['free_bytes'] == 1024
@@ -288,7 +288,7 @@ def test_room_is_checked_again_with_the_exact_sizes_and_nothing_partial_is_left(
     web = bed.web()
     bed.source.take(web, 'move')
     answers = iter([(bed.dir, 1 << 40)])  # the estimate passes, the exact sizes do not
-    monkeypatch.setattr(_portable, 'free_space', lambda path: next(answers, (path, 10)))
+    monkeypatch.setattr(_export, 'free_space', lambda path: next(answers, (path, 10)))
     result = export(capsys, bed)
     failed_clearly(result, 'Not enough room for the archive in %s' % bed.dir)
     assert os.listdir(bed.dir) == []
