@@ -1063,8 +1063,8 @@ class Bench:
                 container=name, checkpoint='exp', path=path, method=method,
                 compression=self.options.archive_compression, compression_level=self.options.archive_level))
             checkpoint_bytes = exported['checkpoint']['size'] or 0
-            imported, _wall = self.ansible.module('docker_checkpoint_import', dict(path=path, container=copy,
-                                                                                   published_ports=[]))
+            imported, _wall = self.ansible.module('docker_checkpoint_import', dict(
+                path=path, container=copy, published_ports=[], allow=['security_options']))
             return dict(
                 mb=megabytes, method_asked=method, method=exported.get('method') or method,
                 compression=exported['archive']['compression'], checkpoint_s=checkpoint['duration'],

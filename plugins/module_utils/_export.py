@@ -115,7 +115,7 @@ class ExportManager(Manager):
         if self.existing is not None and self.is_this_checkpoint(self.existing, exists) and not self.params['force']:
             # Up to date; signed again only when it has no signature by this key.
             self.sign_only = self.changed = bool(self.signing_key) and not _signing.signed_with(
-                self.ssh_keygen, self.signing_key, self.signature_path)
+                self.ssh_keygen, self.signing_key, self.signature_path, self.path)
             return
         if self.existing is not None and not self.params['force'] and not self.is_stale_copy(self.existing):
             raise ModuleError(

@@ -52,8 +52,10 @@ Judgment calls, against false refusals of ordinary containers:
   environment to processes of the same user, a shared IPC namespace its shared memory.
 - CgroupnsMode host is not listed: it is the engine's default on a cgroup v1 host (every container there
   records it, Docker 20.10 and 28.5 alike), and what it shows of the host is read-only (the cgroup tree).
-- MaskedPaths: engines 20.10 to 24 mask fewer paths than newer ones (no /proc/interrupts and
-  /sys/devices/virtual/powercap); only a list without an entry of the 20.10 set is listed.
+- MaskedPaths: older engines mask fewer paths than newer ones (20.10 and 23.0 neither /proc/interrupts nor
+  /sys/devices/virtual/powercap, 28.5 both); only a list without an entry of the 20.10 set is listed.
+- A record, or a host_config, that is not an object cannot be checked: it is listed under privileged, the
+  name that allows anything.
 - label=disable is not listed for a privileged container: the engine adds it to every one (Docker 20.10).
 - Resource settings are not listed: PidsLimit, Ulimits, Memory, CPU and block I/O limits only narrow or
   match what a default container has (no limit); PortBindings are the import's publish option's business;
@@ -75,8 +77,8 @@ ALLOW_CHOICES = ('binds', 'volumes', 'capabilities', 'devices', 'privileged', 'h
 DEFAULT_CAPABILITIES = ('CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID',
                         'SETFCAP', 'SETPCAP', 'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE')
 
-# The paths Docker 28.5 masks, as inspect reports them; 20.10 to 24 report the first ten, without
-# /proc/interrupts and /sys/devices/virtual/powercap.
+# The paths Docker 28.5 masks, as inspect reports them; 20.10 and 23.0 mask the others only, without
+# /proc/interrupts and /sys/devices/virtual/powercap (moby's oci/defaults.go).
 DEFAULT_MASKED_PATHS = ('/proc/asound', '/proc/acpi', '/proc/interrupts', '/proc/kcore', '/proc/keys',
                         '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug',
                         '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap')

@@ -29,6 +29,7 @@ import struct
 import subprocess
 import tempfile
 
+from ansible_collections.cryo.docker.plugins.module_utils._archive import fsync_dir
 from ansible_collections.cryo.docker.plugins.module_utils._common import C_LOCALE, ModuleError, what_is
 
 NAMESPACE = 'cryo.docker.archive'
@@ -185,16 +186,7 @@ def _write_atomic(path, data):
         if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    fsync_dir(directory)
 
 
 # -- the signature file -------------------------------------------------------------------------

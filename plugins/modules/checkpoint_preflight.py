@@ -228,6 +228,17 @@ containers:
           it again before restoring the containers in it.
       type: bool
       sample: false
+    host_access:
+      description:
+        - What its configuration asks for that reaches into the host, each with C(allow) (the name of
+          O(cryo.docker.docker_checkpoint_import#module:allow) that permits it) and C(item) - what an import of
+          an archive of it elsewhere refuses unless allowed (named volumes count, since an archive carries them
+          only with O(cryo.docker.docker_checkpoint_export#module:include_volumes)). The
+          C(cryo.docker.move_container) playbook compares it with C(move_allow) before it freezes anything.
+      type: list
+      elements: dict
+      sample: [{allow: security_options, item: security option seccomp=unconfined}]
+      version_added: 0.2.0
 ready:
   description: True when no check failed (warnings do not count).
   returned: always
@@ -385,6 +396,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._common import (
     check_checkpoint_dir,
     run,
 )
+from ansible_collections.cryo.docker.plugins.module_utils._containers import record_container
 from ansible_collections.cryo.docker.plugins.module_utils._criu import min_version_for_kernel, probe
 from ansible_collections.cryo.docker.plugins.module_utils._engine import (
     HAS_DOCKER,
@@ -400,6 +412,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._host import (
     search_dirs,
     source_kind,
 )
+from ansible_collections.cryo.docker.plugins.module_utils._host_access import host_access
 from ansible_collections.cryo.docker.plugins.module_utils._preflight import (
     BUILTIN_NETWORKS,
     check_container,
@@ -523,7 +536,8 @@ class Preflight(Manager):
                 self.checks.extend(checks)
                 self.containers.append(dict(name=name, id=None, eligible=False, restart_policy=None,
                                             reasons=[c['detail'] for c in checks if c['status'] == 'fail'],
-                                            network_mode=None, network_holder=None, networks=[], holder=False))
+                                            network_mode=None, network_holder=None, networks=[], holder=False,
+                                            host_access=[]))
                 continue
             labels = (inspect.get('Config') or {}).get('Labels') or {}
             if not labels_match(labels, self.params['include_labels'], self.params['exclude_labels']):
@@ -539,7 +553,8 @@ class Preflight(Manager):
                 restart_policy=(inspect.get('HostConfig') or {}).get('RestartPolicy'), network_mode=network,
                 network_holder=self.holder_of(engine, network),
                 networks=sorted(((inspect.get('NetworkSettings') or {}).get('Networks') or {})),
-                holder=labels.get(HOLDER_LABEL) == 'true'))
+                holder=labels.get(HOLDER_LABEL) == 'true',
+                host_access=host_access(record_container(inspect, None, None))))
             counted.extend(c for c in running if c['id'] == inspect['Id'])
         for network in self.params['restore_networks']:
             network = network.strip() or 'default'

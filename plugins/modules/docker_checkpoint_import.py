@@ -170,23 +170,26 @@ options:
         the configuration with what a container gets by default and refuses, before anything is unpacked or
         created, everything listed below that O(allow) does not name; the failure names each item and the
         V(allow) name that permits it (check mode too).
-      - V(binds) - bind mounts of host paths (C(HostConfig.Binds) with a host path, C(Mounts) of type bind) and
-        the volumes of other containers (C(VolumesFrom)).
+      - V(binds) - bind mounts of host paths (C(HostConfig.Binds) with a host path, C(Mounts) of type bind or of
+        any type but volume and tmpfs) and the volumes of other containers (C(VolumesFrom)).
       - V(volumes) - named volumes the archive does not carry - they would attach a volume that exists here
         already, another application's data.
-      - V(capabilities) - capabilities added beyond Docker's default set.
+      - V(capabilities) - capabilities added beyond Docker's default set (C(CapAdd)).
       - V(devices) - devices, device cgroup rules and device requests (GPUs).
-      - V(privileged) - privileged mode.
-      - V(host_namespaces) - the host's PID, IPC, network, UTS, user or cgroup namespace, or a cgroup parent of
-        the archive's choosing. A container on the host network needs it.
-      - V(security_options) - seccomp or AppArmor unconfined or with a profile of the archive's, SELinux labels
-        disabled or set, system paths unmasked (C(systempaths=unconfined), or masked and read-only path lists
-        shorter than Docker's).
+      - V(privileged) - privileged mode (and a record that is not an object at all).
+      - V(host_namespaces) - the host's PID, IPC, network, UTS or user namespace, the PID or IPC namespace of
+        another container (C(container:NAME); a network holder's network namespace is normal and needs nothing),
+        a cgroup namespace or cgroup parent of the archive's choosing. A container on the host network needs
+        it. C(CgroupnsMode=host) is not listed - it is what Docker gives every container on a cgroup v1 host.
+      - V(security_options) - seccomp unconfined or with a profile of the archive's, AppArmor other than
+        C(docker-default), SELinux labels, C(systempaths=unconfined) or masked and read-only path lists shorter
+        than Docker's, C(writable-cgroups), annotations, and any security option this module does not know.
       - V(sysctls) - kernel parameters.
-      - V(drivers) - volume drivers other than V(local), log drivers other than V(json-file), V(local) and
-        V(none).
-      - V(oom_score) - a negative OOM score adjustment (the host's OOM killer would pick other processes first).
-      - V(links) - legacy links to other containers of this host.
+      - V(drivers) - volume drivers other than V(local) (and V(local) with driver options, such as a bind mount
+        in disguise), log drivers other than V(json-file), V(local) and V(none).
+      - V(oom_score) - a negative OOM score adjustment (the host's OOM killer would pick host processes first).
+      - V(links) - legacy links to other containers of this host (their environment is copied in).
+      - A field of the wrong type or with a value this module does not know counts as host access of its kind.
       - "A container started with C(--security-opt seccomp=unconfined), as Docker's checkpoint documentation
         does, needs V(security_options) - C(allow: [security_options])."
     type: list

@@ -103,7 +103,12 @@ def export(fleet, host, **args):
     return result
 
 
+# The test containers run with seccomp=unconfined (as Docker's checkpoint documentation does): an import allows it.
+UNCONFINED = ['security_options']
+
+
 def import_(fleet, host, **args):
+    args.setdefault('allow', UNCONFINED)
     result = run_module('docker_checkpoint_import', dict(args, docker_host=fleet.docker_host(host)))
     assert not result.get('failed'), result.get('msg', result)
     return result
@@ -146,8 +151,16 @@ def test_the_counter_moves_to_an_engine_where_it_never_existed(fleet, pair, arch
 
     with pytest.raises(docker.errors.NotFound):
         target.inspect_container(name)
+    # Its seccomp=unconfined reaches into the host: refused unless the operator allows it by name.
+    refused = run_module('docker_checkpoint_import', dict(path=path, docker_host=fleet.docker_host('fleet-2')))
+    assert refused.get('failed') and refused['reason'] == 'host_access', refused
+    assert refused['allow_missing'] == ['security_options'] and 'seccomp=unconfined' in refused['msg'], refused
+    with pytest.raises(docker.errors.NotFound):
+        target.inspect_container(name)
     started = time.monotonic()
     imported = import_(fleet, 'fleet-2', path=path, checksum=exported['archive']['sha256'])
+    assert imported['host_access'] == [dict(allow='security_options', item='security option seccomp=unconfined')]
+    assert 'seccomp=unconfined' in imported['container']['effective']['security_options'], imported['container']
     import_wall = time.monotonic() - started
     assert imported['changed'] and imported['action'] == 'import', imported
     assert imported['restored'] is True and imported['verified'] is True, imported
@@ -232,8 +245,8 @@ def test_check_mode_of_an_import_creates_nothing(fleet, pair, archives, zstd):
     exported = export(fleet, 'fleet-1', container=name, checkpoint='snap', path=path, leave_running=True,
                       compression='gzip')
     assert source.inspect_container(name)['State']['Running'], 'leave_running keeps it running'
-    result = run_module('docker_checkpoint_import', dict(path=path, docker_host=fleet.docker_host('fleet-2')),
-                        check=True, diff=True)
+    result = run_module('docker_checkpoint_import', dict(path=path, docker_host=fleet.docker_host('fleet-2'),
+                                                         allow=UNCONFINED), check=True, diff=True)
     assert result['changed'] and not result.get('failed'), result
     assert result['container']['name'] == name and result['container']['id'] is None
     assert result['steps'][-1] == 'would restore it from checkpoint snap'
@@ -272,14 +285,16 @@ def test_an_archive_of_docker_20_10_resumes_on_a_newer_engine(fleet, pair, archi
             source.start(bridged)
             bridged_path = os.path.join(archives, bridged + '.tar.zst')
             export(fleet, 'fleet-1', container=bridged, checkpoint='move', path=bridged_path, leave_running=True)
-            refused = run_module('docker_checkpoint_import', dict(path=bridged_path, docker_host=engine.docker_host))
+            refused = run_module('docker_checkpoint_import', dict(path=bridged_path, docker_host=engine.docker_host,
+                                                                  allow=UNCONFINED))
             assert refused.get('failed') and refused.get('reason') == 'unrestorable', refused
             assert 'cannot be restored on this engine, so it was not created' in refused['msg']
             assert not engine.client().containers(all=True)
         path = os.path.join(archives, name + '.tar.zst')
         export(fleet, 'fleet-1', container=name, checkpoint='move', path=path)
         last = counter(source, name)
-        imported = run_module('docker_checkpoint_import', dict(path=path, docker_host=engine.docker_host))
+        imported = run_module('docker_checkpoint_import', dict(path=path, docker_host=engine.docker_host, allow=(
+            UNCONFINED + ['host_namespaces'] if network else UNCONFINED)))
         assert imported.get('changed') and not imported.get('failed'), imported.get('msg', imported)
         assert imported['restored'] and imported['verified'], imported
         target = engine.client()
@@ -325,7 +340,7 @@ def test_four_warm_clones_of_one_archive_answer_each_on_its_own_port(fleet, pair
         began = time.monotonic()
         result = run_module('docker_checkpoint_import', dict(
             path=path, checksum=exported['archive']['sha256'], container=clone_name, publish='remap',
-            docker_host=fleet.docker_host('fleet-1')))
+            allow=UNCONFINED, docker_host=fleet.docker_host('fleet-1')))
         assert not result.get('failed'), result.get('msg', result)
         [bound] = result['container']['bound_ports']
         clone_port = int(bound.split(':')[1])

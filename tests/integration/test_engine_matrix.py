@@ -437,7 +437,7 @@ def test_move_of_a_bridge_container_to_this_engine_freezes_nothing(matrix, broke
         pid = source.pid(name)
         with tempfile.TemporaryDirectory(prefix='cryo-mx-move-') as directory:
             proc = run_playbook(collection_playbook('move_container'), matrix.inventory, extra_vars={
-                'move_container': name, 'move_from': '20.10', 'move_to': broken.kind,
+                'move_container': name, 'move_from': '20.10', 'move_to': broken.kind, 'move_allow': ['security_options'],
                 'move_archive_dir': directory + '/{{ inventory_hostname }}'})
             assert os.listdir(directory) == [], 'no archive directory was made'
         assert proc.returncode != 0, proc.stdout

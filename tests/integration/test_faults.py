@@ -569,7 +569,7 @@ def test_import_interrupted_half_way_then_run_again(engine, make_container, tmp_
     killer = Killer(import_process)
     killer.start()
     try:
-        cut = run_module('docker_checkpoint_import', dict(path=archive, container=clone))
+        cut = run_module('docker_checkpoint_import', dict(path=archive, container=clone, allow=['security_options']))
         killer.join(5)
         assert killer.killed, 'the import was not interrupted %s' % when
         assert cut.get('failed'), cut
@@ -581,7 +581,7 @@ def test_import_interrupted_half_way_then_run_again(engine, make_container, tmp_
             # What the cut left: maybe a created container that never ran; no checkpoint listed half-written.
             assert made[0]['State'] != 'running'
             assert_nothing_half_written(engine, clone, 'cp1')
-        again = run_module('docker_checkpoint_import', dict(path=archive, container=clone))
+        again = run_module('docker_checkpoint_import', dict(path=archive, container=clone, allow=['security_options']))
         assert not again.get('failed'), again.get('msg') or again['_output'][-3000:]
         if when == 'restoring' or again['action'] == 'finish':
             # The run proved the clone runs the checkpoint and did what the cut one left undone (a cut 'created'
@@ -596,7 +596,7 @@ def test_import_interrupted_half_way_then_run_again(engine, make_container, tmp_
         assert len(runs(lines)) == 1 and 0 < lines[0] <= frozen_at + 1, lines
         assert not [entry for entry in os.listdir(staging) if clone in entry], os.listdir(staging)
         # A third run changes nothing.
-        third = run_module('docker_checkpoint_import', dict(path=archive, container=clone))
+        third = run_module('docker_checkpoint_import', dict(path=archive, container=clone, allow=['security_options']))
         assert not third.get('failed') and not third['changed'], third.get('msg')
     finally:
         try:

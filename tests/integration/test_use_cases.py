@@ -216,7 +216,7 @@ def move_pair(fleet):
 
 def move(fleet, name, directory, variable='move_archive_dir'):
     return run_playbook(collection_playbook('move_container'), fleet.inventory, extra_vars={
-        'move_container': name, 'move_from': 'fleet-1', 'move_to': 'fleet-2',
+        'move_container': name, 'move_from': 'fleet-1', 'move_to': 'fleet-2', 'move_allow': ['security_options'],
         # Every fleet host is this machine: one directory per host, as two real hosts would have.
         variable: directory + '/{{ inventory_hostname }}'})
 

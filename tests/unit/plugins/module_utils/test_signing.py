@@ -257,6 +257,44 @@ def test_a_passphrase_key_held_by_ssh_agent_signs_through_its_public_half(tmp_pa
     assert _signing.sign(SSH_KEYGEN, key + '.pub', archive)['key'] == fingerprint_of(key + '.pub')
 
 
+def test_check_key_gives_the_fingerprint_of_a_usable_key(tmp_path):
+    key, _public = keygen(tmp_path, 'ops')
+    assert _signing.check_key(SSH_KEYGEN, key) == fingerprint_of(key)
+
+
+def test_check_key_refuses_a_passphrase_key_no_agent_holds(tmp_path, monkeypatch):
+    monkeypatch.delenv('SSH_AUTH_SOCK', raising=False)
+    key, _public = keygen(tmp_path, 'locked', passphrase='secret phrase')
+    with pytest.raises(SignatureError, match='ssh-add') as caught:
+        _signing.check_key(SSH_KEYGEN, key)
+    assert caught.value.details['reason'] == 'signing'
+
+
+def test_an_archive_signed_by_the_key_is_signed_with_it(signed):
+    assert _signing.signed_with(SSH_KEYGEN, signed['key'], signed['archive'] + '.sig') is True
+
+
+def test_an_archive_signed_by_another_key_is_not_signed_with_this_one(tmp_path, signed):
+    other, _public = keygen(tmp_path, 'other')
+    assert _signing.signed_with(SSH_KEYGEN, other, signed['archive'] + '.sig') is False
+
+
+def test_a_signature_left_by_an_archive_written_over_is_not_taken_for_one(tmp_path, signed):
+    with open(signed['archive'], 'ab') as handle:
+        handle.write(b'written again')
+    assert _signing.signed_with(SSH_KEYGEN, signed['key'], signed['archive'] + '.sig') is False
+
+
+def test_an_archive_without_a_signature_is_not_signed_with_the_key(signed):
+    os.unlink(signed['archive'] + '.sig')
+    assert _signing.signed_with(SSH_KEYGEN, signed['key'], signed['archive'] + '.sig') is False
+
+
+def test_a_signature_for_another_namespace_is_not_one_by_the_key(signed):
+    ssh_sign(signed['key'], signed['archive'], 'file')
+    assert _signing.signed_with(SSH_KEYGEN, signed['key'], signed['archive'] + '.sig') is False
+
+
 # -- verifying ----------------------------------------------------------------------------------
 
 def test_a_signed_archive_verifies_with_its_signer_and_digest(signed):

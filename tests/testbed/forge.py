@@ -1,0 +1,109 @@
+"""An attacker's rewrite of a portable checkpoint archive: every member as the attacker wants it, and the manifest
+and its digest recomputed, so that every checksum agrees. What the import must refuse anyway is what such an
+archive asks for, not a checksum.
+
+    rewrite(src, dest, edit)   edit(members) changes a list of Member in place (or returns a new list)
+
+Reads and writes uncompressed tars and, through the zstd program, zstd ones.
+"""
+
+import hashlib
+import io
+import json
+import subprocess
+import tarfile
+
+MANIFEST = 'manifest.json'
+MANIFEST_DIGEST = 'manifest.json.sha256'
+
+
+class Member:
+    """One member: a TarInfo and, for a regular file, its bytes."""
+
+    def __init__(self, info, data=None):
+        self.info = info
+        self.data = data
+
+    @property
+    def name(self):
+        return self.info.name
+
+    def json(self):
+        return json.loads(self.data.decode('utf-8'))
+
+    def set_json(self, value):
+        self.set_bytes((json.dumps(value, indent=2, sort_keys=True) + '\n').encode('utf-8'))
+
+    def set_bytes(self, data):
+        self.data = data
+        self.info.size = len(data)
+
+
+def file(name, data):
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), 0o600
+    return Member(info, data)
+
+
+def link(name, target, hard=False):
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.LNKTYPE if hard else tarfile.SYMTYPE
+    info.linkname = target
+    return Member(info)
+
+
+def _raw(path):
+    with open(path, 'rb') as handle:
+        data = handle.read()
+    if data[:4] == b'\x28\xb5\x2f\xfd':
+        data = subprocess.run(['zstd', '-d', '-c', '-q'], input=data, capture_output=True, check=True).stdout
+    return data
+
+
+def read(path):
+    with tarfile.open(fileobj=io.BytesIO(_raw(path)), mode='r:') as tar:
+        return [Member(info, tar.extractfile(info).read() if info.isreg() else None) for info in tar.getmembers()]
+
+
+def get(members, name):
+    return next(member for member in members if member.name == name)
+
+
+def write(members, dest, compress=False):
+    """The members as an archive whose manifest lists each with its size and sha256, as the export's does."""
+    listed, body = [], [m for m in members if m.name not in (MANIFEST, MANIFEST_DIGEST)]
+    manifest = next((m.json() for m in members if m.name == MANIFEST), {'format': 1})
+    for member in body:
+        entry = dict(name=member.name, type='dir' if member.info.isdir() else 'file')
+        if member.info.isreg():
+            entry.update(size=len(member.data), sha256=hashlib.sha256(member.data).hexdigest())
+        elif not member.info.isdir():
+            entry['type'] = 'symlink' if member.info.issym() else 'hardlink'
+        listed.append(entry)
+    manifest['members'] = listed
+    data = (json.dumps(manifest, indent=2, sort_keys=True) + '\n').encode('utf-8')
+    digest = ('%s  %s\n' % (hashlib.sha256(data).hexdigest(), MANIFEST)).encode('ascii')
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode='w', format=tarfile.PAX_FORMAT) as tar:
+        for member in body + [file(MANIFEST, data), file(MANIFEST_DIGEST, digest)]:
+            tar.addfile(member.info, io.BytesIO(member.data) if member.info.isreg() else None)
+    raw = out.getvalue()
+    if compress:
+        raw = subprocess.run(['zstd', '-q', '-c', '-3'], input=raw, capture_output=True, check=True).stdout
+    with open(dest, 'wb') as handle:
+        handle.write(raw)
+    return dest
+
+
+def rewrite(src, dest, edit, compress=False):
+    members = read(src)
+    members = edit(members) or members
+    return write(members, dest, compress)
+
+
+def manifest_of(members):
+    return get(members, MANIFEST).json()
+
+
+def set_manifest(members, manifest):
+    get(members, MANIFEST).set_json(manifest)
