@@ -246,7 +246,7 @@ def _read_signature(archive_path, sig_path):
         info = None
     if info is None and not os.path.lexists(sig_path):
         raise SignatureError('The archive %s has no signature (%s), and allowed_signers requires one: it was '
-                             'refused before anything was read. Sign it on the exporting host (signing_key) or '
+                             'refused before anything was read, and nothing was created. Sign it on the exporting host (signing_key) or '
                              'copy its %s beside it.' % (archive_path, sig_path, SIG_SUFFIX),
                              reason='unsigned', signature=sig_path)
     if info is None or not stat.S_ISREG(info.st_mode):
@@ -392,7 +392,7 @@ def _principals(ssh_keygen, allowed_signers, archive_path, sig_path, signer):
     if not principals:
         raise SignatureError('The signature %s of the archive %s was made by the key %s (%s), which allowed_signers '
                              '(%s) does not list, or not as valid now (ssh-keygen -Y find-principals: %s): the archive '
-                             'was refused before anything was read. If that key is trusted, add a line for it to '
+                             'was refused before anything was read, and nothing was created. If that key is trusted, add a line for it to '
                              'allowed_signers (principal namespaces="%s" %s AAAA...); otherwise sign the archive '
                              'with a key it lists.'
                              % (sig_path, archive_path, signer['key'], signer['key_type'], allowed_signers,
@@ -421,13 +421,13 @@ def verify(ssh_keygen, allowed_signers, archive_path, sig_path=None):
         signer = parse_signature(_read_signature(archive_path, sig_path))
     except ValueError as exc:
         raise SignatureError('The signature of the archive %s, %s, is not an SSH signature: %s. It was refused '
-                             'before anything was read. Copy the archive\'s %s again from the exporting host, or sign '
+                             'before anything was read, and nothing was created. Copy the archive\'s %s again from the exporting host, or sign '
                              'it again there (signing_key).' % (archive_path, sig_path, exc, SIG_SUFFIX),
                              reason='signature_invalid', signature=sig_path)
     if signer['namespace'] != NAMESPACE:
         raise SignatureError('The signature %s was made for the namespace "%s", not "%s": it signs something else '
                              '(ssh-keygen -Y sign -n %s), and cannot vouch for the archive %s, which was refused '
-                             'before anything was read. Sign the archive on the exporting host with signing_key, '
+                             'before anything was read, and nothing was created. Sign the archive on the exporting host with signing_key, '
                              'which signs for "%s".' % (sig_path, signer['namespace'], NAMESPACE, signer['namespace'],
                                                         archive_path, NAMESPACE),
                              reason='signature_namespace', key=signer['key'], signature=sig_path)
