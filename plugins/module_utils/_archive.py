@@ -451,7 +451,7 @@ class Reading:
             self.stream = self.raw
         self.stream = _Tail(self.stream)
         try:
-            self.tar = tarfile.open(fileobj=self.stream, mode='r|', tarinfo=_Limited)
+            self.tar = tarfile.open(fileobj=self.stream, mode='r|', tarinfo=LimitedInfo)
         except BaseException:
             self.close()
             raise
@@ -609,10 +609,10 @@ def member_kind(member):
 
 
 class HeaderError(tarfile.HeaderError):
-    """A header _Limited refuses: its text says which."""
+    """A header LimitedInfo refuses: its text says which."""
 
 
-class _Limited(tarfile.TarInfo):
+class LimitedInfo(tarfile.TarInfo):
     """A tar header that refuses, before tarfile reads it into memory, an extended header (pax, GNU long name or
     link) larger than HEADER_LIMIT, and GNU sparse members (never written here)."""
 

@@ -17,9 +17,11 @@ which is done once per run."""
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import shutil
+import tarfile
 import tempfile
 import time
 import types
@@ -61,6 +63,30 @@ def untrusted(path, what):
     return fmt.ArchiveError('The archive %s was refused: %s. An archive written by cryo.docker.docker_checkpoint_export '
                             'never has that, so the file was changed after it was written; do not use it. Nothing was '
                             'created.' % (path, what), reason='malformed')
+
+
+def image_tags(path):
+    """The tags `docker load` would set from the image tar at path (docker save format, or the OCI layout Docker
+    25 and later write): RepoTags of manifest.json, the legacy `repositories` file, the reference annotations of
+    index.json. The export saves the image by id, so an archive of its own carries none."""
+    tags = []
+    with tarfile.open(path, 'r:', tarinfo=fmt.LimitedInfo) as tar:
+        for member in tar:
+            if member.name.lstrip('./') not in ('manifest.json', 'repositories', 'index.json') or not member.isreg():
+                continue
+            if member.size > fmt.SMALL_LIMIT:
+                raise ValueError('its %s is %d bytes long' % (member.name, member.size))
+            data = json.loads(tar.extractfile(member).read().decode('utf-8'))
+            name = member.name.lstrip('./')
+            if name == 'manifest.json':
+                tags += [tag for entry in data or [] for tag in (entry or {}).get('RepoTags') or []]
+            elif name == 'repositories':
+                tags += ['%s:%s' % (repo, tag) for repo, named in (data or {}).items() for tag in named or {}]
+            else:
+                tags += [value for entry in (data or {}).get('manifests') or []
+                         for key, value in ((entry or {}).get('annotations') or {}).items()
+                         if key in ('io.containerd.image.name', 'org.opencontainers.image.ref.name')]
+    return tags
 
 
 def check_record(path, record, manifest, deleted):
@@ -429,7 +455,16 @@ class ImportManager(Manager):
     def load_image(self, plan, staging):
         if not plan.load_image:
             return
-        with open(os.path.join(staging, fmt.IMAGE), 'rb') as handle:
+        image = os.path.join(staging, fmt.IMAGE)
+        try:
+            tags = image_tags(image)
+        except (tarfile.TarError, ValueError, AttributeError, TypeError, OSError) as exc:
+            raise untrusted(self.path, 'the image it carries cannot be read as a docker save tar (%s)' % exc)
+        if tags:
+            # docker load would move these tags on this engine to the archive's image, whatever they name now.
+            raise untrusted(self.path, 'the image it carries would tag images on this engine (%s)'
+                            % ', '.join(str(tag)[:80] for tag in tags[:5]))
+        with open(image, 'rb') as handle:
             self.engine.load_image(handle)
         recorded = plan.record['image']
         if self.engine.image(recorded['id']) is None:

@@ -213,16 +213,24 @@ class ArchiveFakeEngine(FakeEngine):
         return copy.deepcopy(found) if found else None
 
     def save_image(self, image):
+        """docker save by id: manifest.json without RepoTags, and the image (here its inspect as config.json)."""
         self._record('save_image', image)
         found = self.images[self.refs.get(image, image)]
-        return iter([b'IMAGE ', json.dumps(found).encode()])
+        return iter([tar_of([('manifest.json', json.dumps([dict(Config='config.json', RepoTags=None,
+                                                                 Layers=[])]).encode()),
+                             ('config.json', json.dumps(found).encode())])])
 
     def load_image(self, handle):
+        """docker load: the image, tagged as its manifest.json says."""
         data = handle.read()
         self._record('load_image', len(data))
-        image = json.loads(data[len(b'IMAGE '):].decode())
-        image['RepoTags'] = []
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            image = json.loads(tar.extractfile('config.json').read().decode())
+            [entry] = json.loads(tar.extractfile('manifest.json').read().decode())
+        image['RepoTags'] = list(entry.get('RepoTags') or [])
         self.images[image['Id']] = image
+        for tag in image['RepoTags']:
+            self.refs[tag] = image['Id']
         return ['Loaded image ID: %s' % image['Id']]
 
     def tag_image(self, image, reference):
