@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import re
 import shutil
 import tarfile
 import tempfile
@@ -58,6 +59,12 @@ from ansible_collections.cryo.docker.plugins.module_utils._portable import ROOM_
 from ansible_collections.cryo.docker.plugins.module_utils._preflight import human_bytes, unrestorable, unrestorable_msg
 
 
+# What an image id and an image reference are (the reference as a tag, a digest or both); an archive's goes into
+# Engine API paths.
+IMAGE_ID_RE = re.compile(r'(sha256:)?[0-9a-f]{64}')
+IMAGE_REFERENCE_RE = re.compile(r'[a-z0-9][a-z0-9._/:-]*(@sha256:[0-9a-f]{64})?', re.IGNORECASE)
+
+
 def untrusted(path, what):
     """The refusal of an archive whose content has not the shape an export writes."""
     return fmt.ArchiveError('The archive %s was refused: %s. An archive written by cryo.docker.docker_checkpoint_export '
@@ -89,10 +96,11 @@ def image_tags(path):
     return tags
 
 
-def check_record(path, record, manifest, deleted):
+def check_record(path, record, manifest, deleted, members):
     """The container record and the manifest's names as the import uses them, each checked as user input: the
     checkpoint, container, holder, network and volume names, the volume members and destinations, the deleted
-    paths. Raises ArchiveError (or ModuleError for a name) before anything is unpacked or created."""
+    paths, and that each volume member is a file the archive holds (members: what the verification read). Raises
+    ArchiveError (or ModuleError for a name) before anything is unpacked or created."""
     shapes = ((record, dict, 'its container record is not an object'),
               (record.get('config'), dict, 'its container record has no config object'),
               (record.get('host_config'), dict, 'its container record has no host_config object'),
@@ -106,18 +114,24 @@ def check_record(path, record, manifest, deleted):
         if not isinstance(value, kind):
             raise untrusted(path, what)
     image = record['image']
-    for key in ('reference', 'id'):
-        if image.get(key) is not None and not (isinstance(image[key], str) and image[key].isprintable()
-                                               and ' ' not in image[key]):
-            raise untrusted(path, 'the image %s of its container record is %r' % (key, image[key]))
+    for key, pattern in (('id', IMAGE_ID_RE), ('reference', IMAGE_REFERENCE_RE)):
+        value = image.get(key)
+        if value is not None and not (isinstance(value, str) and pattern.fullmatch(value)
+                                      and '..' not in value.split('/')):
+            raise untrusted(path, 'the image %s of its container record is %r' % (key, value))
     check_name('checkpoint', manifest['checkpoint'].get('name'), path)
     if record.get('name') is not None:
         check_name('container', record['name'], path)
     network_mode = record.get('network_mode') or 'default'
-    if not isinstance(network_mode, str):
-        raise untrusted(path, 'its network mode is %r' % (network_mode,))
-    if network_mode.startswith('container:'):
-        check_name('container', network_mode[len('container:'):], path)
+    host_mode = record['host_config'].get('NetworkMode') or 'default'
+    for mode in (network_mode, host_mode):
+        if not isinstance(mode, str):
+            raise untrusted(path, 'its network mode is %r' % (mode,))
+        if mode.startswith('container:'):
+            check_name('container', mode[len('container:'):], path)
+    if network_mode != host_mode:
+        # The engine gets HostConfig.NetworkMode; the checks of the network holder read network_mode: one value.
+        raise untrusted(path, 'its network mode is %r, and its HostConfig says %r' % (network_mode, host_mode))
     for net in record['networks'] + record['mounts']:
         if not isinstance(net, dict):
             raise untrusted(path, 'a network or mount of its container record is %r' % (net,))
@@ -133,6 +147,9 @@ def check_record(path, record, manifest, deleted):
                 and (destination == '/' or posixpath.normpath(destination) == destination.rstrip('/'))):
             raise untrusted(path, 'the destination of volume %s is %r, not a plain absolute path'
                             % (volume['name'], destination))
+        if (members.get(volume['member']) or {}).get('type') != 'file':
+            raise untrusted(path, 'its manifest lists the volume member %s, which it does not hold as a file'
+                            % volume['member'])
     for entry in deleted:
         if not (isinstance(entry, str) and entry.startswith('/') and entry.isprintable()):
             raise untrusted(path, 'its %s lists %r, not an absolute path' % (fmt.DELETED_FILES, entry))
@@ -190,7 +207,7 @@ class ImportManager(Manager):
         if not isinstance(record, dict) or not record.get('config') or not record.get('image'):
             raise fmt.ArchiveError('The archive %s has no container record (%s): it cannot create the container.'
                                    % (self.path, fmt.CONTAINER))
-        check_record(self.path, record, manifest, self.verified.json(fmt.DELETED_FILES, []))
+        check_record(self.path, record, manifest, self.verified.json(fmt.DELETED_FILES, []), self.verified.members)
         name = self.params['container'] or record.get('name')
         self.check_engine(manifest, record)
         self.check_host_access(record, manifest)
