@@ -612,18 +612,23 @@ class HeaderError(tarfile.HeaderError):
     """A header LimitedInfo refuses: its text says which."""
 
 
+SPARSE = tarfile.GNUTYPE_SPARSE
+EXTENDED_HEADERS = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+                    tarfile.SOLARIS_XHDTYPE)
+
+
 class LimitedInfo(tarfile.TarInfo):
     """A tar header that refuses, before tarfile reads it into memory, an extended header (pax, GNU long name or
     link) larger than HEADER_LIMIT, and GNU sparse members (never written here)."""
 
-    def _proc_member(self, tarfile_):
-        if self.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
-                         tarfile.SOLARIS_XHDTYPE) and self.size > HEADER_LIMIT:
+    def _proc_member(self, tarfile):  # pylint: disable=redefined-outer-name
+        # tarfile here is the TarFile being read (the name tarfile.TarInfo gives it); the module's constants are
+        # in EXTENDED_HEADERS and SPARSE.
+        if self.type in EXTENDED_HEADERS and self.size > HEADER_LIMIT:
             raise HeaderError('an extended header of %d bytes (at most %d are read)' % (self.size, HEADER_LIMIT))
-        if self.type == tarfile.GNUTYPE_SPARSE:
+        if self.type == SPARSE:
             raise HeaderError('a GNU sparse member %r, which the collection never writes' % self.name)
-        return super()._proc_member(tarfile_)
-
+        return super()._proc_member(tarfile)
 
 
 class Verified:

@@ -299,8 +299,8 @@ def unrestorable_detail(engine_version, network_mode, entry):
     """What and why, for a container this engine cannot restore."""
     what = ('a container with its own network namespace (network %s)' % (network_mode or 'default')
             if entry['own_netns_only'] else 'any checkpoint')
-    return 'Docker Engine %s cannot restore %s: %s. See %s.' % (engine_version, what, entry['reason'],
-                                                               entry['reference'])
+    return 'Docker Engine %s cannot restore %s: %s. See %s.' % (
+        engine_version, what, entry['reason'], entry['reference'])
 
 
 def unrestorable_msg(engine_version, network_mode, entry):

@@ -313,8 +313,8 @@ def _signing_failed(doing, key, key_print, why, stderr, remedy_tail):
     else:
         remedy = ('Check that signing_key is an OpenSSH private key the task\'s user can read, or a public key whose '
                   'private half ssh-agent holds (SSH_AUTH_SOCK).')
-    return SignatureError('%s with signing_key %s (%s) failed: %s. %s %s' % (doing, key, key_print, why, remedy_tail,
-                                                                            remedy), reason='signing', stderr=stderr)
+    return SignatureError('%s with signing_key %s (%s) failed: %s. %s %s'
+                          % (doing, key, key_print, why, remedy_tail, remedy), reason='signing', stderr=stderr)
 
 
 def check_key(ssh_keygen, key):

@@ -216,8 +216,8 @@ class ArchiveFakeEngine(FakeEngine):
         """docker save by id: manifest.json without RepoTags, and the image (here its inspect as config.json)."""
         self._record('save_image', image)
         found = self.images[self.refs.get(image, image)]
-        return iter([tar_of([('manifest.json', json.dumps([dict(Config='config.json', RepoTags=None,
-                                                                 Layers=[])]).encode()),
+        manifest = [dict(Config='config.json', RepoTags=None, Layers=[])]
+        return iter([tar_of([('manifest.json', json.dumps(manifest).encode()),
                              ('config.json', json.dumps(found).encode())])])
 
     def load_image(self, handle):

@@ -191,8 +191,8 @@ def _dir_member(name):
     ('networks', [dict(name='..', aliases=[])], 'network'),
     ('networks', [dict(aliases=[])], 'network'),
 ], ids=lambda value: repr(value)[:30])
-def test_a_name_in_the_container_record_that_is_no_name_is_refused(bed, archive, capsys, tmp_path, field, value,
-                                                                    kind):
+def test_a_name_in_the_container_record_that_is_no_name_is_refused(
+        bed, archive, capsys, tmp_path, field, value, kind):
     path = rewrite(archive['path'], tmp_path / 'attack.tar', edit_json('container.json', set_in(field, value)))
     result = run_import(capsys, bed, path=path)
     refused(result, 'bad_name', path, 'the %s name' % kind, 'is not valid', 'Nothing was created')
@@ -291,8 +291,8 @@ def test_binds_and_capabilities_are_refused_unless_allowed(bed, archive, capsys,
     ('SecurityOpt', ['apparmor=unconfined'], 'security_options', 'security option apparmor=unconfined'),
     ('LogConfig', dict(Type='syslog', Config={'syslog-address': 'tcp://10.0.0.9:514'}), 'drivers', 'log driver syslog'),
 ], ids=lambda value: value if isinstance(value, str) else None)
-def test_each_kind_of_host_access_is_refused_under_its_allow_name(bed, archive, capsys, tmp_path, field, value, allow,
-                                                                    item):
+def test_each_kind_of_host_access_is_refused_under_its_allow_name(
+        bed, archive, capsys, tmp_path, field, value, allow, item):
     path = rewrite(archive['path'], tmp_path / 'attack.tar',
                    edit_json('container.json', set_in('host_config', field, value)))
     for check_mode in (False, True):
@@ -325,8 +325,8 @@ def test_a_container_exported_with_seccomp_unconfined_needs_security_options(bed
 # -- 6. links, whatever they point to --------------------------------------------------------------------
 
 @pytest.mark.parametrize('links', [
-    [('checkpoint/u', '..', False), ('checkpoint/w', 'u/..', False), ('checkpoint/core-99.img', 'w/etc/hostname',
-                                                                       False)],
+    [('checkpoint/u', '..', False), ('checkpoint/w', 'u/..', False),
+     ('checkpoint/core-99.img', 'w/etc/hostname', False)],
     [('checkpoint/h1', 'checkpoint/inventory.img', True), ('checkpoint/h2', 'checkpoint/h1', True),
      ('checkpoint/core-99.img', 'checkpoint/h2', True)],
     [('checkpoint/core-99.img', '/etc/shadow', True)],
