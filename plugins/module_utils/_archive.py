@@ -39,6 +39,7 @@ import io
 import json
 import os
 import posixpath
+import re
 import stat
 import subprocess
 import tarfile
@@ -67,6 +68,10 @@ MANIFEST_DIGEST = 'manifest.json.sha256'
 SMALL_MEMBERS = (IDENTITY, CONFIG_DUMP, CONTAINER, DELETED_FILES, MANIFEST, MANIFEST_DIGEST,
                  CHECKPOINT_DIR + '/mm-1.img', CHECKPOINT_DIR + '/cryo-checkpoint.json')
 SMALL_LIMIT = 16 << 20
+# The checkpoint's core images (one per thread: its credentials, which CRIU restores), kept too, at most this
+# many bytes in all (a few KB each).
+CORE_IMAGE_RE = re.compile(r'checkpoint/core-[0-9]+\.img')
+CORE_LIMIT = 64 << 20
 
 COMPRESSIONS = ('zstd', 'gzip', 'none')
 # zstd's own default level (fast, multi-threaded with -T0) and gzip's usual one.
@@ -684,7 +689,7 @@ def verify(path, zstd=None, checksum=None, room=None):
     after the end of the tar stream, and, with room (the bytes free where it is to be unpacked), members
     whose sizes add up to more than that."""
     members, small = {}, {}
-    total = 0
+    total = kept_cores = 0
     with reading(path, zstd) as reader:
         for member in reader.tar:
             if len(members) >= MAX_MEMBERS:
@@ -695,7 +700,15 @@ def verify(path, zstd=None, checksum=None, room=None):
                 total += member.size
                 if room is not None and total > room:
                     raise too_large(path, name, member.size, total, room)
-                keep = name in SMALL_MEMBERS and member.size <= SMALL_LIMIT
+                core = CORE_IMAGE_RE.fullmatch(name) is not None
+                if core:
+                    kept_cores += member.size
+                    if kept_cores > CORE_LIMIT:
+                        raise ArchiveError('The archive %s was refused as it was read, before anything was unpacked: '
+                                           'its checkpoint\'s core images add up to more than %d bytes, more than any '
+                                           'container\'s threads have. Nothing was created; do not use this file.'
+                                           % (path, CORE_LIMIT), reason='too_large', member=name)
+                keep = core or (name in SMALL_MEMBERS and member.size <= SMALL_LIMIT)
                 entry['sha256'], data = _hash_member(reader.tar, member, keep)
                 entry['size'] = member.size
                 if keep:

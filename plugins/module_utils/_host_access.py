@@ -464,6 +464,75 @@ def host_access(record, carried_volumes=()):
     return items
 
 
+# Linux's capability numbers (linux/capability.h), for the bit masks CRIU's images record.
+CAPABILITY_NUMBERS = (
+    'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP',
+    'LINUX_IMMUTABLE', 'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER',
+    'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE', 'SYS_PACCT', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE',
+    'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD', 'LEASE', 'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP',
+    'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF',
+    'CHECKPOINT_RESTORE')
+
+
+def _given_capabilities(host_config):
+    """The capabilities the container's configuration gives its processes: Docker's default set with CapAdd and
+    without CapDrop; None for every capability (privileged, or ALL added)."""
+    added = {_capability(entry) for entry in _listed(host_config.get('CapAdd')) or []}
+    if host_config.get('Privileged') is True or 'ALL' in added:
+        return None
+    dropped = {_capability(entry) for entry in _listed(host_config.get('CapDrop')) or []}
+    if 'ALL' in dropped:
+        return added
+    return (set(DEFAULT_CAPABILITIES) | added) - dropped
+
+
+def _confined_by_seccomp(host_config):
+    options = [option for option in _listed(host_config.get('SecurityOpt')) or [] if isinstance(option, str)]
+    unconfined = any(option.replace(':', '=', 1).replace(' ', '') == 'seccomp=unconfined' for option in options)
+    return not (unconfined or host_config.get('Privileged') is True)
+
+
+def checkpoint_access(threads, record):
+    """What the checkpoint's own images would give its processes beyond what the recorded configuration gives the
+    container: CRIU restores each thread's capability sets, seccomp mode and OOM score adjustment from them, not
+    from the configuration, so a forged image could hand a process CAP_SYS_ADMIN in a container without it.
+
+    threads: _images.thread_credentials of every core image. Items in host_access's form: a capability no
+    configuration item gives (capabilities), a thread without the seccomp filter the container runs with
+    (security_options), an OOM score adjustment below the container's (oom_score), an image that cannot be
+    read for them (privileged, failing closed)."""
+    host_config = record.get('host_config') if isinstance(record, dict) else None
+    host_config = host_config if isinstance(host_config, dict) else {}
+    given = _given_capabilities(host_config)
+    confined = _confined_by_seccomp(host_config)
+    floor = host_config.get('OomScoreAdj') if isinstance(host_config.get('OomScoreAdj'), int) else 0
+    found = []
+    for thread in threads:
+        name = _text(thread.get('name'), 40)
+        for label, mask in sorted((thread.get('capabilities') or {}).items()):
+            if mask is None:
+                found.append(('privileged', 'checkpoint %s: its %s capability set cannot be read' % (name, label)))
+                continue
+            held = {CAPABILITY_NUMBERS[bit] if bit < len(CAPABILITY_NUMBERS) else 'capability %d' % bit
+                    for bit in range(64) if mask >> bit & 1}
+            extra = sorted(held - given) if given is not None else []
+            if extra:
+                found.append(('capabilities', 'checkpoint %s holds %s in its %s set, which the container is not '
+                                              'given' % (name, ', '.join(extra), label)))
+        if confined and thread.get('seccomp') != 2:
+            found.append(('security_options', 'checkpoint %s runs without the seccomp filter the container has '
+                                              '(seccomp mode %s)' % (name, thread.get('seccomp'))))
+        oom = thread.get('oom_score_adj')
+        if isinstance(oom, int) and oom < min(floor, 0):
+            found.append(('oom_score', 'checkpoint %s has OOM score adjustment %d' % (name, oom)))
+    items = []
+    for allow, item in sorted(found, key=lambda pair: ALLOW_CHOICES.index(pair[0])):
+        entry = dict(allow=allow, item=item)
+        if entry not in items:
+            items.append(entry)
+    return items
+
+
 def refused(items, allow):
     """The items whose category the operator did not allow (allow: the names given, None for none)."""
     allowed = set(allow or ())

@@ -199,6 +199,40 @@ def read_one(directory, name, kind):
 
 # -- the pieces ---------------------------------------------------------------------------------
 
+# creds_entry's capability sets (creds.proto), each two 32-bit words; thread_core_entry.creds = 10 and
+# .seccomp_mode = 11 (core.proto; the mode is left out when it is disabled); task_core_entry.oom_score_adj = 14
+# and its old, per-task seccomp mode = 11.
+CAPABILITY_SETS = dict(inheritable=9, permitted=10, effective=11, bounding=12, ambient=19)
+SECCOMP_MODES = {0: 'disabled', 1: 'strict', 2: 'filter'}
+
+
+def thread_credentials(data, name):
+    """What CRIU restores of one thread's privileges from its core-TID.img (bytes data): dict(name, capabilities
+    = {set: bit mask, or None when the set is not two words}, seccomp = mode number, oom_score_adj).
+
+    Every occurrence of a message field is merged, as protobuf does when CRIU reads the image, so that an image
+    written with a field twice cannot show one value here and give CRIU another."""
+    entries = parse_image(data, 'core', name)
+    if not entries:
+        raise ImageError('%s holds no entry' % name)
+    core = entries[0]
+    merged = {}
+    for thread in core.messages(5):
+        for creds in thread.messages(10):
+            for field, values in creds.fields.items():
+                merged.setdefault(field, []).extend(values)
+    creds = Message(b'')
+    creds.fields = merged
+    capabilities = {}
+    for label, field in CAPABILITY_SETS.items():
+        words = creds.ints(field)
+        capabilities[label] = (words[0] | words[1] << 32) if len(words) == 2 else (0 if not words else None)
+    modes = [mode for thread in core.messages(5) for mode in thread.ints(11)]
+    modes += [mode for task in core.messages(3) for mode in task.ints(11)]
+    oom = [value for task in core.messages(3) for value in task.ints(14)]
+    return dict(name=name, capabilities=capabilities, seccomp=max(modes) if modes else 0,
+                oom_score_adj=(oom[-1] - (1 << 64) if oom[-1] >= 1 << 63 else oom[-1]) if oom else None)
+
 def pagemap(entries):
     """(pages_id, [(vaddr, number of pages, flags)]) from the entries of a pagemap-PID.img.
     Old images carry no flags: in_parent, else present (as CRIU itself reads them)."""

@@ -53,7 +53,14 @@ from ansible_collections.cryo.docker.plugins.module_utils._criu import version_a
 from ansible_collections.cryo.docker.plugins.module_utils._engine import EngineError, connection
 from ansible_collections.cryo.docker.plugins.module_utils._holder import bound_ports, parse_port
 from ansible_collections.cryo.docker.plugins.module_utils._host import free_space
-from ansible_collections.cryo.docker.plugins.module_utils._host_access import effective, host_access, refusal_msg, refused
+from ansible_collections.cryo.docker.plugins.module_utils._host_access import (
+    checkpoint_access,
+    effective,
+    host_access,
+    refusal_msg,
+    refused,
+)
+from ansible_collections.cryo.docker.plugins.module_utils._images import ImageError, thread_credentials
 from ansible_collections.cryo.docker.plugins.module_utils._lifecycle import RestoreBatch, RestoreParameters
 from ansible_collections.cryo.docker.plugins.module_utils._portable import ROOM_MARGIN, engine_criu, room_error
 from ansible_collections.cryo.docker.plugins.module_utils._preflight import human_bytes, unrestorable, unrestorable_msg
@@ -303,10 +310,18 @@ class ImportManager(Manager):
         return None if free is None else max(0, free - ROOM_MARGIN)
 
     def check_host_access(self, record, manifest):
-        """Refuse, before anything is created, the host access the recorded configuration asks for and allow
-        does not grant; self.host_access lists all it asks for."""
+        """Refuse, before anything is created, the host access the recorded configuration asks for, and what the
+        checkpoint's own images would give its processes beyond it, that allow does not grant; self.host_access
+        lists all of it."""
         carried = [volume['name'] for volume in manifest.get('volumes') or [] if not volume.get('anonymous')]
-        self.host_access = host_access(record, carried)
+        threads = []
+        for name, data in sorted(self.verified.small.items()):
+            if fmt.CORE_IMAGE_RE.fullmatch(name):
+                try:
+                    threads.append(thread_credentials(data, posixpath.basename(name)))
+                except ImageError as exc:
+                    raise untrusted(self.path, 'its checkpoint image %s cannot be read (%s)' % (name, exc))
+        self.host_access = host_access(record, carried) + checkpoint_access(threads, record)
         missing = refused(self.host_access, self.params['allow'])
         if missing:
             raise ModuleError(refusal_msg(self.path, self.host_access, self.params['allow']), reason='host_access',

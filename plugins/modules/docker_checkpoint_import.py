@@ -190,6 +190,11 @@ options:
       - V(oom_score) - a negative OOM score adjustment (the host's OOM killer would pick host processes first).
       - V(links) - legacy links to other containers of this host (their environment is copied in).
       - A field of the wrong type or with a value this module does not know counts as host access of its kind.
+      - The checkpoint's own images count too - CRIU restores each thread's capability sets, seccomp mode and OOM
+        score adjustment from its core image, not from the configuration. A thread that holds a capability the
+        configuration does not give is V(capabilities), one without the seccomp filter the container runs with is
+        V(security_options), one with a lower OOM score adjustment is V(oom_score); a core image whose capability
+        sets cannot be read is V(privileged).
       - "A container started with C(--security-opt seccomp=unconfined), as Docker's checkpoint documentation
         does, needs V(security_options) - C(allow: [security_options])."
     type: list

@@ -7,6 +7,8 @@ would (members changed, the manifest and its digest recomputed: every checksum a
   that permits it; allowed by name, the container is created with exactly that, the result reports the mount and
   the capability the engine really gave it, and the counter resumed.
 - A symbolic link chain whose links each look inside, and together lead out: refused, nothing unpacked.
+- A core image of the checkpoint replaced by one that gives the process CAP_SYS_ADMIN (CRIU restores
+  credentials from the images, not from the configuration): refused; the untouched archive imports.
 - Signed archives: signed by the export with an SSH key, verified by the import against allowed_signers and
   resumed; the same archive tampered with on the way (checksums recomputed, the signature kept) is refused by
   the signature before a byte of it is read as an archive; move_container with keys signs on the source,
@@ -166,6 +168,27 @@ def test_a_symlink_chain_that_leads_out_is_refused(fleet, made, work):
     bad = forge.rewrite(path, os.path.join(work, 'links.tar'), chain)
     msg = refused(fleet, import_(fleet, bad), 'link', name)
     assert "its member 'checkpoint/u' is a symbolic link to '..'" in msg, msg
+
+
+def test_a_checkpoint_image_that_hands_a_process_sys_admin_is_refused(fleet, made, work):
+    """CRIU restores each thread's capability sets from its core image: the counter's real core image replaced by
+    one that holds CAP_SYS_ADMIN (the container is not given it) is refused as host access, nothing created."""
+    name = start_counter(fleet, made)
+    path = os.path.join(work, 'counter.tar')
+    export(fleet, name, path, leave_running=True)
+    mask = forge.DEFAULT_CAPABILITIES | forge.SYS_ADMIN
+
+    def escalate(members):
+        forge.get(members, 'checkpoint/core-1.img').set_bytes(forge.core_image(bounding=mask, effective=mask,
+                                                                               seccomp=2))
+
+    bad = forge.rewrite(path, os.path.join(work, 'caps.tar'), escalate)
+    result = import_(fleet, bad)
+    msg = refused(fleet, result, 'host_access', name)
+    assert '[capabilities] checkpoint core-1.img holds SYS_ADMIN in its bounding set' in msg, msg
+    # The untouched archive of the same container: Docker's default capabilities and seccomp filter, nothing asked.
+    good = import_(fleet, path)
+    assert good.get('changed') and good['verified'] and good['host_access'] == [], good.get('msg', good)
 
 
 def keygen(directory, name):

@@ -4,17 +4,24 @@ archive asks for, not a checksum.
 
     rewrite(src, dest, edit)   edit(members) changes a list of Member in place (or returns a new list)
 
-Reads and writes uncompressed tars and, through the zstd program, zstd ones.
+Reads and writes uncompressed tars and, through the zstd program, zstd ones. core_image() writes a CRIU core
+image (one thread's credentials, seccomp mode and OOM score, with the field numbers of CRIU's core.proto and
+creds.proto) to put in place of a real one.
 """
 
 import hashlib
 import io
 import json
+import struct
 import subprocess
 import tarfile
 
 MANIFEST = 'manifest.json'
 MANIFEST_DIGEST = 'manifest.json.sha256'
+# Docker's default capabilities as a mask (CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
+# NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP), and CAP_SYS_ADMIN's bit.
+DEFAULT_CAPABILITIES = 0xA80425FB
+SYS_ADMIN = 1 << 21
 
 
 class Member:
@@ -107,3 +114,42 @@ def manifest_of(members):
 
 def set_manifest(members, manifest):
     get(members, MANIFEST).set_json(manifest)
+
+
+# -- CRIU core images ---------------------------------------------------------------------------------
+
+def varint(value):
+    out = b''
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out += bytes([byte | (0x80 if value else 0)])
+        if not value:
+            return out
+
+
+def field(number, value):
+    if isinstance(value, bytes):
+        return varint(number << 3 | 2) + varint(len(value)) + value
+    return varint(number << 3) + varint(value if value >= 0 else value + (1 << 64))
+
+
+def words(mask):
+    return [mask & 0xFFFFFFFF, mask >> 32]
+
+
+def core_image(bounding=DEFAULT_CAPABILITIES, effective=None, seccomp=None, oom=0, cap_words=None, creds_twice=None):
+    """A core-TID.img with only what the check reads (and the required fields around it)."""
+    creds = b''.join(field(number, 0) for number in range(1, 9))
+    for number, mask in ((9, 0), (10, effective if effective is not None else bounding),
+                         (11, effective if effective is not None else bounding), (12, bounding), (19, 0)):
+        for word in (cap_words if cap_words is not None and number == 12 else words(mask)):
+            creds += field(number, word)
+    creds += field(13, 0)
+    thread = field(1, 0) + field(2, 0) + field(10, creds)
+    if creds_twice is not None:
+        thread += field(10, b''.join(field(12, word) for word in words(creds_twice)))
+    if seccomp is not None:
+        thread += field(11, seccomp)
+    task = field(1, 1) + field(2, 0) + field(3, 0) + field(4, 0) + field(5, 0) + field(6, b'sh') + field(14, oom)
+    entry = field(1, 1) + field(3, task) + field(5, thread)
+    return struct.pack('<III', 0x54564319, 0x55053847, len(entry)) + entry

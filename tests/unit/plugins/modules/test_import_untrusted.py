@@ -640,3 +640,22 @@ def test_a_carried_image_that_would_move_a_tag_here_is_refused_before_it_is_load
     refused(result, 'malformed', path, 'would tag images on this engine (debian:12)', 'Nothing was created')
     nothing_created(bed)
     assert bed.target.refs == refs and IMAGE_ID not in bed.target.images
+
+
+# -- what the checkpoint's own images would give its processes ---------------------------------------------
+
+def test_a_checkpoint_image_that_hands_a_process_sys_admin_is_refused_unless_allowed(bed, archive, capsys, tmp_path):
+    """CRIU restores a thread's capabilities from its core image, not from the configuration: a forged image with
+    CAP_SYS_ADMIN in a container that is not given it is host access, refused unless allow names capabilities."""
+    forged = forge.file('checkpoint/core-1.img', forge.core_image(
+        bounding=forge.DEFAULT_CAPABILITIES | forge.SYS_ADMIN, effective=forge.DEFAULT_CAPABILITIES | forge.SYS_ADMIN,
+        seccomp=2))
+    path = rewrite(archive['path'], tmp_path / 'caps.tar', lambda members: members + [forged])
+    result = run_import(capsys, bed, path=path)
+    refused(result, 'host_access', path, '[capabilities] checkpoint core-1.img holds SYS_ADMIN in its bounding set',
+            'add to allow: [capabilities]', 'Nothing was created')
+    assert result['allow_missing'] == ['capabilities']
+    nothing_created(bed)
+    allowed = run_import(capsys, bed, path=path, allow=['capabilities'])
+    assert allowed['changed'] and allowed['verified'] is True, allowed.get('msg', allowed)
+    assert [item['allow'] for item in allowed['host_access']] == ['capabilities'] * 3
