@@ -62,8 +62,10 @@ Judgment calls, against false refusals of ordinary containers:
   Runtime names a runtime the host's operator registered.
 
 Every check fails closed: a field of the wrong type, or a value not known here, is listed as an item of
-its name, never ignored; nothing here raises on an odd record. `refused` keeps the items the operator did
-not allow, `refusal_msg` says so; `effective` reads back what a created container really has.
+its name, never ignored; nothing here raises on an odd record. `checkpoint_access` does the same for what
+the checkpoint's own core images would give its threads (CRIU restores capabilities, the seccomp mode and the
+OOM score from them, not from the configuration). `refused` keeps the items the operator did not allow,
+`refusal_msg` says so; `effective` reads back what a created container really has.
 """
 
 from __future__ import annotations
