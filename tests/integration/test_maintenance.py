@@ -32,6 +32,13 @@ DIE_AFTER_FREEZE = """---
   ansible.builtin.meta: end_play
 """
 
+# An action that fails with the host up, as ansible.builtin.reboot on a host without D-Bus does.
+FAILING_ACTION = """---
+- name: Reboot the host (no D-Bus here)
+  ansible.builtin.fail:
+    msg: "Failed to connect to bus: No such file or directory"
+"""
+
 # A checkpoint damaged while the host is down: CRIU cannot restore it.
 DAMAGE_CHECKPOINT = """---
 - name: Power-cut the engine
@@ -234,6 +241,46 @@ def test_failed_restore_fail_then_cold_start(fleet, workload, state_dir, tmp_pat
     assert statuses == ['cold_started'], proc.stdout[-5000:]
     assert os.path.isdir(kept), 'a cold start must keep the checkpoint'
     assert 'cold_started' in proc.stdout
+
+
+def test_a_failed_action_restores_what_it_froze_then_fails(fleet, workload, state_dir, tmp_path):
+    """The action fails with the host up: the role restores every container it froze (verified, policies back),
+    then fails the host with the action's error. The applications never stay down."""
+    host = fleet.hosts[2]
+    names = [workload.create(host, 'counter'), workload.create(host, 'always', restart_policy={'Name': 'always'})]
+    last = warm(fleet, {host: names})
+    client = fleet.clients[host]
+    tasks = tmp_path / 'fails.yml'
+    tasks.write_text(FAILING_ACTION)
+
+    proc = play(fleet, REBOOT_HOSTS, state_dir, limit=host, maintenance_action='tasks',
+                maintenance_tasks_file=str(tasks))
+    assert proc.returncode != 0, proc.stdout[-4000:]
+    assert 'Failed to connect to bus' in proc.stdout and 'were restored' in proc.stdout, proc.stdout[-4000:]
+    for name in names:
+        assert_continued(client, name, last[(host, name)])
+        assert checkpoints(client, name) == [], 'a verified restore removes its checkpoint'
+    assert client.inspect_container(names[1])['HostConfig']['RestartPolicy']['Name'] == 'always'
+    assert manifest(state_dir, host)['status'] == 'complete'
+
+
+def test_a_failed_action_leaves_them_frozen_when_asked(fleet, workload, state_dir, tmp_path):
+    host = fleet.hosts[0]
+    name = workload.create(host, 'always', restart_policy={'Name': 'always'})
+    last = warm(fleet, {host: [name]})
+    client = fleet.clients[host]
+    tasks = tmp_path / 'fails.yml'
+    tasks.write_text(FAILING_ACTION)
+
+    proc = play(fleet, REBOOT_HOSTS, state_dir, limit=host, maintenance_action='tasks',
+                maintenance_tasks_file=str(tasks), maintenance_on_action_failure='leave_frozen')
+    assert proc.returncode != 0 and 'stay checkpointed and stopped' in proc.stdout, proc.stdout[-4000:]
+    assert not state(client, name)['Running']
+    assert client.inspect_container(name)['HostConfig']['RestartPolicy']['Name'] == 'no'
+    proc = play(fleet, RECOVER, state_dir, limit=host)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert_continued(client, name, last[(host, name)])
+    assert client.inspect_container(name)['HostConfig']['RestartPolicy']['Name'] == 'always'
 
 
 def test_interrupted_after_freeze_is_recovered(fleet, workload, state_dir, tmp_path):
