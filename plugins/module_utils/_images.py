@@ -230,8 +230,10 @@ def thread_credentials(data, name):
     modes = [mode for thread in core.messages(5) for mode in thread.ints(11)]
     modes += [mode for task in core.messages(3) for mode in task.ints(11)]
     oom = [value for task in core.messages(3) for value in task.ints(14)]
-    return dict(name=name, capabilities=capabilities, seccomp=max(modes) if modes else 0,
+    # The lowest mode any copy records: a forged image cannot hide a disabled filter behind a second field.
+    return dict(name=name, capabilities=capabilities, seccomp=min(modes) if modes else 0,
                 oom_score_adj=(oom[-1] - (1 << 64) if oom[-1] >= 1 << 63 else oom[-1]) if oom else None)
+
 
 def pagemap(entries):
     """(pages_id, [(vaddr, number of pages, flags)]) from the entries of a pagemap-PID.img.

@@ -66,12 +66,8 @@ def test_a_forged_capability_is_host_access_unless_the_configuration_gives_it(re
     if allowed:
         assert items == []
     else:
-        assert items == [dict(allow='capabilities', item='checkpoint core-1.img holds SYS_ADMIN in its bounding set, '
-                                                          'which the container is not given'),
-                         dict(allow='capabilities', item='checkpoint core-1.img holds SYS_ADMIN in its effective set, '
-                                                          'which the container is not given'),
-                         dict(allow='capabilities', item='checkpoint core-1.img holds SYS_ADMIN in its permitted set, '
-                                                          'which the container is not given')]
+        said = 'checkpoint core-1.img holds SYS_ADMIN in its %s set, which the container is not given'
+        assert items == [dict(allow='capabilities', item=said % label) for label in ('bounding', 'effective', 'permitted')]
 
 
 def test_dropped_capabilities_must_not_come_back_from_the_images():
