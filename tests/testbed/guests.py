@@ -68,6 +68,9 @@ PACKAGES = (
     'linux-image-amd64', 'initramfs-tools', 'systemd-sysv', 'dbus', 'openssh-server',
     'python3', 'python3-docker', 'docker.io', 'criu', 'apparmor', 'zstd', 'iproute2', 'busybox-static',
 )
+# Debian 13 split the docker CLI out of docker.io into docker-cli, which docker.io only recommends (and
+# mmdebstrap installs no recommends); a host installed with `apt install docker.io` has it.
+SUITE_PACKAGES = {'bookworm': (), 'trixie': ('docker-cli',)}
 DISK_SIZE = '8G'
 # Run by mmdebstrap after the packages are installed: $1 the root tree, $2 the host name, $3 the SSH
 # public key. Debian's Docker is left alone (no daemon.json).
@@ -87,7 +90,8 @@ chroot "$root" systemctl enable systemd-networkd ssh
 APPLETS = build_image.APPLETS
 RECIPE_FORMAT = 1
 # The package versions versions.json records (the kernel's own package besides).
-RECORDED = ('docker.io', 'containerd', 'runc', 'criu', 'systemd', 'apparmor', 'python3-docker', 'openssh-server')
+RECORDED = ('docker.io', 'docker-cli', 'containerd', 'runc', 'criu', 'systemd', 'apparmor', 'python3-docker',
+            'openssh-server')
 TOOLS = {'mmdebstrap': 'mmdebstrap', 'mke2fs': 'e2fsprogs', 'qemu-system-x86_64': 'qemu-system-x86',
          'qemu-img': 'qemu-utils', 'ssh': 'openssh-client', 'setpriv': 'util-linux'}
 
@@ -110,7 +114,7 @@ def recipe(suite):
     if suite not in SUITES:
         raise KeyError('no guest for suite %r (%s)' % (suite, ', '.join(SUITES)))
     return {'format': RECIPE_FORMAT, 'suite': suite, 'suites': [suite, suite + '-updates', suite + '-security'],
-            'variant': VARIANT, 'packages': list(PACKAGES),
+            'variant': VARIANT, 'packages': list(PACKAGES + SUITE_PACKAGES[suite]),
             'customize_hook': CUSTOMIZE_HOOK, 'busybox_applets': list(APPLETS), 'disk_size': DISK_SIZE}
 
 
@@ -301,7 +305,7 @@ def build(suite, log=print, force=False):
         debs = os.path.join(CACHE, 'debs-' + suite)
         os.makedirs(debs, exist_ok=True)
         build_log = os.path.join(work, 'build.log')
-        argv = ['mmdebstrap', '--mode=root', '--variant=' + VARIANT, '--include=' + ','.join(PACKAGES),
+        argv = ['mmdebstrap', '--mode=root', '--variant=' + VARIANT, '--include=' + ','.join(recipe(suite)['packages']),
                 # The packages of the last build are copied in, and this build's copied out (not part of the
                 # recipe: only what is downloaded changes).
                 '--skip=essential/unlink',
