@@ -109,7 +109,7 @@ guests: venv collection guest-tools
 	$(BIN)/python tests/testbed/guests.py build $(GUEST_SUITES)
 
 guest-tests: guests
-	PYTHONPATH=$(COLLECTIONS) $(BIN)/python -m pytest -p no:cacheprovider tests/guests -v -rs --durations=0
+	PYTHONPATH=$(COLLECTIONS) $(BIN)/python -m pytest -p no:cacheprovider tests/guests -v -rsx --durations=0
 
 test: unit sanity lint docs-lint integration molecule build-check
 	@echo "make test: every suite and gate passed"
