@@ -14,6 +14,7 @@ import datetime
 import glob
 import json
 import os
+import re
 import shutil
 import tempfile
 
@@ -62,10 +63,15 @@ def write_metadata(path, data):
 
 def write_json(directory, name, data):
     """Write directory/name atomically (a temporary file renamed, synced first), readable by root only."""
+    write_file(directory, name, json.dumps(data, indent=2, sort_keys=True).encode())
+
+
+def write_file(directory, name, data):
+    """Write bytes to directory/name atomically (a temporary file renamed, synced first), readable by root only."""
     fd, tmp = tempfile.mkstemp(prefix='.cryo-', dir=directory)
     try:
-        with os.fdopen(fd, 'w') as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o600)
@@ -166,6 +172,39 @@ def stage(source, dest):
         os.rename(target, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# criu#2453: CRIU restores the processes into the cgroups its image names. A checkpoint of container A restored into
+# container B on cgroup v2 with the systemd driver lands in A's scope (system.slice/docker-<A>.scope), not B's, which
+# systemd removes as empty; B can then be neither paused nor checkpointed again. Docker names a container's cgroup by
+# its id (docker-<id>.scope, docker/<id>), and ids have one length, so the staged copy's cgroup.img is rewritten in
+# place: the protobuf's lengths do not change.
+CGROUP_IMAGE = 'cgroup.img'
+CGROUP_ID = re.compile(rb'(?<=docker-)[0-9a-f]{64}(?=\.scope)|(?<=docker/)[0-9a-f]{64}(?![0-9a-f])')
+
+
+def retarget_cgroups(path, container_id, source_id=None):
+    """Make the cgroups of the checkpoint at path those of container_id (criu#2453): every other container id in
+    cgroup.img (source_id, and the ids of Docker's cgroup names) becomes container_id. The number of ids replaced."""
+    image = os.path.join(path, CGROUP_IMAGE)
+    try:
+        with open(image, 'rb') as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        return 0
+    new = container_id.encode()
+    old = set(CGROUP_ID.findall(data))
+    if source_id and re.fullmatch('[0-9a-f]{64}', source_id):
+        old.add(source_id.encode())
+    old.discard(new)
+    if len(new) != 64 or not old:
+        return 0
+    count = 0
+    for source in old:
+        count += data.count(source)
+        data = data.replace(source, new)
+    write_file(path, CGROUP_IMAGE, data)
+    return count
 
 
 def swap_in(new, old):

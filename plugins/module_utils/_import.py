@@ -579,6 +579,7 @@ class ImportManager(Manager):
                                           imported_from=dict(path=self.path, sha256=self.verified.sha256,
                                                              container=plan.record.get('name'),
                                                              container_id=plan.record.get('id'))))
+        store.retarget_cgroups(source, self.created_id, meta.get('container_id'))
         dest = path_under(store.engine_dir(self.data_root, self.created_id), checkpoint)
         store.ensure_private_dir(os.path.dirname(dest))
         try:

@@ -757,6 +757,7 @@ class RestoreTask(Task):
                 % (self.container_name, self.checkpoint, self.engine_path, self.params['checkpoint_dir']))
         store.stage(self.source, self.engine_path)
         self.staged = True
+        store.retarget_cgroups(self.engine_path, self.container_id, store.read_metadata(self.source).get('container_id'))
 
     def unstage(self):
         # The staged copy duplicates the checkpoint that stays in checkpoint_dir.

@@ -180,3 +180,45 @@ def test_no_copies_for_an_incomplete_checkpoint(tmp_path):
     make_checkpoint(str(cp))
     shutil.copytree(cp, tmp_path / 'ctrd-checkpoint1')
     assert store.containerd_copies(str(cp), str(tmp_path)) == []  # no pstree.img: cannot tell
+
+
+# criu#2453: cgroup.img recorded on the test bed (cgroup v1, driver cgroupfs: /docker/<id>) and on the Debian 13
+# guest (cgroup v2, driver systemd: system.slice/docker-<id>.scope), each from a checkpoint of the container below.
+CGROUP_IMAGES = {
+    'cgroupfs-v1.img': '28dd574400f48b34dfce1b5a213fb020d90a78854bb22de3fcdbef3954a384bc',
+}
+OTHER_ID = 'b' * 64
+
+
+@pytest.mark.parametrize('fixture', sorted(CGROUP_IMAGES))
+def test_retarget_cgroups_names_the_target_container(tmp_path, fixture):
+    source_id = CGROUP_IMAGES[fixture]
+    with open(os.path.join(FIXTURES, 'cgroup', fixture), 'rb') as handle:
+        recorded = handle.read()
+    (tmp_path / 'cgroup.img').write_bytes(recorded)
+    replaced = store.retarget_cgroups(str(tmp_path), OTHER_ID, source_id)
+    data = (tmp_path / 'cgroup.img').read_bytes()
+    assert replaced == recorded.count(source_id.encode()) > 0
+    assert source_id.encode() not in data and data.count(OTHER_ID.encode()) == replaced
+    # Same length, same entry: only the id's bytes changed, so CRIU reads the image as before.
+    assert len(data) == len(recorded)
+    assert data.replace(OTHER_ID.encode(), source_id.encode()) == recorded
+    assert stat.S_IMODE(os.stat(str(tmp_path / 'cgroup.img')).st_mode) == 0o600
+
+
+def test_retarget_cgroups_finds_the_source_without_metadata(tmp_path):
+    (tmp_path / 'cgroup.img').write_bytes(b'\x00/docker/%s\x12system.slice/docker-%s.scope\x00' % (
+        b'1' * 64, b'2' * 64))
+    assert store.retarget_cgroups(str(tmp_path), OTHER_ID) == 2
+    assert (tmp_path / 'cgroup.img').read_bytes() == b'\x00/docker/%s\x12system.slice/docker-%s.scope\x00' % (
+        OTHER_ID.encode(), OTHER_ID.encode())
+
+
+def test_retarget_cgroups_leaves_the_same_container_and_other_cgroups_alone(tmp_path):
+    text = b'\x00system.slice/docker-%s.scope\x00user.slice/%s\x00' % (OTHER_ID.encode(), b'c' * 64)
+    (tmp_path / 'cgroup.img').write_bytes(text)
+    before = os.stat(str(tmp_path / 'cgroup.img'))
+    assert store.retarget_cgroups(str(tmp_path), OTHER_ID, OTHER_ID) == 0
+    assert (tmp_path / 'cgroup.img').read_bytes() == text
+    assert os.stat(str(tmp_path / 'cgroup.img')).st_ino == before.st_ino
+    assert store.retarget_cgroups(str(tmp_path / 'missing'), OTHER_ID) == 0

@@ -153,6 +153,29 @@ def test_checkpoint_dir_is_staged_and_unstaged(engine, moved, capsys):
     assert result['containerd_copies_removed'] == 1 and os.listdir(engine.tmpdir) == []
 
 
+def test_a_checkpoint_of_another_container_is_staged_in_the_targets_cgroups(engine, moved, capsys, monkeypatch):
+    """criu#2453: the staged copy's cgroup.img names the target's cgroup (docker-<B>.scope), not the source's; the
+    checkpoint in checkpoint_dir is left as it was."""
+    cgroups = b'\x00system.slice/docker-%s.scope\x00' % moved.id.encode()
+    with open(os.path.join(moved.path, 'cgroup.img'), 'wb') as handle:
+        handle.write(cgroups)
+    target = engine.add('mv2', running=False)
+    seen = []
+    restore = engine.start_from_checkpoint
+
+    def start_from_checkpoint(container, checkpoint, **options):
+        with open(os.path.join(engine.checkpoint_path(target, checkpoint), 'cgroup.img'), 'rb') as handle:
+            seen.append(handle.read())
+        return restore(container, checkpoint, **options)
+
+    monkeypatch.setattr(engine, 'start_from_checkpoint', start_from_checkpoint)
+    result = run(capsys, container='mv2', checkpoint_dir=moved.custom)
+    assert result['restored'] is True, result
+    assert seen == [b'\x00system.slice/docker-%s.scope\x00' % target.id.encode()]
+    with open(os.path.join(moved.path, 'cgroup.img'), 'rb') as handle:
+        assert handle.read() == cgroups
+
+
 def test_checkpoint_dir_conflicting_with_the_engines_checkpoint(engine, moved, capsys):
     engine.start_fresh(moved)
     engine.take(moved, 'cp1')  # the same name in the engine's place
