@@ -44,7 +44,7 @@ def workload_rows(summary):
         continuity = workload['continuity']
         rows.append(dict(
             workload=workload['workload'], cycles=workload['cycles'], failures=workload['failures'],
-            unverified=workload['unverified'],
+            unverified=workload['unverified'], retried=workload['retried'],
             continuity='%s/%s (%s%%)' % (continuity['continuous'], continuity['checked'], continuity['percent']),
             methods='/'.join(workload['methods']),
             checkpoint_s=(workload['checkpoint_s'] or {}).get('median'),
@@ -68,8 +68,8 @@ def print_engine(summary):
           % (summary['kind'], summary['version'], summary['containerd'], summary['image_store'], summary['network'],
              summary['cycles'], summary['seconds'], summary['seconds_per_cycle']))
     print(run.table([('workload', 'workload'), ('cycles', 'cycles'), ('failures', 'failures'),
-                     ('unverified', 'unverified'), ('continuity', 'continuity'), ('methods', 'methods'), ('checkpoint_s', 'ckpt s'),
-                     ('restore_s', 'restore s'), ('cycle_s', 'cycle s'), ('checkpoint_mb', 'ckpt MB'),
+                     ('unverified', 'unverified'), ('retried', 'retries'), ('continuity', 'continuity'),
+                     ('methods', 'methods'), ('checkpoint_s', 'ckpt s'), ('restore_s', 'restore s'), ('cycle_s', 'cycle s'), ('checkpoint_mb', 'ckpt MB'),
                      ('aborted', 'stopped early')], workload_rows(summary)))
     print()
     print(run.table([('metric', 'growth of'), ('first_mb', 'cycle %d MB' % summary['baseline_cycle']),
@@ -87,6 +87,9 @@ def print_engine(summary):
         print('new in /tmp at the end: %s' % ', '.join(last['tmp_new']))
     if last.get('tmp_in_use'):
         print('new in /tmp at the end, in use by other programs (not counted): %s' % ', '.join(last['tmp_in_use']))
+    print('engine calls made again (the modules\' retries): %d%s' % (
+        summary['retried'], ' (%s)' % ', '.join('%s: %d' % item for item in sorted(summary['retries'].items()))
+        if summary['retries'] else ''))
     print('verdict: %s (%s)' % ('met' if summary['ok'] else 'MISSED', TARGETS))
     sys.stdout.flush()
 
@@ -147,10 +150,12 @@ def main():
     everything = dict(soak=dict(cycles=options.cycles, baseline_cycle=options.baseline_cycle, kinds=options.kinds,
                                 workloads=options.workloads, seconds=seconds, kernel=platform.release(),
                                 cpus=os.cpu_count(), time=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+                                retried=sum(summary['retried'] for summary in summaries),
                                 ok=all(summary['ok'] for summary in summaries)),
                       engines=summaries)
-    print('\nsoak on %s done in %.0f s: %s' % (', '.join(options.kinds), seconds,
-                                               'every target met' if everything['soak']['ok'] else 'targets MISSED'))
+    print('\nsoak on %s done in %.0f s: %s; %d engine calls made again (retries)'
+          % (', '.join(options.kinds), seconds, 'every target met' if everything['soak']['ok'] else 'targets MISSED',
+             everything['soak']['retried']))
     print('JSON %s' % json.dumps(everything, sort_keys=True))
     if options.json:
         with open(options.json, 'w', encoding='utf-8') as handle:

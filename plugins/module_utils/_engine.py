@@ -48,8 +48,10 @@ except ImportError:
         pass
 
 
-# containerd answers that show up right after a checkpoint and go away on a retry.
-TRANSIENT_ERRORS = ('failed to upload checkpoint', 'transport is closing', 'already exists')
+# containerd answers that show up right after a checkpoint and go away on a retry. Each retry is counted under
+# the first of these its answer holds (the reason in a module's `retries`): the content store's race ("failed to
+# upload checkpoint: ... already exists") under 'already exists'.
+TRANSIENT_ERRORS = ('already exists', 'transport is closing', 'failed to upload checkpoint')
 
 # What docker_checkpoint names a checkpoint while the engine writes it (on a local engine, and for a retake): renamed
 # to the checkpoint's own name once whole. What an engine killed half-way leaves under that name is no checkpoint.
@@ -123,11 +125,36 @@ def stale_content_digest(message):
     return found.group(1) if found else None
 
 
-def is_transient(message):
+def transient_reason(message):
+    """The marker of TRANSIENT_ERRORS a transient engine answer holds (why it is retried), else None."""
     text = (message or '').lower()
     if 'checkpoint with name' in text:
-        return False
-    return any(marker in text for marker in TRANSIENT_ERRORS)
+        return None
+    return next((marker for marker in TRANSIENT_ERRORS if marker in text), None)
+
+
+# The reason a restore is tried again after the stale blob of an interrupted restore was removed from containerd's
+# content store (RestoreTask.start_from_checkpoint).
+STALE_CONTENT_RETRY = 'stale content removed'
+
+
+def sum_retries(counts):
+    """{reason: count} summed over several such dicts."""
+    total = {}
+    for retries in counts:
+        for reason, count in (retries or {}).items():
+            total[reason] = total.get(reason, 0) + count
+    return total
+
+
+def is_transient(message):
+    return transient_reason(message) is not None
+
+
+def count_retry(retries, reason):
+    """One more retry for reason in a {reason: count} dict (None: not counted)."""
+    if retries is not None:
+        retries[reason] = retries.get(reason, 0) + 1
 
 
 class Engine:
@@ -318,7 +345,8 @@ class Engine:
                       if not entry['Name'].startswith('.') and not entry['Name'].endswith(TEMPORARY_SUFFIX))
 
     def create_checkpoint(self, container, checkpoint, leave_running=False, checkpoint_dir=None,
-                          retries=3, delay=1.0):
+                          retries=3, delay=1.0, retried=None):
+        """The attempts it took (at most retries); each retry counted in retried ({reason: count}) by its reason."""
         data = {'CheckpointID': checkpoint, 'Exit': not leave_running}
         if checkpoint_dir:
             data['CheckpointDir'] = checkpoint_dir
@@ -333,6 +361,7 @@ class Engine:
                     raise self._explain(exc, container, checkpoint)
                 if not self.inspect(container)['State'].get('Running'):
                     raise self._explain(exc, container, checkpoint)
+                count_retry(retried, transient_reason(exc.engine_message))
                 time.sleep(delay)
                 # The name was free before the first attempt: what a failed attempt left is ours.
                 try:
@@ -347,9 +376,10 @@ class Engine:
         except EngineError as exc:
             raise self._explain(exc, container, checkpoint)
 
-    def start_from_checkpoint(self, container, checkpoint, retries=3, delay=1.0):
-        # containerd's transient answers right after a checkpoint (TRANSIENT_ERRORS) go away on a retry. A blob that
-        # an interrupted restore left in its content store does not: RestoreTask.start_from_checkpoint removes it.
+    def start_from_checkpoint(self, container, checkpoint, retries=3, delay=1.0, retried=None):
+        # containerd's transient answers right after a checkpoint (TRANSIENT_ERRORS) go away on a retry, counted in
+        # retried ({reason: count}). A blob that an interrupted restore left in its content store does not:
+        # RestoreTask.start_from_checkpoint removes it.
         attempt = 0
         while True:
             attempt += 1
@@ -359,6 +389,7 @@ class Engine:
             except EngineError as exc:
                 if attempt >= retries or not is_transient(exc.engine_message):
                     raise self._explain(exc, container, checkpoint)
+                count_retry(retried, transient_reason(exc.engine_message))
                 time.sleep(delay)
 
     def _explain(self, exc, container, checkpoint=None):

@@ -349,7 +349,7 @@ class ExportManager(Manager):
 
     def report(self):
         result = dict(changed=self.changed, checkpoint_taken=bool(self.take and self.changed),
-                      signature=self.signature_report())
+                      signature=self.signature_report(), retries=dict(self.taken.get('retries') or {}))
         rewritten = self.changed and not self.sign_only
         if rewritten and not self.module.check_mode:
             written = self.written

@@ -650,7 +650,7 @@ class ImportManager(Manager):
         result['volumes'] = [{key: volume.get(key) for key in ('name', 'destination', 'anonymous', 'create')}
                              for volume in plan.volumes]
         restore = dict(restored=False, verified=None, verification=dict(method='none', detail='not restored'),
-                       fallback_used=False, duration=0.0, restart_policy_put_back=False)
+                       fallback_used=False, duration=0.0, restart_policy_put_back=False, retries={})
         restore.update({key: value for key, value in self.restore_result.items() if key != 'container'})
         result.update(restore)
         result['import_duration'] = getattr(self, 'import_duration', 0.0)

@@ -44,10 +44,13 @@ from ansible_collections.cryo.docker.plugins.module_utils._criu import (
 from ansible_collections.cryo.docker.plugins.module_utils._engine import (
     CONNECTION_DEFAULTS,
     RUNTIME_TEMP_PREFIX,
+    STALE_CONTENT_RETRY,
     TEMPORARY_SUFFIX,
     EngineError,
     connect,
+    count_retry,
     stale_content_digest,
+    sum_retries,
 )
 from ansible_collections.cryo.docker.plugins.module_utils._host import (
     ENGINE_NAMESPACE,
@@ -167,7 +170,12 @@ class Batch(Manager):
         todo = [task for task in self.tasks if task.changed and task.error is None]
         if self.single or len(todo) == 1:
             for task in todo:
-                task.act()
+                try:
+                    task.act()
+                except ModuleError as exc:
+                    # The engine calls it made again count in a failed result too.
+                    exc.details.setdefault('retries', task.retries())
+                    raise
             return
         with ThreadPoolExecutor(max_workers=max(1, min(self.params['parallel'] or default_parallel(), len(todo)))) as pool:
             for task, error in zip(todo, pool.map(self.act_on, todo)):
@@ -190,7 +198,8 @@ class Batch(Manager):
         if self.single:
             return self.tasks[0].report()
         results = [self.failed_entry(task) if task.error else task.entry() for task in self.tasks]
-        result = dict(changed=any(entry['changed'] for entry in results), results=results)
+        result = dict(changed=any(entry['changed'] for entry in results), results=results,
+                      retries=sum_retries(task.retries() for task in self.tasks))
         diffs = [task.diff() for task in self.tasks if task.error is None and task.changed and self.module._diff]
         if diffs:
             result['diff'] = diffs
@@ -204,7 +213,8 @@ class Batch(Manager):
     @staticmethod
     def failed_entry(task):
         """A failed task's entry in results: its error's message and details."""
-        return dict(task.error.fail_kwargs(), container=task.name, failed=True, changed=task.changed)
+        return dict(dict(task.error.fail_kwargs(), retries=task.retries()), container=task.name, failed=True,
+                    changed=task.changed)
 
 
 class Task:
@@ -224,6 +234,10 @@ class Task:
     def entry(self):
         """The task's entry in a batch's results."""
         return dict(self.report(), container=self.name)
+
+    def retries(self):
+        """{reason: count} of the engine calls it made again."""
+        return {}
 
     def diff(self):
         return {}
@@ -257,7 +271,7 @@ class CheckpointTask(Task):
         self.before = self.after = []
         self.runtime = None
         self.method_reason = None
-        self.taken = dict(duration=0.0, stats=None)
+        self.taken = dict(duration=0.0, stats=None, retries={})
 
     def describe(self):
         return store.describe(os.path.join(self.base, self.checkpoint), self.checkpoint, self.container_name,
@@ -394,7 +408,8 @@ class CheckpointTask(Task):
                 self.take_through_runtime(os.path.join(self.base, target))
             else:
                 self.taken['attempts'] = self.engine.create_checkpoint(
-                    self.container_id, target, self.params['leave_running'], self.custom_dir)
+                    self.container_id, target, self.params['leave_running'], self.custom_dir,
+                    retried=self.taken['retries'])
             if not self.params['leave_running']:
                 self.engine.wait_stopped(self.container_id)
         except EngineError as exc:
@@ -515,6 +530,9 @@ class CheckpointTask(Task):
 
     # -- report
 
+    def retries(self):
+        return dict(self.taken['retries'])
+
     def report(self):
         result = dict(changed=self.changed, checkpoint={}, **self.taken)
         if self.params['state'] == 'present':
@@ -617,7 +635,8 @@ class RestoreTask(Task):
         self.staged = False
         self.outcome = dict(restored=False, verified=None, fallback_used=False, checkpoint_removed=False,
                             restart_policy_put_back=False, duration=0.0, containerd_copies_removed=0,
-                            checkpoint={}, stats=None, verification=dict(method='none', detail='not verified'))
+                            checkpoint={}, stats=None, verification=dict(method='none', detail='not verified'),
+                            retries={})
 
     # -- plan
 
@@ -786,7 +805,7 @@ class RestoreTask(Task):
         restore whose engine was killed (every upload of the same bytes collides with it), that stale blob is
         removed through containerd's own client and the restore tried once more."""
         try:
-            self.engine.start_from_checkpoint(self.container_id, self.checkpoint)
+            self.engine.start_from_checkpoint(self.container_id, self.checkpoint, retried=self.outcome['retries'])
             return
         except EngineError as exc:
             digest = stale_content_digest(exc.engine_message)
@@ -804,7 +823,8 @@ class RestoreTask(Task):
         self.outcome['stale_content_removed'] = digest
         self.module.warn('Removed the tarball of checkpoint %s that an interrupted restore had left in containerd\'s '
                          'content store (%s), then restored.' % (self.checkpoint, digest))
-        self.engine.start_from_checkpoint(self.container_id, self.checkpoint)
+        count_retry(self.outcome['retries'], STALE_CONTENT_RETRY)
+        self.engine.start_from_checkpoint(self.container_id, self.checkpoint, retried=self.outcome['retries'])
 
     def read_restore_stats(self):
         """CRIU's restore statistics: in the task bundle, the restore's work directory (else in containerd's copy)."""
@@ -909,6 +929,9 @@ class RestoreTask(Task):
     def entry(self):
         return self.report()  # it names the container itself: container.name, container.id
 
+    def retries(self):
+        return dict(self.outcome['retries'])
+
     def diff(self):
         before = dict(container_state=self.info['State'].get('Status'))
         after = dict(container_state='running', checkpoint=self.checkpoint)
@@ -927,4 +950,5 @@ class RestoreBatch(Batch):
 
     @staticmethod
     def failed_entry(task):
-        return dict(task.error.fail_kwargs(), container=dict(name=task.name), failed=True, changed=task.changed)
+        return dict(dict(task.error.fail_kwargs(), retries=task.retries()), container=dict(name=task.name),
+                    failed=True, changed=task.changed)

@@ -188,6 +188,16 @@ attempts:
   returned: when a checkpoint was taken through the engine
   type: int
   sample: 1
+retries:
+  description:
+    - Every engine call this run made again, counted by the reason it was made again - the transient containerd
+      answer that came back (V(already exists), the content store's race after a checkpoint, V(transport is
+      closing), V(failed to upload checkpoint)). Empty when no call was made twice.
+    - With O(containers), the sum over the containers; each entry of RV(results) has its own. A failed run has it
+      too.
+  returned: always
+  type: dict
+  sample: {"already exists": 1}
 method:
   description: The path the checkpoint was taken (or in check mode would be taken) through - V(engine) or V(runtime).
   returned: when a checkpoint was taken or would be

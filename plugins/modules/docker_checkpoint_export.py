@@ -279,6 +279,12 @@ checkpoint_taken:
   description: Whether this run took the checkpoint (it did not exist).
   returned: success
   type: bool
+retries:
+  description: The engine calls the checkpoint made again, by reason (see RV(cryo.docker.docker_checkpoint#module:retries)).
+    Empty when no call was made twice or no checkpoint was taken.
+  returned: success
+  type: dict
+  sample: {"already exists": 1}
 checkpoint_duration:
   description: Seconds the checkpoint took.
   returned: when the checkpoint was taken

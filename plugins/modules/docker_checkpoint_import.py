@@ -462,6 +462,12 @@ duration:
   description: Seconds from the restore request to the container running.
   returned: success
   type: float
+retries:
+  description: The engine calls the restore made again, by reason (see RV(cryo.docker.docker_restore#module:retries)).
+    Empty when no call was made twice or nothing was restored.
+  returned: success
+  type: dict
+  sample: {"already exists": 1}
 restart_policy_put_back:
   description: Whether this run put the recorded restart policy back (after its restore, or finishing an import
     that was cut after its restore).

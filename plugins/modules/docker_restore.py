@@ -210,6 +210,17 @@ duration:
   returned: always
   type: float
   sample: 0.31
+retries:
+  description:
+    - Every engine call this run made again, counted by the reason it was made again - the transient containerd
+      answer that came back (V(already exists), V(transport is closing), V(failed to upload checkpoint)), or
+      V(stale content removed) (the restore tried once more after the tarball an interrupted restore had left in
+      containerd's content store was removed). Empty when no call was made twice.
+    - With O(containers), the sum over the containers; each entry of RV(results) has its own. A failed run has it
+      too.
+  returned: always
+  type: dict
+  sample: {"already exists": 1}
 stats:
   description:
     - CRIU's statistics of the restore (C(stats-restore)), where the restore left them - in the copy of the

@@ -239,10 +239,11 @@ class Workload:
         self.container = 'soak-%s-%s' % (self.name, soak.run_id)
         self.records = []
         self.aborted = None
+        # {reason: count} of the engine calls the modules made again (their `retries`), over every call.
+        self.retries = {}
 
     def create(self, image, command):
-        host_config = self.client.create_host_config(network_mode=self.soak.network_mode,
-                                                     security_opt=['seccomp=unconfined'])
+        host_config = self.client.create_host_config(network_mode=self.soak.network_mode)
         self.client.create_container(image, command, name=self.container, host_config=host_config, stop_timeout=1,
                                      labels={LABEL: self.soak.run_id})
         self.client.start(self.container)
@@ -257,6 +258,8 @@ class Workload:
         """The module's result and None, or None and why it failed."""
         args = dict(args, docker_host=self.soak.docker_host, container=self.container)
         result, _wall, output = helpers.run_module_file(name, args, workdir=self.soak.workdir)
+        for reason, count in ((result or {}).get('retries') or {}).items():
+            self.retries[reason] = self.retries.get(reason, 0) + count
         if result is None or result.get('failed'):
             return None, ' '.join(((result or {}).get('msg') or output[-600:]).split())
         return result, None
@@ -318,7 +321,8 @@ class Workload:
             unverified=sum(1 for r in records if 'verified' in r and r['verified'] is not True),
             methods=sorted({r['method_used'] for r in records if r.get('method_used')}),
             checkpoint_s=figures('checkpoint_s'), restore_s=figures('restore_s'), cycle_s=figures('cycle_s'),
-            checkpoint_bytes=figures('checkpoint_bytes'), aborted=self.aborted)
+            checkpoint_bytes=figures('checkpoint_bytes'), aborted=self.aborted,
+            retries=dict(self.retries), retried=sum(self.retries.values()))
 
     # What a workload does around the calls.
     def start(self):
@@ -582,8 +586,12 @@ class Soak:
         ok = (all(w['failures'] == 0 and not w['aborted'] and w['unverified'] == 0
                   and w['continuity']['continuous'] == w['cycles'] for w in workloads)
               and all(verdict['ok'] is not False for verdict in growth.values()))
+        retries = {}
+        for workload in workloads:
+            for reason, count in workload['retries'].items():
+                retries[reason] = retries.get(reason, 0) + count
         return dict(docker_host=self.docker_host, data_root=self.data_root, network=self.network_mode or 'bridge',
-                    cycles=self.cycles, baseline_cycle=self.baseline, seconds=round(seconds, 1),
+                    retries=retries, retried=sum(retries.values()), cycles=self.cycles, baseline_cycle=self.baseline, seconds=round(seconds, 1),
                     seconds_per_cycle=round(seconds / self.cycles, 2), workloads=workloads,
                     measurements=self.measurements, growth=growth, ok=ok)
 

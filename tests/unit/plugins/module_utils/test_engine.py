@@ -170,3 +170,58 @@ class ListResponse(Response):
 def test_checkpoints_being_written_are_not_listed():
     eng = engine([ListResponse(['cp1', 'cp1.cryo-new', '.cryo-tmp-cp2', 'cp.2'])])
     assert eng.list_checkpoints('cr') == ['cp.2', 'cp1']
+
+
+# -- retries counted by their reason ----------------------------------------------------------------
+
+RACE = ('failed to upload checkpoint: failed to commit checkpoint content: content sha256:%s: already exists'
+        % ('ab' * 32))
+
+
+def test_each_retry_is_counted_by_its_reason():
+    eng = engine([Response(500, RACE), Response(204), Response(500, 'rpc error: transport is closing'),
+                  Response(204), Response(201)])
+    retried = {}
+    assert eng.create_checkpoint('cr', 'cp1', delay=0, retried=retried) == 3
+    # The content store's race counts as 'already exists' though its message begins 'failed to upload checkpoint'.
+    assert retried == {'already exists': 1, 'transport is closing': 1}
+
+
+def test_a_retry_that_still_fails_is_counted_and_the_last_answer_is_not():
+    answers = [Response(500, 'transport is closing'), Response(204)] * 3
+    retried = {}
+    with pytest.raises(EngineError):
+        engine(answers).create_checkpoint('cr', 'cp1', retries=3, delay=0, retried=retried)
+    assert retried == {'transport is closing': 2}  # 3 attempts, 2 of them again
+
+
+def test_restore_retries_are_counted():
+    eng = engine([Response(500, 'failed to upload checkpoint: transport is closing'), Response(204)])
+    retried = {}
+    assert eng.start_from_checkpoint('cr', 'cp1', delay=0, retried=retried) == 204
+    assert retried == {'transport is closing': 1}
+
+
+def test_nothing_is_counted_without_a_retry():
+    retried = {}
+    engine([Response(201)]).create_checkpoint('cr', 'cp1', delay=0, retried=retried)
+    with pytest.raises(EngineError):
+        engine([Response(500, 'criu failed: type NOTIFY')]).create_checkpoint('cr', 'cp2', delay=0, retried=retried)
+    assert retried == {}
+
+
+@pytest.mark.parametrize('message, reason', [
+    (RACE, 'already exists'),
+    ('rpc error: code = Unavailable desc = transport is closing', 'transport is closing'),
+    ('failed to upload checkpoint: unexpected EOF', 'failed to upload checkpoint'),
+    ('checkpoint with name cp1 already exists for container cr', None),
+    ('criu failed: type NOTIFY errno 0', None),
+])
+def test_transient_reason(message, reason):
+    assert _engine.transient_reason(message) == reason
+    assert _engine.is_transient(message) is (reason is not None)
+
+
+def test_sum_retries():
+    assert _engine.sum_retries([{'already exists': 1}, {}, None, {'already exists': 2, 'transport is closing': 1}]) == \
+        {'already exists': 3, 'transport is closing': 1}

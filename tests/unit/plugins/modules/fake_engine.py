@@ -26,7 +26,8 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
 from ansible_collections.cryo.docker.plugins.module_utils._common import CHECKPOINT_NAME_RE
-from ansible_collections.cryo.docker.plugins.module_utils._engine import TEMPORARY_SUFFIX, Engine, EngineError
+from ansible_collections.cryo.docker.plugins.module_utils._engine import (TEMPORARY_SUFFIX, Engine, EngineError,
+                                                                          count_retry, transient_reason)
 from ansible_collections.cryo.docker.plugins.module_utils._host import Host
 
 FIXTURES = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures')
@@ -140,6 +141,8 @@ class FakeEngine(Engine):
       restore_error      'criu': the restore is refused; its log is gone, runc.conf's log-file keeps one
       after_restore      'resumed' (PID 1 is the checkpointed process), 'fresh' (a new process) or 'exited'
       start_error        a message: a cold start fails with it
+      transient          {'checkpoint' or 'restore': [engine answers]}: answers the real Engine retries (as
+                         _engine.Engine's loop does: each counted in retried by its reason), then success
       containerd_copies  each restore leaves a copy of the checkpoint in tmpdir (containerd 1.6 does)
       hide_proc          processes get no /proc/PID/stat (the module is not on the engine's host)
       reported_root      the data root the engine reports, when its files are not on this host
@@ -173,6 +176,7 @@ class FakeEngine(Engine):
         self.restore_error = None
         self.after_restore = 'resumed'
         self.start_error = None
+        self.transient = {}
         self.containerd_copies = True
         self.hide_proc = False
         self.reported_root = None
@@ -375,9 +379,15 @@ class FakeEngine(Engine):
                       and not os.path.islink(os.path.join(base, name))
                       and not name.startswith('.') and not name.endswith(TEMPORARY_SUFFIX))
 
+    def _transient(self, operation, retried):
+        """The transient answers the real Engine would have retried before this call succeeded, counted."""
+        for message in self.transient.pop(operation, []):
+            count_retry(retried, transient_reason(message))
+
     def create_checkpoint(self, container, checkpoint, leave_running=False, checkpoint_dir=None,
-                          retries=3, delay=1.0):
+                          retries=3, delay=1.0, retried=None):
         self._record('create_checkpoint', container, checkpoint, leave_running, checkpoint_dir)
+        self._transient('checkpoint', retried)
         found = self._get(container, checkpoint)
         if not found.running:
             raise self._answer(500, 'Container %s not running' % container, container, checkpoint)
@@ -422,9 +432,10 @@ class FakeEngine(Engine):
                                container, checkpoint)
         shutil.rmtree(path)
 
-    def start_from_checkpoint(self, container, checkpoint):
+    def start_from_checkpoint(self, container, checkpoint, retried=None):
         found = self._get(container, checkpoint)
         self._record('start_from_checkpoint', found.id, checkpoint)
+        self._transient('restore', retried)
         if found.running:
             return 304  # the engine ignores a restore into a running container
         path = self.checkpoint_path(found, checkpoint)

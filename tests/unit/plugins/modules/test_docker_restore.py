@@ -452,11 +452,11 @@ def stale_once(engine, monkeypatch):
     real = engine.start_from_checkpoint
     answers = [STALE]
 
-    def start(container, checkpoint):
+    def start(container, checkpoint, retried=None):
         if answers:
             message = answers.pop(0)
             raise engine._answer(500, message, container, checkpoint)
-        return real(container, checkpoint)
+        return real(container, checkpoint, retried=retried)
     monkeypatch.setattr(engine, 'start_from_checkpoint', start)
 
 
@@ -470,6 +470,7 @@ def test_stale_content_is_removed_then_the_restore_runs(engine, cr, capsys, monk
     assert result['restored'] is True and result['verified'] is True, result
     assert removed == [(DOCKER_HOST, STALE_DIGEST)]
     assert result['stale_content_removed'] == STALE_DIGEST
+    assert result['retries'] == {'stale content removed': 1}
     assert any('content store' in warning for warning in warnings_of(result))
 
 
@@ -482,3 +483,4 @@ def test_stale_content_that_cannot_be_removed_names_the_command(engine, cr, caps
     assert 'content rm %s' % STALE_DIGEST in msg and 'no ctr on the PATH' in msg
     assert 'the checkpoint was kept' in msg and os.path.isdir(cr.path)
     assert result['stale_content'] == STALE_DIGEST
+    assert result['retries'] == {}  # it was not tried again
