@@ -81,6 +81,13 @@ notes:
     # The container and checkpoint that docker_checkpoint and docker_restore act on, and how these
     # modules behave (with cryo.docker._attributes for what the attributes mean).
     CHECKPOINT = r"""
+notes:
+  - One operation on a container at a time - a checkpoint, a restore or a removal holds the container's
+    lock (an C(flock) on C(containers/<id>/cryo-operation.lock) in the engine's data root, or on
+    C(/run/cryo.docker/<id>.lock) for a remote engine) from its plan to its end. A second one started
+    meanwhile, by this controller or another on the same host, fails at once, changes nothing and names the
+    run that holds the lock (C(busy), C(lock_path) and C(lock_owner) in the result). The kernel releases the
+    lock when its run ends, however it ends. Check mode takes no lock.
 attributes:
   check_mode:
     support: full

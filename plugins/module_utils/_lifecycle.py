@@ -62,6 +62,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._host import (
     task_bundle_dirs,
     unix_socket_path,
 )
+from ansible_collections.cryo.docker.plugins.module_utils._lock import Busy, ContainerLock, lock_path
 from ansible_collections.cryo.docker.plugins.module_utils._preflight import (
     parse_timestamp,
     started_before,
@@ -195,6 +196,13 @@ class Batch(Manager):
         return None
 
     def report(self):
+        try:
+            return self.report_tasks()
+        finally:
+            for task in self.tasks:
+                task.unlock()
+
+    def report_tasks(self):
         if self.single:
             return self.tasks[0].report()
         results = [self.failed_entry(task) if task.error else task.entry() for task in self.tasks]
@@ -221,6 +229,7 @@ class Task:
     """One container of a batch: plan() decides (sets changed), act() does, report() says."""
 
     what = 'Work on container'
+    operation = 'an operation'
 
     def __init__(self, batch, name):
         self.batch = batch
@@ -230,6 +239,33 @@ class Task:
         self.name = name
         self.error = None
         self.changed = False
+        self.held = None
+
+    def lock(self):
+        """Take the container's lock (_lock.py) before its state is read for the plan, and hold it to the end: a
+        second operation on the container meanwhile is refused. Not in check mode, which changes nothing."""
+        if self.module.check_mode or self.held is not None:
+            return
+        lock = ContainerLock(lock_path(self.data_root, self.container_id))
+        try:
+            self.held = lock.acquire(self.operation, self.checkpoint)
+        except Busy as busy:
+            raise ModuleError(
+                '%s %s was not done, and nothing was changed: the container is busy with %s (it holds %s). One '
+                'operation works on a container at a time. Wait until that one has finished, then run this again: '
+                'it finds what that one left.' % (self.what, self.container_name, busy.describe(), busy.path),
+                busy=True, lock_path=busy.path, lock_owner=busy.owner)
+        except OSError as exc:
+            raise ModuleError('%s %s was not done, and nothing was changed: its lock %s cannot be taken (%s). Check '
+                              'that path (a regular file, writable by root).' % (self.what, self.container_name,
+                                                                                lock.path, exc), lock_path=lock.path)
+        # What the plan reads, read again now that no other operation can change it.
+        self.info = self.engine.inspect(self.container_id)
+
+    def unlock(self):
+        if self.held is not None:
+            self.held.release()
+            self.held = None
 
     def entry(self):
         """The task's entry in a batch's results."""
@@ -258,6 +294,7 @@ class CheckpointTask(Task):
     it (restart policy held, a retake under a temporary name) or remove it; report: the checkpoint now."""
 
     what = 'Checkpoint of container'
+    operation = 'a checkpoint'
 
     def __init__(self, batch, name):
         super().__init__(batch, name)
@@ -280,6 +317,7 @@ class CheckpointTask(Task):
     # -- plan
 
     def plan(self):
+        self.lock()
         if not self.custom_dir or os.path.isdir(self.custom_dir):
             self.before = self.list_checkpoints(self.custom_dir)
         exists = self.checkpoint in self.before
@@ -619,6 +657,7 @@ class RestoreTask(Task):
     act: stage, restore, verify, put the restart policy back, fall back or fail; report: the outcome."""
 
     what = 'Restore of container'
+    operation = 'a restore'
 
     def __init__(self, batch, name):
         super().__init__(batch, name)
@@ -641,6 +680,7 @@ class RestoreTask(Task):
     # -- plan
 
     def plan(self):
+        self.lock()
         check_container_state(self.container_name, self.info['State'], 'restored')
         running = self.info['State'].get('Running')
         if running and not self.params['force'] and not self.checkpoint_present():

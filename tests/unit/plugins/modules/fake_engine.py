@@ -25,6 +25,7 @@ from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
+from ansible_collections.cryo.docker.plugins.module_utils import _lifecycle, _lock
 from ansible_collections.cryo.docker.plugins.module_utils._common import CHECKPOINT_NAME_RE
 from ansible_collections.cryo.docker.plugins.module_utils._engine import (TEMPORARY_SUFFIX, Engine, EngineError,
                                                                           count_retry, transient_reason)
@@ -484,17 +485,40 @@ class _Client:
 
 # -- running a module -----------------------------------------------------------------------
 
+class ProcessLock(_lock.ContainerLock):
+    """A container's lock that the end of run_module releases, as the end of the module's process does (a run the
+    test cuts with an exception never gets to release it itself)."""
+
+    taken = []
+
+    def acquire(self, operation, checkpoint=None):
+        super().acquire(operation, checkpoint)
+        self.taken.append(self)
+        return self
+
+    @classmethod
+    def end_of_process(cls):
+        while cls.taken:
+            cls.taken.pop().release()
+
+
 def run_module(capsys, module, args, check_mode=False, diff=False):
-    """The result of module.main() for args, as Ansible reads it from the module's output."""
+    """The result of module.main() for args, as Ansible reads it from the module's output. The run ends as the
+    module's process does: whatever way it ends, the containers' locks it took are released."""
     args = dict(args)
     if check_mode:
         args['_ansible_check_mode'] = True
     if diff:
         args['_ansible_diff'] = True
     ansible_warnings._global_warnings.clear()
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            module.main()
+    kept, _lifecycle.ContainerLock = _lifecycle.ContainerLock, ProcessLock
+    try:
+        with patch_module_args(args):
+            with pytest.raises(SystemExit):
+                module.main()
+    finally:
+        _lifecycle.ContainerLock = kept
+        ProcessLock.end_of_process()
     return json.loads(capsys.readouterr().out)
 
 

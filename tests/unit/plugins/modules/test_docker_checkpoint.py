@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from ansible_collections.cryo.docker.plugins.module_utils import _engine, _lifecycle
+from ansible_collections.cryo.docker.plugins.module_utils import _engine, _lifecycle, _lock
 from ansible_collections.cryo.docker.plugins.modules import docker_checkpoint, docker_restore
 
 from fake_engine import DOCKER_HOST, DUMP_LOG_ERRORS, LAYOUT, failed_clearly, read, run_module, warnings_of
@@ -473,3 +473,31 @@ def test_engine_killed_during_the_checkpoint_says_what_is_not_known(engine, caps
     assert 'The engine stopped answering during the checkpoint' in msg
     assert 'docker_checkpoint_info lists checkpoint cp1' in msg and 'cp1.cryo-new' in msg
     assert result['container_running'] is None
+
+
+# -- one operation on a container at a time -----------------------------------------------------
+
+@pytest.mark.parametrize('module, operation', [(docker_checkpoint, 'Checkpoint'), (docker_restore, 'Restore')])
+def test_an_operation_on_a_busy_container_is_refused_and_changes_nothing(engine, capsys, module, operation):
+    cr = engine.add('cr', restart_policy='always')
+    if module is docker_restore:
+        engine.take(cr, 'cp1')
+    path = _lock.lock_path(engine.root, cr.id)
+    other = _lock.ContainerLock(path).acquire('a checkpoint', 'cp1')
+    engine.calls = []
+    try:
+        refused = run_module(capsys, module, dict(docker_host=DOCKER_HOST, container='cr', checkpoint='cp1'))
+        msg = failed_clearly(refused, '%s of container cr was not done, and nothing was changed: the container is '
+                                      'busy with a checkpoint of checkpoint cp1 by pid %d' % (operation, os.getpid()))
+        assert 'Wait until that one has finished, then run this again' in msg and path in msg
+        assert refused['busy'] is True and refused['lock_owner']['operation'] == 'a checkpoint'
+        assert engine.changes() == [] and cr.restart_policy['Name'] == 'always'
+        # Check mode changes nothing and takes no lock: it predicts.
+        predicted = run_module(capsys, module, dict(docker_host=DOCKER_HOST, container='cr', checkpoint='cp1'),
+                               check_mode=True)
+        assert predicted['changed'] and not predicted.get('failed')
+    finally:
+        other.release()
+    done = run_module(capsys, module, dict(docker_host=DOCKER_HOST, container='cr', checkpoint='cp1'))
+    assert done['changed'] and not done.get('failed'), done
+    assert _lock.read_owner(path) == {}, 'the run released the lock'
