@@ -45,6 +45,8 @@ SETUP = """
       changed_when: false
 """
 SETUP_TIMEOUT = 1200
+# pytest-timeout per guest test (pytest.ini's default is for the lab): a boot and two setup runs at most.
+GUEST_TEST_TIMEOUT = 2 * SETUP_TIMEOUT + 600
 
 
 class SetupRun:
@@ -73,13 +75,18 @@ def docker_started(guest):
 
 
 # The order in which a guest's test files run: the playbook an operator runs first, then what it enables.
-FILE_ORDER = ('test_setup.py', 'test_lifecycle.py', 'test_reboot.py')
+FILE_ORDER = ('test_setup.py', 'test_lifecycle.py', 'test_reboot.py', 'test_move.py')
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items):
-    """Every test of one guest, then every test of the next (the guests are never up together), each guest's
-    files in FILE_ORDER."""
+def pytest_collection_modifyitems(config, items):
+    """Every test of one guest, then every test of the next (only the move has two up), each guest's files in
+    FILE_ORDER; the move only when both of its guests are chosen (CRYO_GUESTS)."""
+    if not moving():
+        unmoved = [item for item in items if os.path.basename(str(item.fspath)) == 'test_move.py']
+        if unmoved:
+            config.hook.pytest_deselected(items=unmoved)
+            items[:] = [item for item in items if item not in unmoved]
     def key(item):
         spec = getattr(item, 'callspec', None)
         suite = spec.params.get('guest') if spec else None
@@ -87,6 +94,9 @@ def pytest_collection_modifyitems(items):
         return (SUITES.index(suite) if suite in SUITES else len(SUITES),
                 FILE_ORDER.index(name) if name in FILE_ORDER else len(FILE_ORDER))
     items.sort(key=key)
+    for item in items:
+        # The first test of a guest carries its boot and the setup playbook's two runs.
+        item.add_marker(pytest.mark.timeout(GUEST_TEST_TIMEOUT))
 
 
 def _say(request, text):
@@ -104,11 +114,34 @@ def say(request):
     return lambda text: _say(request, text)
 
 
+def moving():
+    """test_move.py runs (both of guests.MOVE are chosen): the source guest stays up (idle) while the target's
+    tests run, and the move runs last, with both."""
+    return all(suite in SUITES for suite in guests.MOVE)
+
+
+@pytest.fixture(scope='session')
+def booted():
+    """The guests up in this session, by suite ({suite: guests.Guest}), and those whose setup passed (`ready`
+    set); whatever is still up is powered off at the end of the session, on failure too."""
+    state = dict(up={}, ready=set())
+    try:
+        yield state
+    finally:
+        for guest in state['up'].values():
+            guest.down()
+
+
 @pytest.fixture(scope='session', params=SUITES, ids=[guests.SUITES.get(suite, suite) for suite in SUITES])
-def guest(request, say):
-    """A booted guest (guests.Guest) of one suite, powered off after its tests."""
-    with guests.Guest(request.param, log=say) as booted:
-        yield booted
+def guest(request, booted, say):
+    """A booted guest (guests.Guest) of one suite, powered off after its tests (the move's source after the
+    move)."""
+    up = booted['up']
+    if request.param not in up:
+        up[request.param] = guests.Guest(request.param, log=say).up()
+    yield up[request.param]
+    if not (moving() and request.param == guests.MOVE[0]):
+        up.pop(request.param).down()
 
 
 @pytest.fixture(scope='session')
@@ -133,13 +166,14 @@ def setup_runs(guest, say):
 
 
 @pytest.fixture(scope='session')
-def ready(guest, setup_runs):
+def ready(guest, setup_runs, booted):
     """The guest once the setup playbook passed on it, with the test image (imported from the busybox rootfs
     tarball its build put in the disk: no registry)."""
     if setup_runs[0].proc.returncode != 0:
         pytest.fail('the setup playbook failed on %s (see test_setup.py):\n%s' % (guest.host, setup_runs[0].output))
     guest.run('docker image inspect %s >/dev/null 2>&1 || docker import %s %s'
               % (IMAGE, guests.BUSYBOX_TAR, IMAGE), timeout=300)
+    booted['ready'].add(guest.suite)
     return guest
 
 

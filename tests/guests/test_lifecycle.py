@@ -102,18 +102,16 @@ def test_restore_into_another_container(ready, moved):
     assert lines[0] == frozen[-1] + 1 and len(runs(lines)) == 1, (frozen[-3:], runs(lines))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'criu#2453, found on Debian 12 (runc 1.1.5, CRIU 3.17.1) and Debian 13 (runc 1.1.15, CRIU 4.1.1), cgroup v2 '
-    'with the systemd driver: CRIU restores the processes into the cgroup named in the image '
-    '(system.slice/docker-<A>.scope), not into B\'s scope, which systemd then removes as empty; B\'s next '
-    'checkpoint fails ("Neither a cgroupv1 (freezer.state) or cgroupv2 (cgroup.freeze) control file found"), and '
-    'docker pause and docker top of B fail the same way. A restore that rewrites A\'s id into B\'s in the staged '
-    'copy\'s cgroup.img (same length) puts them in B\'s scope, and B checkpoints again: tests/README.md'))
 def test_second_checkpoint_of_a_container_restored_into_another(ready, moved):
-    """criu#2453: on cgroup v2 a container restored from another container's checkpoint cannot be checkpointed
-    again. Here B, restored from A's, is checkpointed and restored again."""
+    """criu#2453: on cgroup v2 with the systemd driver a container restored from another container's checkpoint
+    landed in the other's scope and could not be checkpointed again; docker_restore now stages the copy with B's
+    cgroups. Here B, restored from A's, is in its own scope, checkpointed and restored again."""
     _source, target, _frozen, result = moved
     done(ready, result)
+    pid = GuestDocker(ready).inspect_container(target)['State']['Pid']
+    cgroup = ready.run('cat /proc/%d/cgroup' % pid, timeout=60).stdout
+    target_id = GuestDocker(ready).inspect_container(target)['Id']
+    assert target_id in cgroup, (target_id, cgroup)
     frozen = frozen_counter(ready, target, cp='cp2')
     done(ready, restore(ready, target, cp='cp2'))
     lines = wait_lines(GuestDocker(ready), target, len(frozen) + 3, timeout=WAIT)

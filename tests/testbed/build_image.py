@@ -31,7 +31,9 @@ def busybox_path():
     return '/bin/busybox'
 
 
-def rootfs_tar():
+def rootfs_tar(busybox=None):
+    """The test image's root file system as a tarball: a static busybox (busybox_path() by default), its APPLETS
+    linked to it, and the directories the tests write to (the QEMU guests carry the same: tests/testbed/guests.py)."""
     data = io.BytesIO()
     with tarfile.open(fileobj=data, mode='w') as tar:
         for name in ('bin', 'tmp', 'data', 'www'):
@@ -39,7 +41,7 @@ def rootfs_tar():
             info.type = tarfile.DIRTYPE
             info.mode = 0o1777 if name == 'tmp' else 0o755
             tar.addfile(info)
-        tar.add(busybox_path(), arcname='bin/busybox')
+        tar.add(busybox or busybox_path(), arcname='bin/busybox')
         for applet in APPLETS:
             info = tarfile.TarInfo('bin/' + applet)
             info.type = tarfile.SYMTYPE

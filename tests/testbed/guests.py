@@ -38,7 +38,6 @@ import argparse
 import atexit
 import fcntl
 import hashlib
-import io
 import json
 import os
 import shlex
@@ -46,7 +45,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 
@@ -63,6 +61,8 @@ import yaml
 # -- the recipe: everything that makes a guest's disk (its hash names the cached image) ------------
 
 SUITES = {'bookworm': 'debian12', 'trixie': 'debian13'}
+# tests/guests/test_move.py: move_container from the first to the second.
+MOVE = ('bookworm', 'trixie')
 VARIANT = 'important'
 PACKAGES = (
     'linux-image-amd64', 'initramfs-tools', 'systemd-sysv', 'dbus', 'openssh-server',
@@ -248,20 +248,7 @@ def busybox_rootfs(root):
             break
     else:
         raise RuntimeError('no busybox in %s (the package busybox-static)' % root)
-    data = io.BytesIO()
-    with tarfile.open(fileobj=data, mode='w') as tar:
-        for name in ('bin', 'tmp', 'data', 'www'):
-            info = tarfile.TarInfo(name)
-            info.type = tarfile.DIRTYPE
-            info.mode = 0o1777 if name == 'tmp' else 0o755
-            tar.addfile(info)
-        tar.add(busybox, arcname='bin/busybox')
-        for applet in APPLETS:
-            info = tarfile.TarInfo('bin/' + applet)
-            info.type = tarfile.SYMTYPE
-            info.linkname = 'busybox'
-            tar.addfile(info)
-    return data.getvalue()
+    return build_image.rootfs_tar(busybox)
 
 
 def _kernel(root):
@@ -543,11 +530,7 @@ class Guest:
         }
 
     def write_inventory(self):
-        inventory = {'all': {'children': {'guests': {'hosts': {self.host: self.hostvars()}}}}}
-        with open(self.inventory + '.tmp', 'w') as handle:
-            handle.write('---\n# A %s guest of tests/testbed/guests.py, reached over SSH.\n' % self.suite)
-            yaml.safe_dump(inventory, handle, default_flow_style=False, sort_keys=False)
-        os.replace(self.inventory + '.tmp', self.inventory)
+        write_inventory(self.inventory, [self])
 
     # -- SSH -------------------------------------------------------------------------------
 
@@ -615,14 +598,15 @@ class Guest:
 
     # -- Ansible ---------------------------------------------------------------------------
 
-    def playbook(self, text, timeout=900, extra_vars=None, options=()):
+    def playbook(self, text, timeout=900, extra_vars=None, options=(), inventory=None):
         """ansible-playbook with a playbook given as text (`{testbed}` is tests/testbed) against the guest's
-        inventory, over SSH; the CompletedProcess. Killed after timeout seconds (an AssertionError)."""
+        inventory (or another one, e.g. of several guests: write_inventory), over SSH; the CompletedProcess.
+        Killed after timeout seconds (an AssertionError)."""
         with tempfile.TemporaryDirectory(prefix='cryo-guest-') as tmp:
             playbook = os.path.join(tmp, 'play.yml')
             with open(playbook, 'w') as handle:
                 handle.write(text.replace('{testbed}', helpers.TESTBED))
-            argv = [helpers._ansible_playbook(), playbook, '-i', self.inventory] + list(options)  # pylint: disable=protected-access
+            argv = [helpers._ansible_playbook(), playbook, '-i', inventory or self.inventory] + list(options)  # pylint: disable=protected-access
             if extra_vars:
                 with open(os.path.join(tmp, 'vars.json'), 'w') as handle:
                     json.dump(extra_vars, handle)
@@ -710,6 +694,17 @@ class Guest:
             os.unlink(overlay)
         if os.path.exists(self.pidfile):
             os.unlink(self.pidfile)
+
+
+def write_inventory(path, booted):
+    """An Ansible inventory of running guests (group `guests`), reached over SSH."""
+    inventory = {'all': {'children': {'guests': {'hosts': {guest.host: guest.hostvars() for guest in booted}}}}}
+    with open(path + '.tmp', 'w') as handle:
+        handle.write('---\n# %s of tests/testbed/guests.py, reached over SSH.\n'
+                     % ' and '.join('the %s guest' % guest.suite for guest in booted))
+        yaml.safe_dump(inventory, handle, default_flow_style=False, sort_keys=False)
+    os.replace(path + '.tmp', path)
+    return path
 
 
 class GuestDocker:
