@@ -73,7 +73,12 @@ from ansible_collections.cryo.docker.plugins.module_utils._runtime import (
     RuntimeUnavailable,
     find_runtime,
     run_checkpoint,
+    thaw,
 )
+
+
+# How the kernel's ENOSPC reads in CRIU's log, runc's and containerd's errors (lower case).
+DISK_FULL = 'no space left on device'
 
 
 def default_parallel():
@@ -257,8 +262,8 @@ class Task:
                 busy=True, lock_path=busy.path, lock_owner=busy.owner)
         except OSError as exc:
             raise ModuleError('%s %s was not done, and nothing was changed: its lock %s cannot be taken (%s). Check '
-                              'that path (a regular file, writable by root).' % (self.what, self.container_name,
-                                                                                lock.path, exc), lock_path=lock.path)
+                              'that path (a regular file, writable by root).'
+                              % (self.what, self.container_name, lock.path, exc), lock_path=lock.path)
         # What the plan reads, read again now that no other operation can change it.
         self.info = self.engine.inspect(self.container_id)
 
@@ -545,6 +550,12 @@ class CheckpointTask(Task):
         msg = 'Checkpoint %s of container %s failed: %s' % (self.checkpoint, self.container_name, reason)
         if errors:
             msg += ' CRIU says: %s (log: %s).' % (quote_errors(errors), log)
+        if DISK_FULL in ' '.join([reason, engine_message or ''] + list(errors)).lower():
+            directory, free = free_space(self.base)
+            msg += (' The disk is full: the filesystem of %s ran out of room (%s free now, what the checkpoint wrote '
+                    'removed). Free space there, or choose another checkpoint_dir, then run again.'
+                    % (directory, '?' if free is None else '%.1f MB' % (free / 1048576.0)))
+            details = dict(details, disk_full=True)
         problem = container_state_problem(self.container_name, state, 'checkpointed')
         if running is None:
             msg += (' The engine stopped answering during the checkpoint (%s), so whether the container still runs is '
@@ -556,15 +567,39 @@ class CheckpointTask(Task):
                        self.checkpoint))
         elif problem:  # it began restarting (or was paused, or removed) while the checkpoint was taken
             msg += ' ' + problem
+        elif running:
+            thawed = self.thaw_left_frozen()
+            details = dict(details, thawed=thawed == 'thawed')
+            if thawed in (None, 'thawed'):
+                msg += (' The container is still running; nothing was lost.' if thawed is None else
+                        ' CRIU ended before it thawed the container\'s processes, so the module thawed them (runc '
+                        'resume): the container is running again where it was; nothing was lost.')
+            else:
+                running = False
+                msg += (' The engine says the container runs, but its processes are frozen: CRIU ended before it '
+                        'thawed them, and the module could not (%s). Nothing is lost: thaw them with `runc --root '
+                        '<the engine\'s runc root> resume %s` on the engine\'s host.' % (thawed, self.container_id))
         else:
-            msg += (' The container is still running; nothing was lost.' if running else
-                    ' The container is NOT running any more: start it again (docker start), since no usable '
+            msg += (' The container is NOT running any more: start it again (docker start), since no usable '
                     'checkpoint was taken.')
         details = dict(details, criu_errors=errors, container_running=running, method=self.method)
         details.pop('msg', None)
         if log:
             details['criu_log'] = log
         return ModuleError(msg, **details)
+
+    def thaw_left_frozen(self):
+        """After a failed take, with the container running for the engine: thaw it if CRIU left it frozen
+        (_runtime.thaw), through the engine's runc (the runtime path's, or found for the engine path). None when it
+        was not frozen or runc cannot be reached from here (a remote engine), 'thawed', or why it could not be."""
+        runtime = self.runtime
+        if runtime is None:
+            try:
+                runtime = find_runtime(self.batch.host, self.params['docker_host'], self.batch.engine_info(),
+                                       self.info)
+            except (RuntimeUnavailable, EngineError):
+                return None
+        return thaw(self.module, runtime, self.container_id)
 
     # -- report
 

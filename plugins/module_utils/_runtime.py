@@ -15,6 +15,7 @@ lists the checkpoint and restores it as if it had taken it.
 
 from __future__ import annotations
 
+import json
 import os
 
 from ansible_collections.cryo.docker.plugins.module_utils._common import C_LOCALE
@@ -81,3 +82,36 @@ def run_checkpoint(module, runtime, container_id, image_path, leave_running):
     """(rc, stdout, stderr) of runc's checkpoint, run with dockerd's PATH (the CRIU the engine would use)."""
     return module.run_command(checkpoint_argv(runtime, container_id, image_path, leave_running),
                               environ_update=dict(C_LOCALE, PATH=runtime['search_path']))
+
+
+def runc_status(module, runtime, container_id):
+    """runc's status of the container ('running', 'paused', ...; runc reads the cgroup freezer), or None when runc
+    cannot tell."""
+    rc, out, _err = module.run_command([runtime['binary'], '--root', runtime['root'], 'state', container_id],
+                                       environ_update=dict(C_LOCALE, PATH=runtime['search_path']))
+    if rc != 0:
+        return None
+    try:
+        return json.loads(out).get('status')
+    except (ValueError, AttributeError):
+        return None
+
+
+def thaw(module, runtime, container_id):
+    """Thaw a container a checkpoint left frozen. CRIU freezes the container's cgroup for a dump and thaws it when
+    the dump ends, failed or not; a CRIU that was killed (or crashed) never does, and the container stays frozen:
+    running for the engine, which does not know it as paused, while none of its processes runs. runc sees the
+    freezer and calls it paused; `runc resume` thaws it and its processes go on (CRIU's parasite code leaves them
+    when CRIU's end closes its socket).
+
+    None when it was not frozen; 'thawed'; or why it could not be thawed."""
+    if runc_status(module, runtime, container_id) != 'paused':
+        return None
+    rc, out, err = module.run_command([runtime['binary'], '--root', runtime['root'], 'resume', container_id],
+                                      environ_update=dict(C_LOCALE, PATH=runtime['search_path']))
+    if rc != 0:
+        return 'runc resume exited %s: %s' % (rc, ' '.join((err or out or '').split())[:300])
+    status = runc_status(module, runtime, container_id)
+    if status != 'running':
+        return 'runc resume left it %s' % status
+    return 'thawed'

@@ -31,8 +31,8 @@ def test_a_second_operation_is_refused_with_the_holder_named(path):
         _lock.ContainerLock(path).acquire('a restore', 'cp1')
     owner = refused.value.owner
     assert owner['pid'] == os.getpid() and owner['operation'] == 'a checkpoint' and owner['checkpoint'] == 'cp1'
-    assert refused.value.describe() == 'a checkpoint of checkpoint cp1 by pid %d since %s' % (os.getpid(),
-                                                                                             owner['since'])
+    expected = 'a checkpoint of checkpoint cp1 by pid %d since %s' % (os.getpid(), owner['since'])
+    assert refused.value.describe() == expected
     assert refused.value.path == path
     first.release()
     assert not first.held and _lock.read_owner(path) == {}, 'a released lock names no holder'

@@ -38,21 +38,37 @@ def restore(capsys, **args):
 
 class Runc:
     """runc seen through module.run_command: `checkpoint` writes images into --image-path (and stats-dump
-    beside them), the container exits unless --leave-running; or it fails as CRIU does."""
+    beside them), the container exits unless --leave-running; or it fails as CRIU does, or as a CRIU that was
+    killed does (killed_for: the container's cgroup left frozen, `state` says paused until `resume`)."""
 
     def __init__(self, engine, tmp_path):
         self.engine = engine
         self.calls = []
         self.fail_for = set()
+        self.killed_for = set()
+        self.full_for = set()
+        self.frozen = set()
+        self.resume_fails = False
         self.runtime = dict(name='runc', binary='/usr/sbin/runc', root=str(tmp_path / 'run' / 'runtime-runc' / 'moby'),
                             search_path='/usr/local/sbin:/usr/sbin', dockerd_pid=4321, exec_root=str(tmp_path / 'run'))
 
     def run_command(self, argv, **kwargs):
         self.calls.append((list(argv), kwargs.get('environ_update')))
-        assert argv[:4] == [self.runtime['binary'], '--root', self.runtime['root'], 'checkpoint'], argv
+        assert argv[:3] == [self.runtime['binary'], '--root', self.runtime['root']], argv
+        if argv[3] in ('state', 'resume'):
+            return self.state_or_resume(argv[3], argv[-1])
+        assert argv[3] == 'checkpoint', argv
         path, container_id = argv[argv.index('--image-path') + 1], argv[-1]
         assert argv[argv.index('--work-path') + 1] == path
         found = self.engine.store[container_id]
+        if found.name in self.full_for:
+            with open(os.path.join(path, 'dump.log'), 'w') as handle:
+                handle.write('%s\n(00.301000) Error (criu/page-xfer.c:1023): page-xfer: Can\'t write the pages: No '
+                             'space left on device\n' % LOG_NOISE)
+            return 1, '', 'criu failed: type NOTIFY errno 0\nlog file: %s/dump.log\n' % path
+        if found.name in self.killed_for:
+            self.frozen.add(container_id)
+            return 1, '', 'criu failed: type NOTIFY errno 0: signal: killed\n'
         if found.name in self.fail_for:
             with open(os.path.join(path, 'dump.log'), 'w') as handle:
                 handle.write('%s\n%s\n' % (LOG_NOISE, '\n'.join(DUMP_LOG_ERRORS)))
@@ -65,6 +81,15 @@ class Runc:
         if '--leave-running' not in argv:
             self.engine._stop(found, 137)  # pylint: disable=protected-access
         return 0, '', ''
+
+    def state_or_resume(self, command, container_id):
+        if command == 'resume':
+            if self.resume_fails:
+                return 1, '', 'container not paused\n'
+            self.frozen.discard(container_id)
+            return 0, '', ''
+        status = 'paused' if container_id in self.frozen else 'running'
+        return 0, json.dumps(dict(id=container_id, status=status)), ''
 
 
 @pytest.fixture
@@ -141,7 +166,8 @@ def test_a_runtime_dump_whose_lines_another_criu_run_wiped_says_so(engine, runc,
 
     def wiped(argv, **kwargs):
         answer = real(argv, **kwargs)
-        open(os.path.join(argv[argv.index('--work-path') + 1], 'dump.log'), 'w').close()  # the shared log, anew
+        if '--work-path' in argv:
+            open(os.path.join(argv[argv.index('--work-path') + 1], 'dump.log'), 'w').close()  # the shared log, anew
         return answer
     runc.run_command = wiped
     os.makedirs(os.path.dirname(engine.runc_conf))
@@ -353,3 +379,50 @@ def test_a_checkpoint_that_cannot_fit_is_refused_before_anything_stops(engine, c
                                  'untouched: %s has' % tmp_path)
     assert 'Free some space or choose another checkpoint_dir' in msg and result['needed_bytes'] == 1 << 50
     assert cr.running and engine.called('create_checkpoint') == []
+
+
+@pytest.mark.parametrize('method', ['runtime', 'engine'])
+def test_a_container_that_a_killed_criu_left_frozen_is_thawed(engine, runc, capsys, method):
+    """CRIU killed during the dump never thaws the cgroup it froze: the container runs for the engine, but none of its
+    processes does. The module thaws it through runc (the engine path's runc found as the runtime path's) and says
+    so; the container runs on where it was."""
+    cr = engine.add('cr', restart_policy='always')
+    runc.killed_for.add('cr')
+    if method == 'engine':
+        engine.checkpoint_error = 'transient'
+        runc.frozen.add(cr.id)
+    result = checkpoint(capsys, method=method)
+    msg = failed_clearly(result, 'Checkpoint cp1 of container cr failed')
+    assert 'CRIU ended before it thawed the container\'s processes, so the module thawed them (runc resume)' in msg
+    assert result['thawed'] is True and result['container_running'] is True
+    assert runc.frozen == set() and [argv[3] for argv, _env in runc.calls][-3:] == ['state', 'resume', 'state']
+    assert cr.running and cr.restart_policy['Name'] == 'always'
+    assert engine.checkpoint_path(cr, 'cp1') and engine.list_checkpoints(cr.id) == []
+
+
+def test_a_container_left_frozen_that_cannot_be_thawed_is_named_with_the_command(engine, runc, capsys):
+    cr = engine.add('cr')
+    runc.killed_for.add('cr')
+    runc.resume_fails = True
+    result = checkpoint(capsys, method='runtime')
+    msg = failed_clearly(result, 'Checkpoint cp1 of container cr failed')
+    assert 'its processes are frozen' in msg and 'resume %s' % cr.id in msg and 'container not paused' in msg
+    assert result['container_running'] is False and result['thawed'] is False
+
+
+def test_a_failed_checkpoint_of_a_container_not_frozen_resumes_nothing(engine, runc, capsys):
+    engine.add('cr')
+    runc.fail_for.add('cr')
+    result = checkpoint(capsys, method='runtime')
+    assert 'nothing was lost' in result['msg'] and result['thawed'] is False
+    assert 'resume' not in [argv[3] for argv, _env in runc.calls]
+
+
+def test_a_checkpoint_that_fills_the_disk_says_the_disk_is_full(engine, runc, capsys):
+    cr = engine.add('cr')
+    runc.full_for.add('cr')
+    result = checkpoint(capsys, method='runtime')
+    msg = failed_clearly(result, 'Checkpoint cp1 of container cr failed: runc checkpoint exited 1')
+    assert 'No space left on device' in msg and 'The disk is full: the filesystem of ' in msg, msg
+    assert result['disk_full'] is True and result['container_running'] is True and cr.running
+    assert engine.list_checkpoints(cr.id) == [] and 'nothing was lost' in msg
