@@ -8,6 +8,9 @@ test judges one outcome. CRYO_GUEST_REBOOT (default: every suite) chooses the gu
 
 import json
 import os
+import signal
+import subprocess
+import tempfile
 import time
 
 import pytest
@@ -34,6 +37,27 @@ def page(guest, timeout=60):
         if time.monotonic() > deadline:
             raise AssertionError('nothing served on the guest\'s port %d: %s' % (WEB_PORT, proc.stderr))
         time.sleep(2)
+
+
+def test_without_dbus_reboot_hosts_stops_before_any_checkpoint(ready, containers):
+    """systemd without the D-Bus system bus: ansible.builtin.reboot's `shutdown -r` would fail after the freeze.
+    checkpoint_preflight's `host reboot` check says so and the maintenance role stops before it checkpoints
+    anything: the counter never stopped, no checkpoint was taken."""
+    name = containers.run(COUNTER)
+    engine = GuestDocker(ready)
+    wait_counter(engine, name, 2, timeout=90)
+    boot = ready.boot_id()
+    ready.run('systemctl stop dbus.socket dbus.service', timeout=120)
+    try:
+        proc = ready.playbook(REBOOT_HOSTS, timeout=REBOOT_TIMEOUT)
+    finally:
+        ready.run('systemctl start dbus.socket dbus.service', timeout=120)
+    listed = ready.run('ls /var/lib/docker/containers/%s/checkpoints 2>/dev/null'
+                       % engine.inspect_container(name)['Id'], timeout=60, check=False).stdout.split()
+    lines = counter_lines(engine, name)
+    outcome = (proc.returncode != 0, 'without the D-Bus system bus' in proc.stdout, ready.boot_id() == boot,
+               engine.inspect_container(name)['State']['Running'], listed, len(runs(lines)))
+    assert outcome == (True, True, True, True, [], 1), (outcome, proc.stdout[-4000:])
 
 
 class Reboot:
@@ -107,3 +131,92 @@ def test_restart_policies_are_back(rebooted, ready):
     policies = [engine.inspect_container(name)['HostConfig']['RestartPolicy']['Name']
                 for name in (rebooted.counter, rebooted.web)]
     assert policies == ['unless-stopped', 'always'], policies
+
+
+# -- a run killed after the freeze, a real reboot, then recover ------------------------------------------------
+
+# The maintenance action: tell the test the containers are frozen, then wait to be killed.
+FROZEN_THEN_WAIT = """---
+- name: Tell the test that every container is checkpointed
+  ansible.builtin.copy:
+    content: frozen
+    dest: "{{ cryo_frozen_marker }}"
+    mode: "0600"
+  delegate_to: localhost
+- name: Wait here until the test kills the controller
+  ansible.builtin.wait_for:
+    timeout: 1200
+"""
+RECOVER = collection_playbook('recover')
+
+
+@pytest.fixture(scope='module')
+def recovered(ready, say):
+    """reboot_hosts with a controller killed (SIGKILL to ansible-playbook and everything below it) once every
+    container was checkpointed, the guest then rebooted for real (`systemctl reboot`), then the recover playbook."""
+    if ready.suite not in REBOOT_SUITES:
+        pytest.skip('%s does not reboot here (CRYO_GUEST_REBOOT=%s)' % (ready.host, ','.join(REBOOT_SUITES)))
+    counter = 'cryo-recover-counter'
+    ready.run('docker rm -f %s' % counter, check=False)
+    try:
+        ready.run(['docker', 'run', '-d', '--name', counter, '--restart', 'always', 'cryo-test/busybox:1',
+                   '/bin/sh', '-c', COUNTER], timeout=180)
+        wait_counter(GuestDocker(ready), counter, 3, timeout=90)
+        boot_before = ready.boot_id()
+        with tempfile.TemporaryDirectory(prefix='cryo-guest-recover-') as tmp:
+            tasks = os.path.join(tmp, 'frozen_then_wait.yml')
+            with open(tasks, 'w') as handle:
+                handle.write(FROZEN_THEN_WAIT)
+            marker = os.path.join(tmp, 'frozen')
+            argv, env = ready.playbook_command(tmp, REBOOT_HOSTS, extra_vars={
+                'maintenance_action': 'tasks', 'maintenance_tasks_file': tasks, 'cryo_frozen_marker': marker})
+            controller = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,  # pylint: disable=consider-using-with
+                                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            try:
+                deadline = time.monotonic() + REBOOT_TIMEOUT
+                while not os.path.exists(marker) and controller.poll() is None and time.monotonic() < deadline:
+                    time.sleep(1)
+                frozen = os.path.exists(marker)
+            finally:
+                os.killpg(controller.pid, signal.SIGKILL)
+                output = controller.communicate()[0]
+        if not frozen:
+            raise AssertionError('reboot_hosts never reached its action (rc %s):\n%s'
+                                 % (controller.returncode, output[-6000:]))
+        manifest_frozen = json.loads(ready.run('cat %s' % MANIFEST, timeout=60).stdout)
+        ready.run('systemctl reboot', timeout=30, check=False)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                ready.wait_ssh(300)
+                if ready.boot_id() != boot_before:
+                    break
+            except (RuntimeError, AssertionError, subprocess.TimeoutExpired):
+                pass  # still going down, or not up yet
+            time.sleep(5)
+        started = time.monotonic()
+        proc = ready.playbook(RECOVER, timeout=REBOOT_TIMEOUT)
+        say('%s: killed after the freeze, rebooted, recover in %.0f s (rc %s)'
+            % (ready.host, time.monotonic() - started, proc.returncode))
+        yield Reboot(proc=proc, counter=counter, boot_before=boot_before, boot_after=ready.boot_id(),
+                        manifest_frozen=manifest_frozen)
+    finally:
+        ready.run('docker rm -f %s' % counter, check=False)
+
+
+def test_recover_after_a_killed_run_and_a_real_reboot_passes(recovered):
+    assert recovered.proc.returncode == 0 and recovered.boot_after != recovered.boot_before, recovered.output
+
+
+def test_the_killed_run_had_frozen_the_counter(recovered):
+    entries = {entry['container']: entry['status'] for entry in recovered.manifest_frozen['containers']}
+    assert entries == {recovered.counter: 'checkpointed'}, recovered.manifest_frozen
+
+
+def test_the_counter_continues_after_recover(recovered, ready):
+    engine = GuestDocker(ready)
+    last = counter_lines(engine, recovered.counter)[-1]
+    wait_counter(engine, recovered.counter, last + 2, timeout=90)
+    lines = counter_lines(engine, recovered.counter)
+    policy = engine.inspect_container(recovered.counter)['HostConfig']['RestartPolicy']['Name']
+    assert (lines[0], len(runs(lines)), policy) == (0, 1, 'always'), (runs(lines), policy)

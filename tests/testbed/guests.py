@@ -603,24 +603,30 @@ class Guest:
         inventory (or another one, e.g. of several guests: write_inventory), over SSH; the CompletedProcess.
         Killed after timeout seconds (an AssertionError)."""
         with tempfile.TemporaryDirectory(prefix='cryo-guest-') as tmp:
-            playbook = os.path.join(tmp, 'play.yml')
-            with open(playbook, 'w') as handle:
-                handle.write(text.replace('{testbed}', helpers.TESTBED))
-            argv = [helpers._ansible_playbook(), playbook, '-i', inventory or self.inventory] + list(options)  # pylint: disable=protected-access
-            if extra_vars:
-                with open(os.path.join(tmp, 'vars.json'), 'w') as handle:
-                    json.dump(extra_vars, handle)
-                argv += ['-e', '@' + os.path.join(tmp, 'vars.json')]
-            env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_HOST_KEY_CHECKING='false',
-                       ANSIBLE_INVENTORY_UNPARSED_WARNING='false', ANSIBLE_LOCALHOST_WARNING='false')
-            env.setdefault('ANSIBLE_COLLECTIONS_PATH', helpers.COLLECTIONS)
-            env.setdefault('ANSIBLE_COLLECTIONS_SCAN_SYS_PATH', 'false')
+            argv, env = self.playbook_command(tmp, text, extra_vars, options, inventory)
             try:
                 return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, check=False,
                                       stdin=subprocess.DEVNULL)
             except subprocess.TimeoutExpired as error:
                 raise AssertionError('ansible-playbook against %s did not end within %s s:\n%s\n%s'
                                      % (self.host, timeout, _text(error.stdout), _text(error.stderr))) from None
+
+    def playbook_command(self, tmp, text, extra_vars=None, options=(), inventory=None):
+        """(argv, env) of ansible-playbook for playbook(), its files written in the directory tmp (for a test that
+        starts it itself, to kill it half-way)."""
+        playbook = os.path.join(tmp, 'play.yml')
+        with open(playbook, 'w') as handle:
+            handle.write(text.replace('{testbed}', helpers.TESTBED))
+        argv = [helpers._ansible_playbook(), playbook, '-i', inventory or self.inventory] + list(options)  # pylint: disable=protected-access
+        if extra_vars:
+            with open(os.path.join(tmp, 'vars.json'), 'w') as handle:
+                json.dump(extra_vars, handle)
+            argv += ['-e', '@' + os.path.join(tmp, 'vars.json')]
+        env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_HOST_KEY_CHECKING='false',
+                   ANSIBLE_INVENTORY_UNPARSED_WARNING='false', ANSIBLE_LOCALHOST_WARNING='false')
+        env.setdefault('ANSIBLE_COLLECTIONS_PATH', helpers.COLLECTIONS)
+        env.setdefault('ANSIBLE_COLLECTIONS_SCAN_SYS_PATH', 'false')
+        return argv, env
 
     MODULE_PLAYBOOK = """
 - hosts: guests
