@@ -215,12 +215,13 @@ def unix_socket_path(docker_host):
 # -- the live host -----------------------------------------------------------------------------------
 
 class Host:
-    """Reads this host's /proc, /sys and file system; proc and sys_root are for tests."""
+    """Reads this host's /proc, /sys and file system; proc, sys_root, boot and run_root are for tests."""
 
-    def __init__(self, proc='/proc', sys_root='/sys', boot='/boot'):
+    def __init__(self, proc='/proc', sys_root='/sys', boot='/boot', run_root='/run'):
         self.proc = proc
         self.sys_root = sys_root
         self.boot = boot
+        self.run_root = run_root
 
     # -- processes
 
@@ -371,6 +372,14 @@ class Host:
 
     def kernel_release(self):
         return os.uname().release
+
+    def init_system(self):
+        """What a reboot goes through: PID 1's name, whether systemd runs the host (sd_booted: /run/systemd/system)
+        and whether the D-Bus system bus is there (the `shutdown` ansible.builtin.reboot runs talks to logind
+        through it)."""
+        return dict(pid1=(self.read(1, 'comm') or '').strip() or None,
+                    systemd=os.path.isdir(os.path.join(self.run_root, 'systemd', 'system')),
+                    dbus=os.path.exists(os.path.join(self.run_root, 'dbus', 'system_bus_socket')))
 
     def container_pids(self, pid, cgroup_root=None):
         """The pids (text) of every process in the container of pid: its cgroup's, pid always among them."""

@@ -249,6 +249,22 @@ def engine_components(version, info):
     return out
 
 
+def check_reboot(init):
+    """Whether ansible.builtin.reboot can reboot the host: on systemd its `shutdown -r` schedules the reboot with
+    logind over D-Bus, and fails with "Failed to connect to bus" where the D-Bus system bus is missing."""
+    name = 'host reboot'
+    if init['systemd'] and not init['dbus']:
+        return check(name, WARN, 'systemd runs this host without the D-Bus system bus (no /run/dbus/system_bus_socket): '
+                                 'the `shutdown -r` that ansible.builtin.reboot runs fails with "Failed to connect to '
+                                 'bus", so a maintenance reboot would stop after its checkpoints.',
+                     'Install and start D-Bus (apt-get install dbus; every Debian and Ubuntu server install has it), '
+                     'or reboot another way (maintenance_action=tasks).')
+    if init['systemd']:
+        return check(name, PASS, 'systemd with the D-Bus system bus: ansible.builtin.reboot can reboot this host.')
+    return check(name, PASS, 'PID 1 is %s, not systemd: ansible.builtin.reboot uses its shutdown command.'
+                 % (init['pid1'] or 'unknown'))
+
+
 def check_engine_reachable(host, error, engine_version=None, api_version=None):
     name = 'engine reachable'
     if error:

@@ -57,6 +57,10 @@ description:
     of the running containers (the sum of C(VmRSS) of every process in each container's cgroup),
     or of O(containers) when given. The engine needs about 2 to 3 times that memory on disk during a
     checkpoint - V(pass) from 3 times, V(warn) from 2 times, V(fail) below.
+  - B(host reboot) - whether C(ansible.builtin.reboot) can reboot the host - V(warn) when systemd runs it
+    without the D-Bus system bus (C(shutdown -r) fails with C(Failed to connect to bus)); the
+    P(cryo.docker.maintenance#role) role stops before anything is checkpointed when its action is a reboot and
+    this check did not pass.
   - B(container NAME) checks, for each of O(containers) - it exists and runs (V(fail) otherwise, and
     when it is paused, restarting, dead or being removed, which M(cryo.docker.docker_checkpoint) refuses);
     its restart policy (V(pass), it will be held - M(cryo.docker.docker_checkpoint)
@@ -254,7 +258,7 @@ checks:
       description: >-
         What was checked - C(kernel config), C(kernel CONFIG_MEM_SOFT_DIRTY), C(criu installed),
         C(criu check), C(criu version), C(engine reachable), C(engine experimental),
-        C(engine version), C(containerd version), C(live-restore), C(free space), and for each of
+        C(engine version), C(containerd version), C(live-restore), C(free space), C(host reboot), and for each of
         O(containers) C(container NAME) followed by C(: running), C(: restart policy), C(: tty),
         C(: privileged), C(: network), C(: mounts), C(: engine restart), and for each of
         O(restore_networks) C(restore network NETWORK).
@@ -291,6 +295,12 @@ facts:
       description: Where the kernel configuration was read from; null when it could not be read.
       type: str
       sample: /proc/config.gz
+    init:
+      description:
+        - What a reboot of the host goes through (the C(host reboot) check), V(pid1) PID 1's name, V(systemd)
+          whether systemd runs the host, V(dbus) whether the D-Bus system bus is there.
+      type: dict
+      sample: {pid1: systemd, systemd: true, dbus: true}
     criu_path:
       description: The CRIU that was checked; null when none was found.
       type: str
@@ -426,6 +436,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._preflight import (
     check_free_space,
     check_kernel_config,
     check_live_restore,
+    check_reboot,
     check_restore_network,
     count_statuses,
     engine_components,
@@ -453,6 +464,9 @@ class Preflight(Manager):
         self.kernel(release)
         self.criu(release)
         self.engine()
+        init = self.host.init_system()
+        self.facts['init'] = init
+        self.checks.append(check_reboot(init))
 
     def report(self):
         ready, counts = count_statuses(self.checks)

@@ -87,6 +87,7 @@ def pytest_collection_modifyitems(config, items):
         if unmoved:
             config.hook.pytest_deselected(items=unmoved)
             items[:] = [item for item in items if item not in unmoved]
+
     def key(item):
         spec = getattr(item, 'callspec', None)
         suite = spec.params.get('guest') if spec else None

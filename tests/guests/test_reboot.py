@@ -199,7 +199,7 @@ def recovered(ready, say):
         say('%s: killed after the freeze, rebooted, recover in %.0f s (rc %s)'
             % (ready.host, time.monotonic() - started, proc.returncode))
         yield Reboot(proc=proc, counter=counter, boot_before=boot_before, boot_after=ready.boot_id(),
-                        manifest_frozen=manifest_frozen)
+                     manifest_frozen=manifest_frozen)
     finally:
         ready.run('docker rm -f %s' % counter, check=False)
 

@@ -33,7 +33,14 @@ class FakeHost(Host):
     """The engine's host: kernel, dockerd and its PATH, memory of processes, as the test sets them."""
 
     def __init__(self, tmp_path):
-        super().__init__(proc=str(tmp_path / 'proc'), sys_root=str(tmp_path / 'sys'), boot=str(tmp_path / 'boot'))
+        super().__init__(proc=str(tmp_path / 'proc'), sys_root=str(tmp_path / 'sys'), boot=str(tmp_path / 'boot'),
+                         run_root=str(tmp_path / 'run'))
+        # A systemd host with D-Bus, as a Debian server has it.
+        os.makedirs(str(tmp_path / 'proc' / '1'), exist_ok=True)
+        (tmp_path / 'proc' / '1' / 'comm').write_text('systemd\n')
+        os.makedirs(str(tmp_path / 'run' / 'systemd' / 'system'))
+        os.makedirs(str(tmp_path / 'run' / 'dbus'))
+        (tmp_path / 'run' / 'dbus' / 'system_bus_socket').write_text('')
         self.config = KERNEL_CONFIG
         self.search = '%s:%s' % (tmp_path / 'usr/local/sbin', tmp_path / 'usr/sbin')
         self.daemon = dict(pid=3397, started_at=DOCKERD_STARTED, path=self.search, options={}, config_file='',
@@ -121,8 +128,10 @@ def test_ready_host(host, engine, capsys):
     assert statuses(result) == {
         'kernel config': 'pass', 'kernel CONFIG_MEM_SOFT_DIRTY': 'warn', 'criu installed': 'pass',
         'criu check': 'pass', 'criu version': 'pass', 'engine reachable': 'pass', 'engine experimental': 'pass',
-        'engine version': 'pass', 'containerd version': 'pass', 'live-restore': 'pass', 'free space': 'pass'}
-    assert result['summary'] == {'pass': 10, 'warn': 1, 'fail': 0}
+        'engine version': 'pass', 'containerd version': 'pass', 'live-restore': 'pass', 'free space': 'pass',
+        'host reboot': 'pass'}
+    assert result['summary'] == {'pass': 11, 'warn': 1, 'fail': 0}
+    assert result['facts']['init'] == dict(pid1='systemd', systemd=True, dbus=True)
     facts = result['facts']
     assert facts['criu_path'] == host.local and facts['criu_version'] == '4.2.1' and facts['criu_min_version'] == '4.2'
     assert facts['criu_search_path'] == host.search.split(':')
@@ -432,3 +441,24 @@ def test_cgroup_version_from_the_host_when_the_engine_does_not_say(host, engine,
     (tmp_path / 'sys' / 'fs' / 'cgroup').mkdir(parents=True)
     (tmp_path / 'sys' / 'fs' / 'cgroup' / 'cgroup.controllers').write_text('cpu memory\n')
     assert run(capsys)['facts']['cgroup_version'] == '2'
+
+
+def test_a_systemd_host_without_dbus_cannot_be_rebooted_by_ansible(host, tmp_path, capsys):
+    """A Debian guest built without dbus: ansible.builtin.reboot's `shutdown -r` failed with "Failed to connect to
+    bus" after the maintenance role had checkpointed everything."""
+    os.unlink(str(tmp_path / 'run' / 'dbus' / 'system_bus_socket'))
+    result = run(capsys)
+    check = by_name(result)['host reboot']
+    assert check['status'] == 'warn' and result['ready'] is True
+    assert 'without the D-Bus system bus' in check['detail'] and 'Failed to connect to bus' in check['detail']
+    assert check['remedy'].startswith('Install and start D-Bus (apt-get install dbus')
+    assert result['facts']['init'] == dict(pid1='systemd', systemd=True, dbus=False)
+
+
+def test_a_host_without_systemd_reboots_through_its_shutdown(host, tmp_path, capsys):
+    (tmp_path / 'proc' / '1' / 'comm').write_text('init\n')
+    os.rmdir(str(tmp_path / 'run' / 'systemd' / 'system'))
+    os.unlink(str(tmp_path / 'run' / 'dbus' / 'system_bus_socket'))
+    check = by_name(run(capsys))['host reboot']
+    assert check == dict(name='host reboot', status='pass', remedy='',
+                         detail='PID 1 is init, not systemd: ansible.builtin.reboot uses its shutdown command.')
