@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from guests import MOVE, GuestDocker, write_inventory
+from guests import MOVE, GuestDocker, PlaybookRun, write_inventory
 from helpers import COUNTER, collection_playbook, counter_lines, runs, wait_counter, wait_lines
 
 MOVE_CONTAINER = collection_playbook('move_container')
@@ -28,15 +28,6 @@ WRITTEN = '/written-at-run-time.txt'
 
 def controller_copies():
     return set(glob.glob(os.path.join(tempfile.gettempdir(), 'cryo-move-*')))
-
-
-class Moved:
-    def __init__(self, **fields):
-        self.__dict__.update(fields)
-
-    @property
-    def output(self):
-        return self.proc.stdout[-6000:] + self.proc.stderr[-3000:]
 
 
 @pytest.fixture(scope='module')
@@ -61,8 +52,8 @@ def moved(booted, say):
                 'move_container': NAME, 'move_from': source.host, 'move_to': target.host})
             seconds = time.monotonic() - started
         say('move_container %s -> %s in %.0f s (rc %s)' % (source.host, target.host, seconds, proc.returncode))
-        yield Moved(proc=proc, seconds=seconds, source=source, target=target, token=token,
-                    copies_before=copies, copies_after=controller_copies())
+        yield PlaybookRun(proc=proc, seconds=seconds, source=source, target=target, token=token,
+                          copies_before=copies, copies_after=controller_copies())
     finally:
         for guest in (source, target):
             guest.run('docker rm -f %s' % NAME, check=False)

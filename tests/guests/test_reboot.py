@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from guests import GuestDocker
+from guests import GuestDocker, PlaybookRun
 from helpers import COUNTER, collection_playbook, counter_lines, runs, wait_counter
 
 REBOOT_HOSTS = collection_playbook('reboot_hosts')
@@ -60,17 +60,6 @@ def test_without_dbus_reboot_hosts_stops_before_any_checkpoint(ready, containers
     assert outcome == (True, True, True, True, [], 1), (outcome, proc.stdout[-4000:])
 
 
-class Reboot:
-    """What a reboot_hosts run did: proc, seconds, boot ids before and after, the containers, the page before."""
-
-    def __init__(self, **fields):
-        self.__dict__.update(fields)
-
-    @property
-    def output(self):
-        return self.proc.stdout[-6000:] + self.proc.stderr[-3000:]
-
-
 @pytest.fixture(scope='module')
 def rebooted(ready, say):
     if ready.suite not in REBOOT_SUITES:
@@ -92,8 +81,8 @@ def rebooted(ready, say):
         seconds = time.monotonic() - started
         say('%s: reboot_hosts in %.0f s (rc %s)' % (ready.host, seconds, proc.returncode))
         ready.wait_ssh(300)
-        yield Reboot(proc=proc, seconds=seconds, boot_before=boot_before, boot_after=ready.boot_id(),
-                     counter=counter, web=web, page_before=page_before)
+        yield PlaybookRun(proc=proc, seconds=seconds, boot_before=boot_before, boot_after=ready.boot_id(),
+                          counter=counter, web=web, page_before=page_before)
     finally:
         ready.run('docker rm -f %s %s' % (counter, web), check=False)
 
@@ -198,8 +187,8 @@ def recovered(ready, say):
         proc = ready.playbook(RECOVER, timeout=REBOOT_TIMEOUT)
         say('%s: killed after the freeze, rebooted, recover in %.0f s (rc %s)'
             % (ready.host, time.monotonic() - started, proc.returncode))
-        yield Reboot(proc=proc, counter=counter, boot_before=boot_before, boot_after=ready.boot_id(),
-                     manifest_frozen=manifest_frozen)
+        yield PlaybookRun(proc=proc, counter=counter, boot_before=boot_before, boot_after=ready.boot_id(),
+                          manifest_frozen=manifest_frozen)
     finally:
         ready.run('docker rm -f %s' % counter, check=False)
 

@@ -702,6 +702,17 @@ class Guest:
             os.unlink(self.pidfile)
 
 
+class PlaybookRun:
+    """What a playbook run of a guest test did: proc (its CompletedProcess) and whatever else the test keeps."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+    @property
+    def output(self):
+        return self.proc.stdout[-6000:] + self.proc.stderr[-3000:]
+
+
 def write_inventory(path, booted):
     """An Ansible inventory of running guests (group `guests`), reached over SSH."""
     inventory = {'all': {'children': {'guests': {'hosts': {guest.host: guest.hostvars() for guest in booted}}}}}
