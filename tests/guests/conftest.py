@@ -81,16 +81,24 @@ FILE_ORDER = ('test_setup.py', 'test_lifecycle.py', 'test_reboot.py', 'test_move
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     """Every test of one guest, then every test of the next (only the move has two up), each guest's files in
-    FILE_ORDER; the move only when both of its guests are chosen (CRYO_GUESTS)."""
-    if not moving():
-        unmoved = [item for item in items if os.path.basename(str(item.fspath)) == 'test_move.py']
-        if unmoved:
-            config.hook.pytest_deselected(items=unmoved)
-            items[:] = [item for item in items if item not in unmoved]
+    FILE_ORDER; the move only when both of its guests are chosen (CRYO_GUESTS), the reboots only on the guests of
+    guests.REBOOT (CRYO_GUEST_REBOOT)."""
+    def suite_of(item):
+        spec = getattr(item, 'callspec', None)
+        return spec.params.get('guest') if spec else None
+
+    def left_out(item):
+        name = os.path.basename(str(item.fspath))
+        return ((name == 'test_move.py' and not moving())
+                or (name == 'test_reboot.py' and suite_of(item) not in guests.REBOOT))
+
+    dropped = [item for item in items if left_out(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
 
     def key(item):
-        spec = getattr(item, 'callspec', None)
-        suite = spec.params.get('guest') if spec else None
+        suite = suite_of(item)
         name = os.path.basename(str(item.fspath))
         return (SUITES.index(suite) if suite in SUITES else len(SUITES),
                 FILE_ORDER.index(name) if name in FILE_ORDER else len(FILE_ORDER))

@@ -63,6 +63,8 @@ import yaml
 SUITES = {'bookworm': 'debian12', 'trixie': 'debian13'}
 # tests/guests/test_move.py: move_container from the first to the second.
 MOVE = ('bookworm', 'trixie')
+# tests/guests/test_reboot.py: the guests that reboot for real (each reboot_hosts run ~8 minutes under TCG).
+REBOOT = tuple(suite for suite in os.environ.get('CRYO_GUEST_REBOOT', 'bookworm').split(',') if suite)
 VARIANT = 'important'
 PACKAGES = (
     'linux-image-amd64', 'initramfs-tools', 'systemd-sysv', 'dbus', 'openssh-server',
