@@ -86,3 +86,12 @@ def test_no_archive_is_left_anywhere(moved):
             for guest in (moved.source, moved.target)}
     assert left == {moved.source.host: [], moved.target.host: []} and moved.copies_after == moved.copies_before, (
         left, moved.copies_after - moved.copies_before)
+
+
+def test_the_moved_container_is_in_its_own_cgroup_and_checkpoints_again(moved):
+    """criu#2453 through the import: the restored processes are in the new container's scope on Debian 13, so it
+    can be checkpointed again there."""
+    info = GuestDocker(moved.target).inspect_container(NAME)
+    cgroup = moved.target.run('cat /proc/%d/cgroup' % info['State']['Pid'], timeout=60).stdout
+    again = moved.target.run_module('docker_checkpoint', dict(container=NAME, checkpoint='again', leave_running=True))
+    assert info['Id'] in cgroup and not again.get('failed'), (cgroup, again.get('msg'))
