@@ -22,6 +22,7 @@ import gzip
 import json
 import os
 import re
+import socket
 import stat
 
 # The PATH a service manager gives dockerd (systemd's default, and root's on Debian): runc,
@@ -375,11 +376,11 @@ class Host:
 
     def init_system(self):
         """What a reboot goes through: PID 1's name, whether systemd runs the host (sd_booted: /run/systemd/system)
-        and whether the D-Bus system bus is there (the `shutdown` ansible.builtin.reboot runs talks to logind
-        through it)."""
+        and whether the D-Bus system bus answers (the `shutdown` ansible.builtin.reboot runs talks to logind
+        through it; a stopped dbus.socket leaves its file behind)."""
         return dict(pid1=(self.read(1, 'comm') or '').strip() or None,
                     systemd=os.path.isdir(os.path.join(self.run_root, 'systemd', 'system')),
-                    dbus=os.path.exists(os.path.join(self.run_root, 'dbus', 'system_bus_socket')))
+                    dbus=socket_answers(os.path.join(self.run_root, 'dbus', 'system_bus_socket')))
 
     def container_pids(self, pid, cgroup_root=None):
         """The pids (text) of every process in the container of pid: its cgroup's, pid always among them."""
@@ -466,6 +467,19 @@ class Host:
 
 
 # -- the file system -------------------------------------------------------------------------------
+
+def socket_answers(path, timeout=2.0):
+    """Whether something accepts connections on the unix socket at path."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(timeout)
+    try:
+        probe.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
 
 def read_text(path):
     try:

@@ -2,6 +2,7 @@
 
 import datetime
 import os
+import socket
 
 import pytest
 
@@ -40,7 +41,9 @@ class FakeHost(Host):
         (tmp_path / 'proc' / '1' / 'comm').write_text('systemd\n')
         os.makedirs(str(tmp_path / 'run' / 'systemd' / 'system'))
         os.makedirs(str(tmp_path / 'run' / 'dbus'))
-        (tmp_path / 'run' / 'dbus' / 'system_bus_socket').write_text('')
+        self.bus = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.bus.bind(str(tmp_path / 'run' / 'dbus' / 'system_bus_socket'))
+        self.bus.listen(1)
         self.config = KERNEL_CONFIG
         self.search = '%s:%s' % (tmp_path / 'usr/local/sbin', tmp_path / 'usr/sbin')
         self.daemon = dict(pid=3397, started_at=DOCKERD_STARTED, path=self.search, options={}, config_file='',
@@ -443,10 +446,14 @@ def test_cgroup_version_from_the_host_when_the_engine_does_not_say(host, engine,
     assert run(capsys)['facts']['cgroup_version'] == '2'
 
 
-def test_a_systemd_host_without_dbus_cannot_be_rebooted_by_ansible(host, tmp_path, capsys):
+@pytest.mark.parametrize('bus', ['missing', 'stopped'])
+def test_a_systemd_host_without_dbus_cannot_be_rebooted_by_ansible(host, tmp_path, capsys, bus):
     """A Debian guest built without dbus: ansible.builtin.reboot's `shutdown -r` failed with "Failed to connect to
-    bus" after the maintenance role had checkpointed everything."""
-    os.unlink(str(tmp_path / 'run' / 'dbus' / 'system_bus_socket'))
+    bus" after the maintenance role had checkpointed everything. `systemctl stop dbus.socket` leaves the socket's
+    file behind, with nothing listening."""
+    host.bus.close()
+    if bus == 'missing':
+        os.unlink(str(tmp_path / 'run' / 'dbus' / 'system_bus_socket'))
     result = run(capsys)
     check = by_name(result)['host reboot']
     assert check['status'] == 'warn' and result['ready'] is True
@@ -458,7 +465,7 @@ def test_a_systemd_host_without_dbus_cannot_be_rebooted_by_ansible(host, tmp_pat
 def test_a_host_without_systemd_reboots_through_its_shutdown(host, tmp_path, capsys):
     (tmp_path / 'proc' / '1' / 'comm').write_text('init\n')
     os.rmdir(str(tmp_path / 'run' / 'systemd' / 'system'))
-    os.unlink(str(tmp_path / 'run' / 'dbus' / 'system_bus_socket'))
+    host.bus.close()
     check = by_name(run(capsys))['host reboot']
     assert check == dict(name='host reboot', status='pass', remedy='',
                          detail='PID 1 is init, not systemd: ansible.builtin.reboot uses its shutdown command.')
