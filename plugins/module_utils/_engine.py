@@ -330,6 +330,9 @@ class Engine:
     def stop(self, container, timeout=10):
         self._sdk(self.client.stop, container, timeout=timeout)
 
+    def unpause(self, container):
+        self._sdk(self.client.unpause, container)
+
     # -- checkpoints -----------------------------------------------------
 
     def list_checkpoints(self, container, checkpoint_dir=None):

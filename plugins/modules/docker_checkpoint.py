@@ -268,6 +268,18 @@ container_running:
   description: Whether the container is running after a failed checkpoint (it should be).
   returned: failure of the checkpoint itself
   type: bool
+thawed:
+  description:
+    - Whether the module thawed the container after a failed checkpoint. A CRIU that ends before it thaws the
+      processes (killed, crashed) leaves the container frozen; the module unpauses it through the engine, or runs
+      C(runc resume) with the engine's runc where the engine does not call it paused. V(false) when it tried and
+      could not (the msg gives the command).
+  returned: failure of the checkpoint itself, when the container was left frozen
+  type: bool
+disk_full:
+  description: The checkpoint failed because its file system ran out of room (the msg names it and the free space).
+  returned: failure, when the disk was full
+  type: bool
 """
 
 from ansible_collections.cryo.docker.plugins.module_utils._common import CONTAINERS_RULES, CONTAINERS_SPEC, run

@@ -19,7 +19,18 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'testbed'))
 
+import helpers  # noqa: E402
 from helpers import COUNTER, DOCKER_HOST, IMAGE, FleetBed  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def playbook_timeout(request, monkeypatch):
+    """A test marked with a longer timeout than pytest.ini's (@pytest.mark.timeout(N)) gives each of its playbooks
+    N - 20 seconds instead of helpers.PLAYBOOK_TIMEOUT: still killed, with its output, before the test's own."""
+    marker = request.node.get_closest_marker('timeout')
+    default = float(request.config.getini('timeout') or 0)
+    if marker and marker.args and float(marker.args[0]) > default:
+        monkeypatch.setattr(helpers, 'PLAYBOOK_TIMEOUT', max(helpers.PLAYBOOK_TIMEOUT, float(marker.args[0]) - 20))
 
 
 @pytest.fixture(scope='session')
@@ -30,11 +41,12 @@ def engine():
 
 @pytest.fixture
 def make_container(engine):
-    """Factory: make_container(command=COUNTER, **host_config) -> name; removed afterwards."""
+    """Factory: make_container(command=COUNTER, **host_config) -> name; removed afterwards. Docker's defaults
+    (its default seccomp profile among them) unless a test asks for more, as security_opt=[...]."""
     created = []
 
     def factory(command=COUNTER, name=None, start=True, ports=None, restart_policy=None,
-                security_opt=('seccomp=unconfined',), tty=False, image=IMAGE, **host_kwargs):
+                security_opt=(), tty=False, image=IMAGE, **host_kwargs):
         name = name or 'cryo-test-%s' % uuid.uuid4().hex[:8]
         host_config = engine.create_host_config(
             port_bindings=ports, restart_policy=restart_policy,

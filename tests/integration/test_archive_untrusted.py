@@ -26,17 +26,8 @@ import docker
 import pytest
 
 import forge
-from helpers import (
-    COUNTER,
-    IMAGE,
-    checkpoints,
-    collection_playbook,
-    counter,
-    counter_lines,
-    run_module,
-    run_playbook,
-    wait_counter,
-)
+from helpers import (COUNTER, IMAGE, call_module, checkpoints, collection_playbook, counter, counter_lines,
+                     run_playbook, wait_counter)
 
 
 @pytest.fixture
@@ -72,7 +63,7 @@ def start_counter(fleet, made, host='fleet-1'):
 
 
 def export(fleet, name, path, **args):
-    result = run_module('docker_checkpoint_export', dict(
+    result = call_module('docker_checkpoint_export', dict(
         args, container=name, checkpoint='move', path=path, compression='none',
         docker_host=fleet.docker_host('fleet-1')))
     assert result.get('changed') and not result.get('failed'), result.get('msg', result)
@@ -80,7 +71,7 @@ def export(fleet, name, path, **args):
 
 
 def import_(fleet, path, **args):
-    return run_module('docker_checkpoint_import', dict(args, path=path, docker_host=fleet.docker_host('fleet-2')))
+    return call_module('docker_checkpoint_import', dict(args, path=path, docker_host=fleet.docker_host('fleet-2')))
 
 
 def staging(fleet):

@@ -33,7 +33,7 @@ import docker
 import pytest
 
 import fleet as testbed_fleet
-from helpers import COUNTER, IMAGE, ROOT, counter, counter_lines, free_port, run_module, wait_counter, wait_http
+from helpers import COUNTER, IMAGE, ROOT, call_module, counter, counter_lines, free_port, wait_counter, wait_http
 
 CHECKPOINTCTL = 'checkpointctl=1.3.0+ds1-2+b5'
 TRIXIE_LIBC = 'libc6=2.41-12+deb13u5'
@@ -98,18 +98,19 @@ def pair(fleet):
 
 
 def export(fleet, host, **args):
-    result = run_module('docker_checkpoint_export', dict(args, docker_host=fleet.docker_host(host)))
+    result = call_module('docker_checkpoint_export', dict(args, docker_host=fleet.docker_host(host)))
     assert not result.get('failed'), result.get('msg', result)
     return result
 
 
-# The test containers run with seccomp=unconfined (as Docker's checkpoint documentation does): an import allows it.
+# The test containers run with Docker's defaults (its seccomp profile too), which an import takes without an
+# allow; the counter of the first test runs with seccomp=unconfined (as Docker's checkpoint documentation has
+# it), host access that an import refuses unless allowed by name.
 UNCONFINED = ['security_options']
 
 
 def import_(fleet, host, **args):
-    args.setdefault('allow', UNCONFINED)
-    result = run_module('docker_checkpoint_import', dict(args, docker_host=fleet.docker_host(host)))
+    result = call_module('docker_checkpoint_import', dict(args, docker_host=fleet.docker_host(host)))
     assert not result.get('failed'), result.get('msg', result)
     return result
 
@@ -152,13 +153,13 @@ def test_the_counter_moves_to_an_engine_where_it_never_existed(fleet, pair, arch
     with pytest.raises(docker.errors.NotFound):
         target.inspect_container(name)
     # Its seccomp=unconfined reaches into the host: refused unless the operator allows it by name.
-    refused = run_module('docker_checkpoint_import', dict(path=path, docker_host=fleet.docker_host('fleet-2')))
+    refused = call_module('docker_checkpoint_import', dict(path=path, docker_host=fleet.docker_host('fleet-2')))
     assert refused.get('failed') and refused['reason'] == 'host_access', refused
     assert refused['allow_missing'] == ['security_options'] and 'seccomp=unconfined' in refused['msg'], refused
     with pytest.raises(docker.errors.NotFound):
         target.inspect_container(name)
     started = time.monotonic()
-    imported = import_(fleet, 'fleet-2', path=path, checksum=exported['archive']['sha256'])
+    imported = import_(fleet, 'fleet-2', path=path, checksum=exported['archive']['sha256'], allow=UNCONFINED)
     assert imported['host_access'] == [dict(allow='security_options', item='security option seccomp=unconfined')]
     assert 'seccomp=unconfined' in imported['container']['effective']['security_options'], imported['container']
     import_wall = time.monotonic() - started
@@ -174,7 +175,7 @@ def test_the_counter_moves_to_an_engine_where_it_never_existed(fleet, pair, arch
     assert moved == list(range(frozen[-1] + 1, frozen[-1] + 1 + len(moved))), (frozen[-1], moved)
     assert imported['checkpoint_removed'] is True
 
-    again = import_(fleet, 'fleet-2', path=path)
+    again = import_(fleet, 'fleet-2', path=path, allow=UNCONFINED)
     assert again['changed'] is False and again['verified'] is True
     assert target.inspect_container(name)['Id'] == info['Id']
     staging = os.path.join(target.info()['DockerRootDir'], 'cryo-import')
@@ -209,8 +210,7 @@ def test_a_web_server_with_its_run_time_page_and_image_moves(fleet, pair, archiv
 
     port, new_port = free_port(), free_port()
     source.create_container(image, ['/bin/sh', '-c', WEB.format(page=page)], name=name, stop_timeout=1, ports=[80],
-                            host_config=source.create_host_config(security_opt=['seccomp=unconfined'],
-                                                                  port_bindings={80: ('127.0.0.1', port)}))
+                            host_config=source.create_host_config(port_bindings={80: ('127.0.0.1', port)}))
     source.start(name)
     assert wait_http(port) == page
     path = os.path.join(archives, name + '.tar.zst')
@@ -237,16 +237,15 @@ def test_check_mode_of_an_import_creates_nothing(fleet, pair, archives, zstd):
     source, target = fleet.clients['fleet-1'], fleet.clients['fleet-2']
     name = 'archive-check-%s' % uuid.uuid4().hex[:6]
     pair['containers'].add(name)
-    source.create_container(IMAGE, ['/bin/sh', '-c', COUNTER], name=name, stop_timeout=1,
-                            host_config=source.create_host_config(security_opt=['seccomp=unconfined']))
+    source.create_container(IMAGE, ['/bin/sh', '-c', COUNTER], name=name, stop_timeout=1)
     source.start(name)
     wait_counter(source, name, 1)
     path = os.path.join(archives, name + '.tar.gz')
     exported = export(fleet, 'fleet-1', container=name, checkpoint='snap', path=path, leave_running=True,
                       compression='gzip')
     assert source.inspect_container(name)['State']['Running'], 'leave_running keeps it running'
-    result = run_module('docker_checkpoint_import', dict(path=path, docker_host=fleet.docker_host('fleet-2'),
-                                                         allow=UNCONFINED), check=True, diff=True)
+    result = call_module('docker_checkpoint_import', dict(path=path, docker_host=fleet.docker_host('fleet-2')),
+                         check=True, diff=True)
     assert result['changed'] and not result.get('failed'), result
     assert result['container']['name'] == name and result['container']['id'] is None
     assert result['steps'][-1] == 'would restore it from checkpoint snap'
@@ -269,8 +268,7 @@ def test_an_archive_of_docker_20_10_resumes_on_a_newer_engine(fleet, pair, archi
     name = 'archive-%s-%s' % (kind.replace('.', ''), uuid.uuid4().hex[:6])
     pair['containers'].add(name)
     source.create_container(IMAGE, ['/bin/sh', '-c', COUNTER], name=name, stop_timeout=1,
-                            host_config=source.create_host_config(security_opt=['seccomp=unconfined'],
-                                                                  network_mode=network))
+                            host_config=source.create_host_config(network_mode=network))
     source.start(name)
     wait_counter(source, name, 2)
     with testbed_fleet.Engine('cryo-archive-%s' % kind.replace('.', ''), kind=kind) as engine:
@@ -280,21 +278,19 @@ def test_an_archive_of_docker_20_10_resumes_on_a_newer_engine(fleet, pair, archi
             # A bridge container of the same engine is refused there before anything is created.
             bridged = name + '-bridge'
             pair['containers'].add(bridged)
-            source.create_container(IMAGE, ['/bin/sh', '-c', COUNTER], name=bridged, stop_timeout=1,
-                                    host_config=source.create_host_config(security_opt=['seccomp=unconfined']))
+            source.create_container(IMAGE, ['/bin/sh', '-c', COUNTER], name=bridged, stop_timeout=1)
             source.start(bridged)
             bridged_path = os.path.join(archives, bridged + '.tar.zst')
             export(fleet, 'fleet-1', container=bridged, checkpoint='move', path=bridged_path, leave_running=True)
-            refused = run_module('docker_checkpoint_import', dict(path=bridged_path, docker_host=engine.docker_host,
-                                                                  allow=UNCONFINED))
+            refused = call_module('docker_checkpoint_import', dict(path=bridged_path, docker_host=engine.docker_host))
             assert refused.get('failed') and refused.get('reason') == 'unrestorable', refused
             assert 'cannot be restored on this engine, so it was not created' in refused['msg']
             assert not engine.client().containers(all=True)
         path = os.path.join(archives, name + '.tar.zst')
         export(fleet, 'fleet-1', container=name, checkpoint='move', path=path)
         last = counter(source, name)
-        imported = run_module('docker_checkpoint_import', dict(path=path, docker_host=engine.docker_host, allow=(
-            UNCONFINED + ['host_namespaces'] if network else UNCONFINED)))
+        imported = call_module('docker_checkpoint_import', dict(path=path, docker_host=engine.docker_host,
+                                                                allow=['host_namespaces'] if network else []))
         assert imported.get('changed') and not imported.get('failed'), imported.get('msg', imported)
         assert imported['restored'] and imported['verified'], imported
         target = engine.client()
@@ -324,7 +320,7 @@ def test_four_warm_clones_of_one_archive_answer_each_on_its_own_port(fleet, pair
     port = free_port()
     engine.create_container(IMAGE, ['/bin/sh', '-c', WARM_APP.format(page=page)], name=name, stop_timeout=1,
                             ports=[80], host_config=engine.create_host_config(
-                                security_opt=['seccomp=unconfined'], port_bindings={80: ('127.0.0.1', port)}))
+                                port_bindings={80: ('127.0.0.1', port)}))
     started = time.monotonic()
     engine.start(name)
     assert wait_http(port, timeout=WARM_UP + 15) == page
@@ -338,9 +334,9 @@ def test_four_warm_clones_of_one_archive_answer_each_on_its_own_port(fleet, pair
 
     def clone(clone_name):
         began = time.monotonic()
-        result = run_module('docker_checkpoint_import', dict(
+        result = call_module('docker_checkpoint_import', dict(
             path=path, checksum=exported['archive']['sha256'], container=clone_name, publish='remap',
-            allow=UNCONFINED, docker_host=fleet.docker_host('fleet-1')))
+            docker_host=fleet.docker_host('fleet-1')))
         assert not result.get('failed'), result.get('msg', result)
         [bound] = result['container']['bound_ports']
         clone_port = int(bound.split(':')[1])

@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from helpers import (COUNTER, DOCKER_HOST, INVENTORY, ROOT, free_port, ok, run_module, run_playbook, wait_counter,
+from helpers import (COUNTER, DOCKER_HOST, INVENTORY, ROOT, call_module, free_port, ok, run_playbook, wait_counter,
                      wait_http)
 
 WEB = 'mkdir -p /www; echo page > /www/index.html; exec httpd -f -p 8080 -h /www'
@@ -26,7 +26,7 @@ WEB = 'mkdir -p /www; echo page > /www/index.html; exec httpd -f -p 8080 -h /www
 
 def details(name, **args):
     """The one checkpoint docker_checkpoint_info lists for container name, with details."""
-    result = ok(run_module('docker_checkpoint_info', dict(args, container=name, details=True)))
+    result = ok(call_module('docker_checkpoint_info', dict(args, container=name, details=True)))
     assert result['changed'] is False
     [entry] = result['checkpoints']
     return entry
@@ -163,8 +163,8 @@ def test_counter_process_tree(engine, make_container, crit):
     name = make_container(COUNTER, name='details-counter-%s' % uuid.uuid4().hex[:6])
     wait_counter(engine, name, 2)
     with tempfile.TemporaryDirectory(prefix='cryo-details-') as place:
-        ok(run_module('docker_checkpoint', dict(container=name, checkpoint='cp1', checkpoint_dir=place,
-                                                leave_running=True)))
+        ok(call_module('docker_checkpoint', dict(container=name, checkpoint='cp1', checkpoint_dir=place,
+                                                 leave_running=True)))
         pid1 = host_pid(engine, name)
         entry = details(name, checkpoint_dir=place)
         assert entry['details_notes'] == []
@@ -188,7 +188,7 @@ def test_web_server_socket_and_memory(engine, make_container, crit):
     port = free_port()
     name = make_container(WEB, name='details-web-%s' % uuid.uuid4().hex[:6], ports={8080: ('127.0.0.1', port)})
     assert wait_http(port) == 'page'
-    ok(run_module('docker_checkpoint', dict(container=name, checkpoint='cp1', leave_running=True)))
+    ok(call_module('docker_checkpoint', dict(container=name, checkpoint='cp1', leave_running=True)))
     pid1 = host_pid(engine, name)
     entry = details(name)
     assert entry['details_notes'] == []
@@ -211,7 +211,7 @@ def test_web_server_socket_and_memory(engine, make_container, crit):
 def test_engine_path_checkpoint_has_no_stats(engine, make_container):
     name = make_container(COUNTER, name='details-engine-%s' % uuid.uuid4().hex[:6])
     wait_counter(engine, name, 2)
-    ok(run_module('docker_checkpoint', dict(container=name, checkpoint='cp1', method='engine', leave_running=True)))
+    ok(call_module('docker_checkpoint', dict(container=name, checkpoint='cp1', method='engine', leave_running=True)))
     entry = details(name)
     assert entry['stats'] is None and entry['details_notes'] == []
     assert entry['processes'][0]['command_line'] == ['/bin/sh', '-c', COUNTER]
@@ -220,8 +220,8 @@ def test_engine_path_checkpoint_has_no_stats(engine, make_container):
 def test_check_mode_reads_the_same(engine, make_container):
     name = make_container(COUNTER, name='details-check-%s' % uuid.uuid4().hex[:6])
     wait_counter(engine, name, 2)
-    ok(run_module('docker_checkpoint', dict(container=name, checkpoint='cp1', leave_running=True)))
-    checked = ok(run_module('docker_checkpoint_info', dict(container=name, details=True), check=True))
+    ok(call_module('docker_checkpoint', dict(container=name, checkpoint='cp1', leave_running=True)))
+    checked = ok(call_module('docker_checkpoint_info', dict(container=name, details=True), check=True))
     [entry] = checked['checkpoints']
     assert checked['changed'] is False and entry['processes'][0]['command'] == 'sh'
 

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from fleet import Engine
-from helpers import COUNTER, IMAGE, checkpoints, run_module, state, wait_counter
+from helpers import COUNTER, IMAGE, call_module, checkpoints, run_module, state, wait_counter
 
 MODULES = ('docker_checkpoint', 'docker_checkpoint_info', 'docker_restore')
 
@@ -47,27 +47,27 @@ def running(engine, make_container):
 
 @pytest.mark.parametrize('module', MODULES)
 def test_unknown_container(module):
-    failed_cleanly(run_module(module, args_for(module, 'cryo-lc-no-such-container')),
+    failed_cleanly(call_module(module, args_for(module, 'cryo-lc-no-such-container')),
                    'cryo-lc-no-such-container', 'not exist')
 
 
 def test_checkpoint_of_stopped_container(engine, make_container):
     never = make_container(start=False)
-    failed_cleanly(run_module('docker_checkpoint', args_for('docker_checkpoint', never)), never, 'running container')
+    failed_cleanly(call_module('docker_checkpoint', args_for('docker_checkpoint', never)), never, 'running container')
     assert checkpoints(engine, never) == []
 
     stopped = make_container()
     wait_counter(engine, stopped, 1)
     engine.kill(stopped)
     engine.wait(stopped, timeout=10)
-    failed_cleanly(run_module('docker_checkpoint', args_for('docker_checkpoint', stopped)), stopped,
+    failed_cleanly(call_module('docker_checkpoint', args_for('docker_checkpoint', stopped)), stopped,
                    'running container')
     assert checkpoints(engine, stopped) == []
 
 
 def test_restore_missing_checkpoint(engine, make_container):
     name = make_container(start=False)
-    msg = failed_cleanly(run_module('docker_restore', {'container': name, 'checkpoint': 'nope'}), 'nope')
+    msg = failed_cleanly(call_module('docker_restore', {'container': name, 'checkpoint': 'nope'}), 'nope')
     assert 'not exist' in msg or 'no checkpoint' in msg.lower() or 'not found' in msg.lower(), msg
     assert not state(engine, name)['Running']
 
@@ -75,7 +75,7 @@ def test_restore_missing_checkpoint(engine, make_container):
 def test_invalid_checkpoint_name(engine, running):
     for module in ('docker_checkpoint', 'docker_restore'):
         for bad in ('-bad', 'a'):
-            msg = failed_cleanly(run_module(module, {'container': running, 'checkpoint': bad}), bad)
+            msg = failed_cleanly(call_module(module, {'container': running, 'checkpoint': bad}), bad)
             assert 'valid' in msg.lower() or 'invalid' in msg.lower(), msg
     assert state(engine, running)['Running']
     assert checkpoints(engine, running) == []
@@ -83,7 +83,7 @@ def test_invalid_checkpoint_name(engine, running):
 
 @pytest.mark.parametrize('module', MODULES)
 def test_relative_checkpoint_dir(engine, running, module):
-    failed_cleanly(run_module(module, args_for(module, running, checkpoint_dir='relative/dir')), 'absolute')
+    failed_cleanly(call_module(module, args_for(module, running, checkpoint_dir='relative/dir')), 'absolute')
     assert state(engine, running)['Running']
     assert checkpoints(engine, running) == []
     assert not os.path.exists('relative/dir')
@@ -91,7 +91,7 @@ def test_relative_checkpoint_dir(engine, running, module):
 
 @pytest.mark.parametrize('module', MODULES)
 def test_engine_unreachable(module):
-    failed_cleanly(run_module(module, args_for(module, 'whatever', docker_host='unix:///nonexistent.sock')),
+    failed_cleanly(call_module(module, args_for(module, 'whatever', docker_host='unix:///nonexistent.sock')),
                    '/nonexistent.sock')
 
 
@@ -110,6 +110,7 @@ def python_without_sdk(tmp_path_factory):
 
 @pytest.mark.parametrize('module', MODULES)
 def test_sdk_missing(python_without_sdk, module):
+    # Through ansible-playbook: the interpreter without the SDK is an inventory variable.
     msg = failed_cleanly(run_module(module, args_for(module, 'whatever'),
                                     extra_vars={'ansible_python_interpreter': python_without_sdk}), 'docker')
     assert 'sdk' in msg.lower(), msg
@@ -124,13 +125,12 @@ def noexp_engine():
         assert not client.version().get('Experimental')
         NOEXP.load_image()
         client.create_container(IMAGE, ['/bin/sh', '-c', COUNTER], name='cryo-lc-noexp-counter',
-                                host_config=client.create_host_config(network_mode='none',
-                                                                      security_opt=['seccomp=unconfined']))
+                                host_config=client.create_host_config(network_mode='none'))
         client.start('cryo-lc-noexp-counter')
         yield 'cryo-lc-noexp-counter'
 
 
 @pytest.mark.parametrize('module', MODULES)
 def test_engine_not_experimental(noexp_engine, module):
-    failed_cleanly(run_module(module, args_for(module, noexp_engine, docker_host=NOEXP_SOCK)),
+    failed_cleanly(call_module(module, args_for(module, noexp_engine, docker_host=NOEXP_SOCK)),
                    'experimental', 'cryo.docker.engine')

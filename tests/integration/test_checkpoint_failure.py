@@ -4,7 +4,7 @@ A host-network container holding an established TCP connection to a peer outside
 cannot be dumped without CRIU's tcp-established option (off by default in the criu role).
 """
 
-from helpers import run_module, state, wait_counter
+from helpers import call_module, state, wait_counter
 
 NC_COUNTER = ('(while true; do echo x; sleep 1; done) | nc 127.0.0.1 {port} & '
               'i=0; while true; do echo $i; i=$(expr $i + 1); sleep 1; done')
@@ -16,7 +16,7 @@ def test_failed_checkpoint_leaves_container_running_and_quotes_criu(engine, make
     wait_counter(engine, name, 2)
     assert peers, 'the container did not connect to the test peer'
 
-    result = run_module('docker_checkpoint', {'container': name, 'checkpoint': 'doomed'})
+    result = call_module('docker_checkpoint', {'container': name, 'checkpoint': 'doomed'})
 
     assert result['failed']
     assert 'Traceback' not in result['msg']
@@ -29,7 +29,7 @@ def test_failed_checkpoint_leaves_container_running_and_quotes_criu(engine, make
     assert state(engine, name)['Running']
     before = wait_counter(engine, name, 0)
     wait_counter(engine, name, before + 2)
-    info = run_module('docker_checkpoint_info', {'container': name})
+    info = call_module('docker_checkpoint_info', {'container': name})
     assert info['checkpoints'] == []
 
 
@@ -38,7 +38,7 @@ def test_failed_checkpoint_puts_held_restart_policy_back(engine, make_container,
     name = make_container(NC_COUNTER.format(port=port), network_mode='host',
                           restart_policy={'Name': 'unless-stopped'})
     wait_counter(engine, name, 2)
-    result = run_module('docker_checkpoint', {'container': name, 'checkpoint': 'doomed'})
+    result = call_module('docker_checkpoint', {'container': name, 'checkpoint': 'doomed'})
     assert result['failed']
     assert engine.inspect_container(name)['HostConfig']['RestartPolicy']['Name'] == 'unless-stopped'
     assert state(engine, name)['Running']

@@ -22,7 +22,7 @@ import time
 import docker
 import pytest
 
-from helpers import checkpoint_path, checkpoints, run_module, state, wait_counter
+from helpers import call_module, checkpoint_path, checkpoints, state, wait_counter
 
 MODULES = ('docker_checkpoint', 'docker_restore', 'docker_checkpoint_export', 'checkpoint_preflight')
 
@@ -42,7 +42,7 @@ def run_one(module, name, archive_dir):
         docker_checkpoint_export=dict(container=name, checkpoint='cp1', path=os.path.join(archive_dir, 'a.tar')),
         checkpoint_preflight=dict(containers=[name]),
     )[module]
-    return run_module(module, args)
+    return call_module(module, args)
 
 
 def run_all(name, archive_dir):
@@ -147,7 +147,7 @@ def test_dead(engine, dead, archive_dir):
     assert state(engine, dead)['Status'] == 'dead'
     nothing_written(engine, dead, archive_dir)
     # Its checkpoints went with its directory: docker_checkpoint_info lists the other containers', and says so.
-    listed = run_module('docker_checkpoint_info', {})
+    listed = call_module('docker_checkpoint_info', {})
     no_traceback(listed)
     assert not listed.get('failed'), listed
     assert any(('The checkpoints of container %s cannot be listed: it is dead' % dead) in str(warning)

@@ -37,8 +37,9 @@ import pytest
 
 import fleet as testbed_fleet
 import helpers
-from helpers import (COUNTER, IMAGE, TESTBED, FleetBed, checkpoints, collection_playbook, counter, counter_lines,
-                     free_port, http_get, ok, remove_containers, run_module, run_playbook, runs, state, wait_counter,
+import host_truth
+from helpers import (COUNTER, IMAGE, TESTBED, FleetBed, call_module, checkpoints, collection_playbook, counter,
+                     counter_lines, free_port, http_get, ok, remove_containers, run_playbook, runs, state, wait_counter,
                      wait_http, wait_lines, wait_running)
 
 KINDS = list(testbed_fleet.ENGINES)
@@ -77,7 +78,7 @@ class EngineBed:
         self.made = []
 
     def module(self, name, **args):
-        return run_module(name, dict(args, docker_host=self.docker_host))
+        return call_module(name, dict(args, docker_host=self.docker_host))
 
     def checkpoint(self, container, cp='cp1', **args):
         return self.module('docker_checkpoint', container=container, checkpoint=cp, **args)
@@ -89,7 +90,7 @@ class EngineBed:
                   port=None, labels=None):
         name = 'mx-%s-%s-%s' % (kind, self.kind, uuid.uuid4().hex[:6])
         host_config = self.client.create_host_config(
-            network_mode=network_mode, restart_policy=restart_policy, security_opt=['seccomp=unconfined'],
+            network_mode=network_mode, restart_policy=restart_policy,
             port_bindings={8080: ('127.0.0.1', port)} if port else None)
         self.client.create_container(IMAGE, ['/bin/sh', '-c', command] if isinstance(command, str) else command,
                                      name=name, host_config=host_config, labels=labels, stop_timeout=1,
@@ -293,7 +294,9 @@ def test_preflight(bed):
     assert facts['storage_driver'] == info['Driver'], facts
     assert facts['storage_driver'] == ('overlayfs' if bed.spec['image_store'] == 'containerd' else 'overlay2')
     assert facts['image_store'] == bed.spec['image_store'], facts
-    assert facts['criu_version'] == '4.2.1' and facts['experimental'] is True, facts
+    criu = host_truth.criu_of_docker(bed.engine.pidfile)
+    assert facts['criu_path'] == criu and facts['criu_version'] == host_truth.criu_version(criu), facts
+    assert facts['experimental'] is True, facts
     checks = {check['name']: check for check in result['checks']}
     assert checks['engine version']['status'] == ('pass' if bed.spec['bridge_restores'] else 'warn'), checks
     assert checks['containerd version']['status'] == 'pass', checks['containerd version']
@@ -342,6 +345,7 @@ def assert_same_engine_again(bed, pid):
     assert bed.client.info()['Driver'] == bed.storage_driver
 
 
+@pytest.mark.timeout(240)  # up to ~35 s here
 def test_maintenance_reboot(bed):
     counters = [bed.counter(), bed.counter(prefer='host', restart_policy={'Name': 'always'})]
     last = {name: wait_counter(bed.client, name, 2) for name in counters}
@@ -362,6 +366,7 @@ def test_maintenance_reboot(bed):
     assert bed.client.inspect_container(counters[1])['HostConfig']['RestartPolicy']['Name'] == 'always'
 
 
+@pytest.mark.timeout(240)  # up to ~50 s here (28.5 with the containerd image store)
 def test_maintenance_engine_restart(bed):
     """The engine_restart action: the collection's engine role restarts this engine directly, with the
     dockerd and PATH the inventory gives it (engine_dockerd_binary, engine_dockerd_path)."""
@@ -437,7 +442,7 @@ def test_move_of_a_bridge_container_to_this_engine_freezes_nothing(matrix, broke
         pid = source.pid(name)
         with tempfile.TemporaryDirectory(prefix='cryo-mx-move-') as directory:
             proc = run_playbook(collection_playbook('move_container'), matrix.inventory, extra_vars={
-                'move_container': name, 'move_from': '20.10', 'move_to': broken.kind, 'move_allow': ['security_options'],
+                'move_container': name, 'move_from': '20.10', 'move_to': broken.kind,
                 'move_archive_dir': directory + '/{{ inventory_hostname }}'})
             assert os.listdir(directory) == [], 'no archive directory was made'
         assert proc.returncode != 0, proc.stdout

@@ -1,8 +1,8 @@
 """Faults in the middle of an operation: each test states the one outcome the collection promises after its fault
 (its docstring) and asserts that outcome only; the moment of the fault is held by a condition, never a sleep.
 
-- CRIU killed (SIGKILL) while it dumps, on the runtime and the engine path (still two accepted outcomes: issue 21
-  has its one promised outcome to settle; the module now thaws a container CRIU left frozen);
+- CRIU killed (SIGKILL) while it dumps, on the runtime and the engine path: the container keeps running and its
+  counter goes on (on the engine path the freezer stays on, the engine calls it paused, and the module unpauses it);
 - the checkpoint's filesystem full (a small tmpfs as checkpoint_dir) during a checkpoint, and during an archive
   export; an engine's data root too small for an engine-path checkpoint;
 - the engine (dockerd and containerd, every process of it) killed while CRIU dumps (engine path), the moment the
@@ -46,9 +46,11 @@ def wait_allocated(engine, name, timeout=60):
 
 def criu_of(container_id, operation):
     """Pids of the CRIU that works for one container: runc starts it (`criu swrk`) as its own child, and runc's
-    command line names the operation (checkpoint, restore) and ends with the container's id. Whether runc runs
-    for the module (the runtime path) or under the engine's containerd shim, no other engine's or test's CRIU
-    matches."""
+    command line names the operation (checkpoint, restore) and ends with the container's id; with every process
+    that CRIU forked (a dump forks a worker: killed alone, the top one leaves the worker holding the container
+    frozen and runc waiting on it, and the engine's checkpoint call never returns - measured with Docker 20.10,
+    runc 1.1.5, CRIU 4.2.1). Whether runc runs for the module (the runtime path) or under the engine's containerd
+    shim, no other engine's or test's CRIU matches."""
     table = HOST.processes()
     found = []
     for pid, (ppid, cmdline, _cgroup) in table.items():
@@ -56,6 +58,11 @@ def criu_of(container_id, operation):
         if (argv and os.path.basename(argv[0]) == 'criu' and parent and os.path.basename(parent[0]) == 'runc'
                 and operation in parent and parent[-1] == container_id):
             found.append(pid)
+    grown = bool(found)
+    while grown:
+        below = [pid for pid, (ppid, _cmdline, _cgroup) in table.items() if ppid in found and pid not in found]
+        found += below
+        grown = bool(below)
     return found
 
 
@@ -127,13 +134,26 @@ class Killer(threading.Thread):
             pids = self.find()
             if pids:
                 time.sleep(self.delay)
-                for pid in self.find() or pids:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                        self.killed.append(pid)
-                    except ProcessLookupError:
-                        pass
+                # Stopped first, until find() names nothing new, then killed: a process that forks as it dies
+                # (CRIU's dump worker) leaves nothing behind.
+                stopped = []
+                for _attempt in range(20):
+                    more = [pid for pid in (self.find() or pids) if pid not in stopped]
+                    if not more:
+                        break
+                    stopped += [pid for pid in more if self._signal(pid, signal.SIGSTOP)]
+                    if not stopped:
+                        break
+                self.killed = [pid for pid in stopped if self._signal(pid, signal.SIGKILL)]
             time.sleep(0.005)
+
+    @staticmethod
+    def _signal(pid, sig):
+        try:
+            os.kill(pid, sig)
+            return True
+        except ProcessLookupError:
+            return False
 
 
 def assert_continues(engine, name, before, starts=1):
@@ -169,7 +189,10 @@ def converge(engine, name, docker_host=None, **args):
 
 @pytest.mark.parametrize('method', ['runtime', 'engine'])
 def test_criu_killed_during_a_dump(engine, make_container, method):
-    name = make_container(big_counter(128))
+    """CRIU SIGKILLed the moment it runs for this container's dump: the checkpoint fails cleanly, nothing is listed,
+    and the container keeps running, its counter going on from where it was (a failed checkpoint leaves the
+    container running). 256 MB: a dump of about a second, for the killer's /proc scan to catch."""
+    name = make_container(big_counter(256))
     before = wait_allocated(engine, name)
     cid = container_id(engine, name)
     killer = Killer(lambda: criu_of(cid, 'checkpoint'))
@@ -181,14 +204,10 @@ def test_criu_killed_during_a_dump(engine, make_container, method):
     assert 'Traceback' not in result['msg'] and 'MODULE FAILURE' not in result['msg'], result['msg']
     assert_nothing_half_written(engine, name, 'cp1')
     assert 'cp1' not in checkpoints(engine, name), 'a killed dump is listed as a checkpoint'
-    if not state(engine, name)['Running']:
-        # The msg names the way back: docker start (no checkpoint was taken).
-        assert 'start it again' in result['msg'], result['msg']
-        engine.start(name)
-        before = -1
-    else:
-        assert result['container_running'] is True and 'nothing was lost' in result['msg']
-    assert_continues(engine, name, before) if before >= 0 else wait_counter(engine, name, 1)
+    # The promise: a failed checkpoint leaves the container running, its counter going on from where it was.
+    assert state(engine, name)['Running'] and result['container_running'] is True, (state(engine, name), result)
+    assert 'nothing was lost' in result['msg'], (result.get('thawed'), result.get('thaw_error'), result['msg'])
+    assert_continues(engine, name, before)
     # No temporary directory of the runtime path is left behind.
     container_dir = os.path.join(engine.info()['DockerRootDir'], 'containers', cid)
     assert not [entry for entry in os.listdir(container_dir) if entry.startswith('.cryo-tmp-')]

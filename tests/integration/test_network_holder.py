@@ -29,8 +29,8 @@ import uuid
 import docker
 import pytest
 
-from helpers import (COUNTER, IMAGE, TESTBED, FleetBed, checkpoints, collection_playbook, counter_lines, free_port, ok,
-                     remove_containers, run_module, run_playbook, runs, state, wait_counter, wait_http, wait_lines,
+from helpers import (COUNTER, IMAGE, TESTBED, FleetBed, call_module, checkpoints, collection_playbook, counter_lines,
+                     free_port, ok, remove_containers, run_playbook, runs, state, wait_counter, wait_http, wait_lines,
                      wait_running)
 
 KIND = '28.5'
@@ -75,7 +75,7 @@ class Workload:
         return 'nh-%s-%s' % (kind, self.tag)
 
     def module(self, module, check=False, diff=False, **args):
-        return run_module(module, dict(args, docker_host=self.docker_host), check=check, diff=diff)
+        return call_module(module, dict(args, docker_host=self.docker_host), check=check, diff=diff)
 
     def holder(self, name=None, check=False, diff=False, **args):
         """docker_network_holder on this engine; the holder is removed afterwards."""
@@ -87,7 +87,7 @@ class Workload:
 
     def container(self, kind, command=COUNTER, network_mode=None, labels=None, start=True):
         name = self.name(kind)
-        host_config = self.client.create_host_config(network_mode=network_mode, security_opt=['seccomp=unconfined'])
+        host_config = self.client.create_host_config(network_mode=network_mode)
         self.client.create_container(IMAGE, ['/bin/sh', '-c', command], name=name, host_config=host_config,
                                      labels=labels, stop_timeout=1)
         self.made.append(name)
@@ -212,6 +212,7 @@ def test_a_member_is_checkpointed_and_restored_in_the_holder(work):
 
 # -- maintenance -----------------------------------------------------------------------------------
 
+@pytest.mark.timeout(240)  # ~55 s here
 def test_maintenance_with_a_holder_and_a_bridge_container(work, state_dir):
     port = free_port()
     holder, web, count = service(work, port, restart_policy='no')

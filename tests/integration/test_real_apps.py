@@ -37,7 +37,7 @@ import docker
 import pytest
 
 import build_apps
-from helpers import (HOST, TESTBED, counter, free_port, http_get, run_module, run_playbook, state, wait_counter,
+from helpers import (HOST, TESTBED, call_module, counter, free_port, http_get, run_playbook, state, wait_counter,
                      wait_http, wait_running)
 
 REDIS = build_apps.APPS['redis']
@@ -210,9 +210,9 @@ def refused(result):
 def checkpoint_and_restore(name, method):
     """docker_checkpoint (method) then docker_restore; (checkpoint seconds, restore seconds) as the
     modules measured them."""
-    taken = ok(run_module('docker_checkpoint', dict(container=name, checkpoint='cp1', method=method)))
+    taken = ok(call_module('docker_checkpoint', dict(container=name, checkpoint='cp1', method=method)))
     assert taken['changed'] is True and taken['method'] == method, taken
-    restored = ok(run_module('docker_restore', dict(container=name, checkpoint='cp1')))
+    restored = ok(call_module('docker_restore', dict(container=name, checkpoint='cp1')))
     assert restored['restored'] is True and restored['verified'] is True, restored
     assert restored['fallback_used'] is False, restored
     return taken['duration'], restored['duration']
@@ -239,7 +239,7 @@ def test_redis_keeps_its_data_and_its_run(images, make_container, method):
         held = Redis(port)
         try:
             assert held.call('PING') == 'PONG'
-            text = refused(run_module('docker_checkpoint', dict(container=name, checkpoint='cp1', method=method)))
+            text = refused(call_module('docker_checkpoint', dict(container=name, checkpoint='cp1', method=method)))
             assert 'tcp' in text.lower(), text
             assert state(client, name)['Running'] is True
             assert held.call('GET', 'key:7') == value(7)
@@ -302,11 +302,11 @@ def test_nginx_workers_of_another_user_need_cap_sys_resource(images, make_contai
     assert wait_http(port) == 'built into the image'
     capable = bool(HOST.capabilities(HOST.dockerd()['pid']) & (1 << CAP_SYS_RESOURCE))
 
-    result = ok(run_module('checkpoint_preflight', dict(containers=[name])))
+    result = ok(call_module('checkpoint_preflight', dict(containers=[name])))
     check = [c for c in result['checks'] if c['name'] == 'container %s: process users' % name][0]
     entry = [c for c in result['containers'] if c['name'] == name][0]
-    taken = run_module('docker_checkpoint', dict(container=name, checkpoint='cp1', method='runtime',
-                                                 leave_running=True))
+    taken = call_module('docker_checkpoint', dict(container=name, checkpoint='cp1', method='runtime',
+                                                  leave_running=True))
     if capable:
         assert check['status'] == 'pass' and entry['eligible'] is True, check
         ok(taken)
@@ -334,7 +334,7 @@ def fleet_apps(images, fleet):
         name = 'realapp-%s-%s' % (app['tag'].split('/')[1].split(':')[0], uuid.uuid4().hex[:6])
         client.create_container(app['tag'], app['cmd'], name=name, ports=[inner], stop_timeout=1,
                                 host_config=client.create_host_config(
-                                    port_bindings={inner: ('127.0.0.1', port)}, security_opt=['seccomp=unconfined'],
+                                    port_bindings={inner: ('127.0.0.1', port)},
                                     restart_policy={'Name': 'unless-stopped'}))
         made.append(name)
         client.start(name)
@@ -403,7 +403,7 @@ def test_io_uring_is_refused_before_anything_stops(images, make_container):
     pid = state(client, name)['Pid']
     assert 'anon_inode:[io_uring]' in [target for _pid, _comm, target in HOST.open_files(pid)]
 
-    result = ok(run_module('checkpoint_preflight', dict(containers=[name])))
+    result = ok(call_module('checkpoint_preflight', dict(containers=[name])))
     entry = [c for c in result['containers'] if c['name'] == name][0]
     assert entry['eligible'] is False, entry
     check = [c for c in result['checks'] if c['name'] == 'container %s: open files' % name][0]
@@ -412,7 +412,7 @@ def test_io_uring_is_refused_before_anything_stops(images, make_container):
     assert state(client, name)['Running'] is True and state(client, name)['Pid'] == pid
 
     # What preflight predicts: CRIU refuses, and the container runs on.
-    text = refused(run_module('docker_checkpoint', dict(container=name, checkpoint='cp1', method='runtime')))
+    text = refused(call_module('docker_checkpoint', dict(container=name, checkpoint='cp1', method='runtime')))
     assert 'send_fds' in text or 'FDs' in text, text
     assert wait_running(client, name) and state(client, name)['Pid'] == pid
     wait_counter(client, name, counter(client, name) + 1)

@@ -4,7 +4,7 @@
 import glob
 import os
 
-from helpers import checkpoint_path, run_module, wait_counter
+from helpers import call_module, checkpoint_path, wait_counter
 
 
 def identity(path):
@@ -15,11 +15,11 @@ def identity(path):
 def test_restore_removes_containerds_copy_and_keeps_the_checkpoint(engine, make_container):
     name = make_container()
     wait_counter(engine, name, 1)
-    assert run_module('docker_checkpoint', {'container': name, 'checkpoint': 'tidy'})['changed']
+    assert call_module('docker_checkpoint', {'container': name, 'checkpoint': 'tidy'})['changed']
     path = checkpoint_path(engine, name, 'tidy')
     before = set(glob.glob('/tmp/ctrd-checkpoint*'))
 
-    result = run_module('docker_restore', {'container': name, 'checkpoint': 'tidy'})
+    result = call_module('docker_restore', {'container': name, 'checkpoint': 'tidy'})
 
     assert result['restored'] and result['verified'], result
     assert result['containerd_copies_removed'] >= 1, result

@@ -33,9 +33,9 @@ import docker
 import pytest
 
 import fleet
-from helpers import (COUNTER, DOCKER_HOST, HOST, IMAGE, REBOOT_PLAYBOOK, assert_went_back_to_the_retake,
-                     checkpoint_path, checkpoints, counter, counter_lines, ok, run_module, run_playbook, runs, state,
-                     wait_counter, wait_lines, wait_running)
+from helpers import (COUNTER, DOCKER_HOST, HOST, IMAGE, REBOOT_PLAYBOOK, assert_went_back_to_the_retake, call_module,
+                     checkpoint_path, checkpoints, counter, counter_lines, ok, run_playbook, runs, state, wait_counter,
+                     wait_lines, wait_running)
 
 # Counts like COUNTER, with an established TCP connection to a peer on the host's loopback that
 # CRIU cannot dump without tcp-established (as in test_checkpoint_failure.py).
@@ -57,11 +57,11 @@ def failed(result):
 
 
 def checkpoint(name, cp='cp1', **kwargs):
-    return run_module('docker_checkpoint', dict(dict(container=name, checkpoint=cp, method='runtime'), **kwargs))
+    return call_module('docker_checkpoint', dict(dict(container=name, checkpoint=cp, method='runtime'), **kwargs))
 
 
 def restore(name, cp='cp1', **kwargs):
-    return run_module('docker_restore', dict(container=name, checkpoint=cp, **kwargs))
+    return call_module('docker_restore', dict(container=name, checkpoint=cp, **kwargs))
 
 
 def assert_runtime_taken(result, cp='cp1'):
@@ -123,7 +123,7 @@ def metadata(directory):
 
 def listed(name, docker_host=DOCKER_HOST, **kwargs):
     """docker_checkpoint_info's entries for a container."""
-    result = ok(run_module('docker_checkpoint_info', dict(container=name, docker_host=docker_host, **kwargs)))
+    result = ok(call_module('docker_checkpoint_info', dict(container=name, docker_host=docker_host, **kwargs)))
     return result['checkpoints']
 
 
@@ -264,10 +264,10 @@ def test_counter_stops_and_resumes_through_the_runtime_path(engine, make_contain
 def test_auto_takes_the_runtime_path_on_the_local_engine(engine, make_container):
     name = make_container()
     wait_counter(engine, name, 2)
-    auto = assert_runtime_taken(run_module('docker_checkpoint', {'container': name, 'checkpoint': 'cp-auto',
-                                                                 'leave_running': True}), 'cp-auto')
-    through_engine = ok(run_module('docker_checkpoint', {'container': name, 'checkpoint': 'cp-engine',
-                                                         'leave_running': True, 'method': 'engine'}))
+    auto = assert_runtime_taken(call_module('docker_checkpoint', {'container': name, 'checkpoint': 'cp-auto',
+                                                                  'leave_running': True}), 'cp-auto')
+    through_engine = ok(call_module('docker_checkpoint', {'container': name, 'checkpoint': 'cp-engine',
+                                                          'leave_running': True, 'method': 'engine'}))
     assert through_engine['changed'] is True and through_engine['method'] == 'engine', through_engine
     assert through_engine['stats'] is None, through_engine
     print('counter, leave_running: runtime %.3f s, engine %.3f s'
@@ -452,6 +452,7 @@ def test_remote_engine_runtime_refused_and_auto_takes_the_engine_path(engine, ma
 
 # -- the engine stays the owner, across engine restarts ------------------------------------------
 
+@pytest.mark.timeout(240)  # an engine of its own, restarted and power-cut: ~55 s here
 def test_engine_owns_runtime_checkpoints_across_restart_and_power_cut():
     with fleet.Engine('cryo-rt-owner') as owner:
         owner.up()
@@ -462,7 +463,6 @@ def test_engine_owns_runtime_checkpoints_across_restart_and_power_cut():
         for kind, name in names.items():
             client.create_container(IMAGE, ['/bin/sh', '-c', COUNTER], name=name, stop_timeout=1,
                                     host_config=client.create_host_config(
-                                        security_opt=['seccomp=unconfined'],
                                         restart_policy={'Name': 'always'} if kind == 'always' else None))
             client.start(name)
         for name in names.values():
@@ -524,7 +524,7 @@ def test_batch_of_eight_with_one_that_cannot_be_checkpointed(engine, make_contai
     assert peers, 'the container did not connect to the test peer'
     stuck_pid = state(engine, stuck)['Pid']
 
-    result = failed(run_module('docker_checkpoint', {'containers': names, 'checkpoint': 'batch'}))
+    result = failed(call_module('docker_checkpoint', {'containers': names, 'checkpoint': 'batch'}))
     assert '1 of 8 containers failed' in result['msg'], result['msg']
     assert '[%s]' % stuck in result['msg'], result['msg']
     assert not any('[%s]' % name in result['msg'] for name in good), result['msg']
@@ -547,7 +547,7 @@ def test_batch_of_eight_with_one_that_cannot_be_checkpointed(engine, make_contai
     assert state(engine, stuck)['Running'] and state(engine, stuck)['Pid'] == stuck_pid
     assert checkpoints(engine, stuck) == []
 
-    restored = ok(run_module('docker_restore', {'containers': good, 'checkpoint': 'batch'}))
+    restored = ok(call_module('docker_restore', {'containers': good, 'checkpoint': 'batch'}))
     assert restored['changed'] is True
     assert [entry['container']['name'] for entry in restored['results']] == good, restored['results']
     for entry in restored['results']:

@@ -112,6 +112,7 @@ def soaked(engine):
     return result
 
 
+@pytest.mark.timeout(300)  # the first one runs the soak (its fixture): ~25 s here
 @pytest.mark.parametrize('workload', list(soak.WORKLOADS))
 def test_every_cycle_resumes(soaked, workload):
     found = [w for w in soaked['workloads'] if w['workload'] == workload][0]

@@ -159,17 +159,8 @@ def managed_containerd_pid(exec_root):
     return None
 
 
-def with_descendants(table, roots):
-    """roots and every process below them, in a process table ({pid: (ppid, cmdline, cgroup)} as _host's)."""
-    found = set(roots)
-    grown = True
-    while grown:
-        grown = False
-        for pid, (ppid, _cmdline, _cgroup) in table.items():
-            if ppid in found and pid not in found:
-                found.add(pid)
-                grown = True
-    return found
+# roots and every process below them, in a process table (helpers.py: the playbook runner kills trees too).
+with_descendants = helpers.with_descendants
 
 
 class Engine:

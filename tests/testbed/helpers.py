@@ -17,6 +17,7 @@ what is where.
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -84,13 +85,86 @@ def _ansible_playbook():
     return beside if _host.is_executable(beside) else 'ansible-playbook'
 
 
-def run_playbook(text, inventory=INVENTORY, limit=None, extra_vars=None, extra_env=None, options=()):
+# How long one ansible-playbook (or module) run of the tests may take (seconds) before it is killed and the test
+# fails; run_playbook(timeout=...) gives one more. Below pytest-timeout's per-test timeout (pytest.ini's 120 s),
+# so that a hung playbook fails its test with its own output rather than with the test's timeout; the
+# integration tests' conftest.py raises it for a test marked with a longer timeout (its timeout - 20 s).
+PLAYBOOK_TIMEOUT = float(os.environ.get('CRYO_PLAYBOOK_TIMEOUT', '100'))
+
+
+class PlaybookTimeout(AssertionError):
+    """An ansible-playbook (or module) run of the tests outlived its timeout (it and its processes were killed)."""
+
+
+def run_command(cmd, env=None, timeout=None, what=None):
+    """Run cmd in a session of its own; the CompletedProcess (stdout, stderr as text). When it outlives timeout
+    seconds, or the test is interrupted (pytest-timeout, ^C), it is killed with every process below it
+    (ansible-playbook's workers and the modules they run too): a PlaybookTimeout with what it printed until then."""
+    timeout = PLAYBOOK_TIMEOUT if timeout is None else timeout
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,  # pylint: disable=consider-using-with
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stdout, stderr = _kill_tree(proc)
+        raise PlaybookTimeout('%s did not finish within %g s: it and every process below it were killed. '
+                              'What it printed:\n%s\n%s' % (what or cmd[0], timeout, stdout, stderr)) from None
+    except BaseException:
+        _kill_tree(proc)
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
+def with_descendants(table, roots):
+    """roots and every process below them, in a process table ({pid: (ppid, cmdline, cgroup)} as _host's)."""
+    found = set(roots)
+    grown = True
+    while grown:
+        grown = False
+        for pid, (ppid, _cmdline, _cgroup) in table.items():
+            if ppid in found and pid not in found:
+                found.add(pid)
+                grown = True
+    return found
+
+
+def _signal(pids, sig):
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _kill_tree(proc):
+    """SIGKILL to proc and every process below it (ansible-playbook's workers start sessions of their own, so
+    its process group is not enough): all stopped first, until no new one appears, so that none forks or is
+    handed to init in between. What it printed, as far as can be read."""
+    stopped = set()
+    for _attempt in range(20):
+        tree = with_descendants(HOST.processes(), {proc.pid}) - stopped
+        if not tree:
+            break
+        _signal(tree, signal.SIGSTOP)
+        stopped |= tree
+    _signal(stopped, signal.SIGKILL)
+    proc.kill()
+    try:
+        return proc.communicate(timeout=10)
+    except (subprocess.TimeoutExpired, ValueError):
+        return '', ''
+
+
+def run_playbook(text, inventory=INVENTORY, limit=None, extra_vars=None, extra_env=None, options=(),
+                 timeout=None, what=None):
     """ansible-playbook with a playbook given as YAML text; the CompletedProcess (stdout, stderr as text).
 
     `{testbed}` in the text is tests/testbed. The inventory is this machine (tests/testbed/inventory.yml)
     unless given; extra_vars go in as a JSON file, so values keep their types. The environment is this
     process's with the collection on ANSIBLE_COLLECTIONS_PATH (unless set), this Python as the
-    interpreter (unless set), no colours and no localhost warnings; extra_env comes on top."""
+    interpreter (unless set), no colours and no localhost warnings; extra_env comes on top. Killed with its
+    processes after timeout seconds (PLAYBOOK_TIMEOUT): a PlaybookTimeout (naming `what`, else the
+    playbook's first name:) fails the test."""
     with tempfile.TemporaryDirectory(prefix='cryo-test-') as tmp:
         playbook = os.path.join(tmp, 'play.yml')
         with open(playbook, 'w', encoding='utf-8') as handle:
@@ -108,7 +182,16 @@ def run_playbook(text, inventory=INVENTORY, limit=None, extra_vars=None, extra_e
         env.setdefault('ANSIBLE_COLLECTIONS_SCAN_SYS_PATH', 'false')
         env.setdefault('ANSIBLE_PYTHON_INTERPRETER', sys.executable)
         env.update(extra_env or {})
-        return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        return run_command(cmd, env=env, timeout=timeout, what='ansible-playbook (%s)' % (what or first_task(text)))
+
+
+def first_task(text):
+    """The first `name:` of a playbook's text, to say which playbook hung."""
+    for line in text.splitlines():
+        stripped = line.strip().lstrip('- ')
+        if stripped.startswith('name:'):
+            return stripped[5:].strip()
+    return 'a playbook'
 
 
 MODULE_PLAYBOOK = """
@@ -154,15 +237,16 @@ def ok(result):
     return result
 
 
-def run_module(module, args=None, check=False, diff=False, extra_env=None, extra_vars=None):
+def run_module(module, args=None, check=False, diff=False, extra_env=None, extra_vars=None,
+               timeout=None):
     """Run cryo.docker.<module> (or a FQCN) on localhost as a playbook task; return its registered
-    result, with ansible-playbook's output under `_output`."""
+    result, with ansible-playbook's output under `_output` (a PlaybookTimeout after timeout seconds)."""
     name = module if '.' in module else 'cryo.docker.' + module
     with tempfile.TemporaryDirectory(prefix='cryo-test-') as tmp:
         out = os.path.join(tmp, 'result.json')
         proc = run_playbook(MODULE_PLAYBOOK.format(module=name, args=json.dumps(args or {})),
                             extra_vars=dict(extra_vars or {}, cryo_out=out), extra_env=extra_env,
-                            options=(['--check'] if check else []) + (['--diff'] if diff else []))
+                            options=(['--check'] if check else []) + (['--diff'] if diff else []), timeout=timeout, what=name)
         try:
             with open(out, encoding='utf-8') as handle:
                 result = json.load(handle)
@@ -173,11 +257,39 @@ def run_module(module, args=None, check=False, diff=False, extra_env=None, extra
     return result
 
 
-def run_module_file(module, args, extra_env=None, workdir=None):
+def call_module(module, args=None, check=False, diff=False, extra_env=None, timeout=None):
+    """Run cryo.docker.<module> on this machine without ansible-playbook (run_module_file: the module's own code,
+    as it runs on a managed host, about 2 s less a call than run_module); its result in the shape run_module
+    returns it, as ansible-playbook registers it: `failed` always there, warnings as text, no `invocation`, and a
+    module that printed no JSON a `MODULE FAILURE`. For the tests that are about a module, not about the
+    playbook around it; run_module runs it as a playbook task."""
+    name = module.split('.')[-1]
+    args = dict(args or {})
+    if check:
+        args['_ansible_check_mode'] = True
+    if diff:
+        args['_ansible_diff'] = True
+    result, _wall, output = run_module_file(name, args, extra_env=extra_env, timeout=timeout)
+    if result is None:
+        return dict(failed=True, changed=False, msg='MODULE FAILURE\nSee stdout/stderr for the exact error',
+                    module_stdout=output, _output=output)
+    result.pop('invocation', None)
+    result.setdefault('failed', False)
+    result.setdefault('changed', False)
+    for key in ('warnings', 'deprecations'):
+        if key in result:
+            result[key] = [item['event']['msg'] if isinstance(item, dict) and 'event' in item else item
+                           for item in result[key]]
+    result['_output'] = output
+    return result
+
+
+def run_module_file(module, args, extra_env=None, workdir=None, timeout=None):
     """Run the file of cryo.docker.<module> directly (`python MODULE.py ARGS.json`, the collection on
     PYTHONPATH): the module's own code as it runs on the managed host, without ansible-playbook around
     it (about 1 s less a call). (result, or None when it printed no JSON; wall seconds; its output).
-    The arguments file goes in a temporary directory below workdir (the system's by default)."""
+    The arguments file goes in a temporary directory below workdir (the system's by default). Killed with its
+    processes after timeout seconds (a PlaybookTimeout)."""
     path = os.path.join(COLLECTIONS, 'ansible_collections', 'cryo', 'docker', 'plugins', 'modules', module + '.py')
     with tempfile.TemporaryDirectory(prefix='cryo-module-', dir=workdir) as tmp:
         args_file = os.path.join(tmp, 'args.json')
@@ -186,7 +298,7 @@ def run_module_file(module, args, extra_env=None, workdir=None):
         env = dict(os.environ, LANG='C.UTF-8', LC_ALL='C.UTF-8')
         env.update(extra_env or {}, PYTHONPATH=COLLECTIONS)
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, path, args_file], capture_output=True, text=True, env=env, check=False)
+        proc = run_command([sys.executable, path, args_file], env=env, timeout=timeout, what='cryo.docker.' + module)
         wall = time.monotonic() - started
     try:
         return json.loads(proc.stdout), wall, proc.stdout + proc.stderr
@@ -249,11 +361,11 @@ class FleetBed:
     def docker_host(self, host):
         return self.fleet.engine(host).docker_host
 
-    def playbook(self, text, limit=None, extra_vars=None):
+    def playbook(self, text, limit=None, extra_vars=None, timeout=None):
         """Run a playbook (YAML text) against the fleet inventory; return the CompletedProcess."""
-        return run_playbook(text, self.inventory, limit=limit, extra_vars=extra_vars)
+        return run_playbook(text, self.inventory, limit=limit, extra_vars=extra_vars, timeout=timeout)
 
-    def run_module(self, module, args_by_host):
+    def run_module(self, module, args_by_host, timeout=None):
         """Run cryo.docker.<module> on several hosts in one play, once per args dict, each on
         its host's engine (docker_host is the host's cryo_docker_host unless given).
         {host: [args, ...]} -> {host: [result, ...]}."""
@@ -264,7 +376,7 @@ class FleetBed:
         text = FLEET_MODULE_PLAYBOOK.format(module=name, options=options)
         with tempfile.TemporaryDirectory(prefix='cryo-test-') as out:
             proc = self.playbook(text, limit=sorted(args_by_host),
-                                 extra_vars={'cryo_test_args': args_by_host, 'cryo_out': out})
+                                 extra_vars={'cryo_test_args': args_by_host, 'cryo_out': out}, timeout=timeout)
             results = {}
             for host in args_by_host:
                 try:

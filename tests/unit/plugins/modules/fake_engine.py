@@ -39,7 +39,8 @@ LAYOUT = (140731690213136, 625864704)
 DOCKER_HOST = 'unix:///run/fake-docker.sock'
 
 # Calls that change the engine's state (the rest only read it).
-CHANGES = ('create_checkpoint', 'delete_checkpoint', 'start_from_checkpoint', 'start', 'stop', 'set_restart_policy')
+CHANGES = ('create_checkpoint', 'delete_checkpoint', 'start_from_checkpoint', 'start', 'stop', 'set_restart_policy',
+           'unpause')
 
 # What CRIU writes when it cannot dump a connected TCP socket (CRIU 4.2.1, kernel 6.18), cut.
 DUMP_LOG_ERRORS = (
@@ -173,6 +174,7 @@ class FakeEngine(Engine):
         self.restores = 0
         self.checkpoint_error = None
         self.checkpoint_kills = False
+        self.checkpoint_freezes = False  # a failed dump leaves the freezer on: the engine's runc says paused
         self.stuck_running = False
         self.restore_error = None
         self.after_restore = 'resumed'
@@ -363,6 +365,13 @@ class FakeEngine(Engine):
             self._stop(found, 137)
         found.restart_pending = False  # a container stopped by hand is not restarted
 
+    def unpause(self, container):
+        found = self._get(container)
+        self._record('unpause', found.id)
+        if not found.state.get('Paused'):
+            raise self._answer(409, 'Container %s is not paused' % found.id, container)
+        found.state = {key: value for key, value in found.state.items() if key not in ('Paused', 'Status')}
+
     # -- checkpoints
 
     def list_checkpoints(self, container, checkpoint_dir=None):
@@ -405,6 +414,8 @@ class FakeEngine(Engine):
             os.makedirs(os.path.dirname(log))
             with open(log, 'w') as handle:
                 handle.write('(00.000001) Version: 4.2.1 (gitid 0)\n%s\n%s\n' % (LOG_NOISE, '\n'.join(DUMP_LOG_ERRORS)))
+            if self.checkpoint_freezes:
+                found.state = dict(found.state, Paused=True, Status='paused')
             if self.checkpoint_kills:
                 self._stop(found, 137)
             raise self._answer(500, 'Cannot checkpoint container %s: runc did not terminate successfully: exit '

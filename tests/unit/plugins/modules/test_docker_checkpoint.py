@@ -309,6 +309,19 @@ def test_failure_that_stopped_the_container_says_so(engine, capsys):
     assert engine.called('start') == []
 
 
+def test_a_dump_that_left_the_container_frozen_is_thawed_through_the_engine(engine, capsys):
+    """CRIU killed mid-dump (measured on the engine path): the freezer stays on and the engine calls the container
+    paused. It ran when the take began, so the module unpauses it and says so."""
+    cr = engine.add('cr')
+    engine.checkpoint_error, engine.checkpoint_freezes = 'criu', True
+    result = run(capsys, container='cr', checkpoint='cp1')
+    msg = failed_clearly(result, 'Checkpoint cp1 of container cr failed: ')
+    assert msg.endswith(' CRIU ended before it thawed the container\'s processes, so the module thawed them '
+                        '(unpause): the container is running again where it was; nothing was lost.')
+    assert result['thawed'] is True and result['container_running'] is True
+    assert engine.called('unpause') == [('unpause', cr.id)] and not cr.inspect()['State']['Paused']
+
+
 def test_failure_without_a_criu_log(engine, capsys):
     engine.add('cr')
     engine.checkpoint_error = 'transient'
