@@ -556,6 +556,21 @@ class CheckpointTask(Task):
                     'removed). Free space there, or choose another checkpoint_dir, then run again.'
                     % (directory, '?' if free is None else '%.1f MB' % (free / 1048576.0)))
             details = dict(details, disk_full=True)
+        if state.get('Paused') and not self.info['State'].get('Paused'):
+            # It ran when the take began: a CRIU that ended before it thawed the processes (killed, crashed) left
+            # the freezer on, and the engine's runc calls that paused. Thawed through the engine, which keeps its
+            # own state right.
+            try:
+                self.engine.unpause(self.container_id)
+                state = self.engine.inspect(self.container_id)['State']
+                details = dict(details, thawed=True)
+                msg_thawed = (' CRIU ended before it thawed the container\'s processes, so the module thawed them '
+                              '(unpause): the container is running again where it was; nothing was lost.')
+            except EngineError as exc:
+                msg_thawed = None
+                details = dict(details, thawed=False, thaw_error=exc.msg)
+        else:
+            msg_thawed = None
         problem = container_state_problem(self.container_name, state, 'checkpointed')
         if running is None:
             msg += (' The engine stopped answering during the checkpoint (%s), so whether the container still runs is '
@@ -567,6 +582,8 @@ class CheckpointTask(Task):
                        self.checkpoint))
         elif problem:  # it began restarting (or was paused, or removed) while the checkpoint was taken
             msg += ' ' + problem
+        elif running and msg_thawed:
+            msg += msg_thawed
         elif running:
             thawed = self.thaw_left_frozen()
             details = dict(details, thawed=thawed == 'thawed')
