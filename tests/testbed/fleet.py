@@ -500,6 +500,9 @@ class Engine:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+            # A container a killed CRIU left frozen takes its SIGKILL only once thawed (a power cut kills it
+            # anyway).
+            self._thaw()
             time.sleep(0.1)
         raise RuntimeError('%s: processes %s survive SIGKILL' % (self.name, self.processes()))
 
@@ -544,6 +547,18 @@ class Engine:
                 pass
         if os.path.isdir(self.state_dir) and not os.listdir(self.state_dir):
             os.rmdir(self.state_dir)
+
+    def _thaw(self):
+        """Thaw every frozen cgroup below the engine's cgroup parent (freezer v1 and cgroup v2)."""
+        for parent in self._cgroups():
+            for top, _dirs, files in os.walk(parent):
+                for name, value in (('freezer.state', 'THAWED'), ('cgroup.freeze', '0')):
+                    if name in files:
+                        try:
+                            with open(os.path.join(top, name), 'w', encoding='ascii') as handle:
+                                handle.write(value)
+                        except OSError:
+                            pass
 
     def _cgroups(self):
         """The engine's cgroup parent in every hierarchy (it may sit below the cgroup this
