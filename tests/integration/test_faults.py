@@ -26,7 +26,7 @@ import pytest
 
 import fleet as testbed_fleet
 from helpers import (COUNTER, HOST, checkpoints, counter, counter_lines, run_module, run_playbook, runs,
-                     state, wait_counter, wait_lines, wait_running)
+                     state, wait_counter, wait_lines, wait_running, with_descendants)
 
 MIB = 1024 * 1024
 
@@ -58,12 +58,7 @@ def criu_of(container_id, operation):
         if (argv and os.path.basename(argv[0]) == 'criu' and parent and os.path.basename(parent[0]) == 'runc'
                 and operation in parent and parent[-1] == container_id):
             found.append(pid)
-    grown = bool(found)
-    while grown:
-        below = [pid for pid, (ppid, _cmdline, _cgroup) in table.items() if ppid in found and pid not in found]
-        found += below
-        grown = bool(below)
-    return found
+    return sorted(with_descendants(table, found)) if found else []
 
 
 # An environment variable that marks the processes of one run_module (the module inherits ansible-playbook's
