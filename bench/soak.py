@@ -27,8 +27,8 @@ import time
 
 import docker
 
-import run
-# tests/testbed/soak.py, not this file: importing run put tests/testbed first on sys.path.
+import harness
+# tests/testbed/soak.py, not this file: importing harness put tests/testbed first on sys.path.
 import soak as testbed_soak
 
 TARGETS = 'failures 0, every restore verified, continuity 100%, growth within tolerance'
@@ -67,14 +67,14 @@ def print_engine(summary):
     print('== soak on %s (Docker %s, containerd %s, %s image store, %s network): %d cycles in %.0f s, %.2f s a cycle'
           % (summary['kind'], summary['version'], summary['containerd'], summary['image_store'], summary['network'],
              summary['cycles'], summary['seconds'], summary['seconds_per_cycle']))
-    print(run.table([('workload', 'workload'), ('cycles', 'cycles'), ('failures', 'failures'),
-                     ('unverified', 'unverified'), ('retried', 'retries'), ('continuity', 'continuity'),
-                     ('methods', 'methods'), ('checkpoint_s', 'ckpt s'), ('restore_s', 'restore s'), ('cycle_s', 'cycle s'), ('checkpoint_mb', 'ckpt MB'),
-                     ('aborted', 'stopped early')], workload_rows(summary)))
+    print(harness.table([('workload', 'workload'), ('cycles', 'cycles'), ('failures', 'failures'),
+                         ('unverified', 'unverified'), ('retried', 'retries'), ('continuity', 'continuity'),
+                         ('methods', 'methods'), ('checkpoint_s', 'ckpt s'), ('restore_s', 'restore s'), ('cycle_s', 'cycle s'), ('checkpoint_mb', 'ckpt MB'),
+                         ('aborted', 'stopped early')], workload_rows(summary)))
     print()
-    print(run.table([('metric', 'growth of'), ('first_mb', 'cycle %d MB' % summary['baseline_cycle']),
-                     ('last_mb', 'cycle %d MB' % summary['cycles']), ('growth_mb', 'growth MB'),
-                     ('tolerance_mb', 'tolerance MB'), ('verdict', 'verdict')], growth_rows(summary)))
+    print(harness.table([('metric', 'growth of'), ('first_mb', 'cycle %d MB' % summary['baseline_cycle']),
+                         ('last_mb', 'cycle %d MB' % summary['cycles']), ('growth_mb', 'growth MB'),
+                         ('tolerance_mb', 'tolerance MB'), ('verdict', 'verdict')], growth_rows(summary)))
     for workload in summary['workloads']:
         for failure in workload['failed']:
             print('failure: %s cycle %d (%s, %s): %s' % (workload['workload'], failure['cycle'], failure['method'],
@@ -97,9 +97,9 @@ def print_engine(summary):
 def soak_engine(options):
     def rows_of(bench, kind):
         facts = bench.engine_facts(kind)
-        run.say('soak: %s, %d cycles of %s' % (kind, options.cycles, ', '.join(options.workloads)))
+        harness.say('soak: %s, %d cycles of %s' % (kind, options.cycles, ', '.join(options.workloads)))
         result = testbed_soak.Soak(bench.docker_host, options.cycles, options.workloads, options.baseline_cycle,
-                                   network_mode=bench.network_mode(facts), log=run.say).run()
+                                   network_mode=bench.network_mode(facts), log=harness.say).run()
         summary = dict(facts, **result)
         print_engine(summary)
         return [summary]
@@ -112,14 +112,14 @@ def parse_args(argv=None):
     parser.add_argument('--cycles', type=int, default=100, help='cycles of each workload on each engine (default 100)')
     parser.add_argument('--baseline-cycle', type=int, default=10,
                         help='growth is measured from after this cycle to after the last (default 10)')
-    parser.add_argument('--kinds', type=run.kind_list, default=list(run.testbed_fleet.ENGINES),
+    parser.add_argument('--kinds', type=harness.kind_list, default=list(harness.testbed_fleet.ENGINES),
                         help='engines of tests/testbed/fleet.py ENGINES, comma separated (default: all, %s)'
-                        % ', '.join(run.testbed_fleet.ENGINES))
-    parser.add_argument('--workloads', type=run.choice_list('workload', testbed_soak.WORKLOADS),
+                        % ', '.join(harness.testbed_fleet.ENGINES))
+    parser.add_argument('--workloads', type=harness.choice_list('workload', testbed_soak.WORKLOADS),
                         default=list(testbed_soak.WORKLOADS),
                         help='comma separated: %s (default: all)' % ', '.join(testbed_soak.WORKLOADS))
     parser.add_argument('--json', metavar='FILE', help='also write every summary to FILE')
-    # What run.Bench needs: the main engine (the images come from it) and how modules run (their files).
+    # What harness.Bench needs: the main engine (the images come from it) and how modules run (their files).
     parser.set_defaults(via='module', docker_host=os.environ.get('DOCKER_HOST', 'unix:///var/run/docker.sock'))
     options = parser.parse_args(argv)
     if not 1 <= options.baseline_cycle < options.cycles:
@@ -129,16 +129,16 @@ def parse_args(argv=None):
 
 def main():
     options = parse_args()
-    signal.signal(signal.SIGTERM, run.on_signal)
+    signal.signal(signal.SIGTERM, harness.on_signal)
     started = time.monotonic()
-    bench = run.Bench(options)
+    bench = harness.Bench(options)
     try:
-        images = [run.IMAGE] + ([testbed_soak.REDIS['tag']] if 'redis' in options.workloads else [])
+        images = [harness.IMAGE] + ([testbed_soak.REDIS['tag']] if 'redis' in options.workloads else [])
         missing = [image for image in images if not bench.engine.images(name=image)]
         if missing:
-            raise run.BenchError('the main engine has no image %s: run `make image` first' % ', '.join(missing))
+            raise harness.BenchError('the main engine has no image %s: run `make image` first' % ', '.join(missing))
         summaries = bench.on_engines(soak_engine(options), images=images[1:])
-    except run.BenchError as exc:
+    except harness.BenchError as exc:
         print('soak: %s' % exc, file=sys.stderr)
         return 1
     except docker.errors.DockerException as exc:
