@@ -258,6 +258,11 @@ class Engine:
     def version(self):
         return self._sdk(self.client.version)
 
+    def daemon_events(self, since, until):
+        """The engine's own events (reload, ...) between two times in unix seconds, oldest first."""
+        return self._sdk(lambda: list(self.client.events(since=since, until=until, decode=True,
+                                                         filters={'type': 'daemon'})))
+
     def info(self):
         return self._sdk(self.client.info)
 

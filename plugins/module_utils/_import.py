@@ -60,6 +60,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._host_access import (
     refusal_msg,
     refused,
 )
+from ansible_collections.cryo.docker.plugins.module_utils._imagepath import Runtimes, Unavailable, is_slot_runtime, new_runtime_name
 from ansible_collections.cryo.docker.plugins.module_utils._images import ImageError, thread_credentials
 from ansible_collections.cryo.docker.plugins.module_utils._lifecycle import RestoreBatch, RestoreParameters
 from ansible_collections.cryo.docker.plugins.module_utils._portable import ROOM_MARGIN, engine_criu, room_error
@@ -196,6 +197,9 @@ class ImportManager(Manager):
         self.created_id = None
         self.restore_result = {}
         self.held_policy = None  # the recorded restart policy a cut import left held
+        self.runtimes = None  # the engine's image-path runtimes, when the restore takes that path
+        self.runtime = None   # the runtime of the container's own this import defines
+        self.method_reason = None
         self.warnings = []
 
     # -- plan
@@ -227,11 +231,30 @@ class ImportManager(Manager):
                     self.steps = self.predicted()
                 return
         self.plan_ = self.make_plan(name, record)
+        self.choose_method()
         self.check_room()
         self.action = self.action or 'import'
         self.changed = True
         if self.module.check_mode:
             self.steps = self.predicted()
+
+    def choose_method(self):
+        """Whether the container gets a runtime of its own to restore through an image path (restore_method auto
+        where the engine allows it, image_path or fail); warm needs it."""
+        method = self.params['restore_method']
+        if not self.params['restore'] or (method == 'engine' and not self.params['warm']):
+            return
+        try:
+            self.runtimes = Runtimes.find(self.engine, self.params['docker_host'])
+        except Unavailable as exc:
+            if self.params['warm'] or method == 'image_path':
+                raise ModuleError('The import cannot %s: the image-path restore cannot be taken on this engine: %s. '
+                                  'Nothing was created. %s' % (
+                                      'create a warm container' if self.params['warm'] else 'use restore_method '
+                                      'image_path', exc.reason, 'A warm container needs Docker 23 or later on this '
+                                      'host.' if self.params['warm'] else 'Use restore_method auto or engine.'),
+                                  reason='image_path')
+            self.method_reason = 'the image path cannot be taken: %s' % exc.reason
 
     def predicted(self):
         """What act() would do, as check mode reports it."""
@@ -244,9 +267,11 @@ class ImportManager(Manager):
         if plan.load_image:
             out.append('would load image %s from the archive' % plan.record['image']['reference'])
         out += ['would create volume %s' % volume['name'] for volume in plan.volumes if volume['create']]
-        out.append('would create container %s from %s' % (plan.name, plan.image_ref))
+        own = ' with a runtime of its own' if self.runtimes else ''
+        out.append('would create container %s from %s%s' % (plan.name, plan.image_ref, own))
         if self.params['restore']:
-            out.append('would restore it from checkpoint %s' % self.verified.manifest['checkpoint']['name'])
+            out.append('would restore it from checkpoint %s%s' % (self.verified.manifest['checkpoint']['name'],
+                                                                  ' through its image path' if self.runtimes else ''))
         return out
 
     def check_engine(self, manifest, record):
@@ -509,24 +534,41 @@ class ImportManager(Manager):
         self.step('loaded image %s (%s)' % (recorded['reference'], recorded['id']))
 
     def create(self, plan):
+        host_config = plan.body.setdefault('HostConfig', {})
+        if is_slot_runtime(host_config.get('Runtime')):
+            # The source's own restore runtime: not this engine's, and never another container's here.
+            host_config.pop('Runtime')
+        if self.runtimes:
+            self.runtimes.prune(lambda container_id: self.engine.find(container_id) is not None)
+            self.runtime = new_runtime_name()
+            self.runtimes.make_slot(self.runtime, container=plan.name, mode='warm' if self.params['warm'] else 'once')
+            self.runtimes.arm(self.runtime)
+            host_config['Runtime'] = self.runtime
+            self.step('defined runtime %s for it (restores in place from its checkpoint)' % self.runtime)
         for volume in plan.volumes:
             if volume['create']:
                 self.engine.create_volume(volume['name'], volume.get('driver'),
                                           labels={ARCHIVE_LABEL: self.verified.sha256})
                 self.step('created volume %s' % volume['name'])
         self.created_id = self.engine.create_from_config(plan.name, plan.body)
+        if self.runtime:
+            self.runtimes.write_slot(self.runtime, container_id=self.created_id)
         for network, address, aliases in plan.rest:
             self.engine.connect_network(self.created_id, network, ipv4_address=address, aliases=aliases)
         self.step('created container %s (%s) from %s' % (plan.name, self.created_id[:12], plan.image_ref))
 
     def undo_create(self):
-        """A failure before the restore removes the container this run created (nothing half made is left)."""
+        """A failure before the restore removes the container this run created, and its runtime (nothing half made
+        is left)."""
         if self.created_id:
             try:
                 self.engine.remove_container(self.created_id, force=True)
             except EngineError:
                 pass
             self.created_id = None
+        if self.runtime:
+            self.runtimes.forget(self.runtime)
+            self.runtime = None
 
     def apply_files(self, plan, staging):
         diff = os.path.join(staging, fmt.ROOTFS_DIFF)
@@ -591,12 +633,17 @@ class ImportManager(Manager):
         fmt.fsync_dir(dest)
         fmt.fsync_dir(os.path.dirname(dest))
         self.step('staged checkpoint %s into the container' % checkpoint)
+        if self.runtime:
+            self.runtimes.point(self.runtime, dest)
+            if self.params['warm']:
+                self.runtimes.write_slot(self.runtime, golden=dest, checkpoint=checkpoint)
 
     def restore(self, plan):
         checkpoint = self.verified.manifest['checkpoint']['name']
         batch = RestoreBatch(self.module, RestoreParameters(
             container=self.created_id, checkpoint=checkpoint, verify=self.params['verify'],
-            fallback=self.params['fallback'], keep_checkpoint=self.params['keep_checkpoint'],
+            fallback=self.params['fallback'], keep_checkpoint=self.params['keep_checkpoint'] or self.params['warm'],
+            method=self.params['restore_method'] if self.runtime or self.action == 'finish' else 'engine',
             **connection(self.params)), self.engine)
         batch.plan()
         if batch.changed:
@@ -609,8 +656,9 @@ class ImportManager(Manager):
                       % (self.restore_result['restart_policy'].get('Name'),
                          ', removed checkpoint %s' % checkpoint if self.restore_result['checkpoint_removed'] else ''))
         else:
-            self.step('restored it from checkpoint %s%s' % (
-                checkpoint, ' (verified)' if self.restore_result.get('verified') else ''))
+            self.step('restored it from checkpoint %s%s%s' % (
+                checkpoint, ' through its image path' if self.restore_result.get('method') == 'image_path' else '',
+                ' (verified)' if self.restore_result.get('verified') else ''))
 
     # -- report
 
@@ -641,6 +689,8 @@ class ImportManager(Manager):
                                                for mount in actual['mounts']])
         else:
             result['container'].update(id=None, status=None, running=False, bound_ports=[], effective=None)
+        result['container']['runtime'] = (info or {}).get('HostConfig', {}).get('Runtime') if info else None
+        result['container']['warm'] = bool(self.params['warm'] and self.runtime)
         result['host_access'] = self.host_access
         result['signature'] = self.signature
         result['container']['created'] = bool(self.changed and not self.module.check_mode
@@ -652,6 +702,8 @@ class ImportManager(Manager):
         restore = dict(restored=False, verified=None, verification=dict(method='none', detail='not restored'),
                        fallback_used=False, duration=0.0, restart_policy_put_back=False, retries={})
         restore.update({key: value for key, value in self.restore_result.items() if key != 'container'})
+        if self.method_reason and 'method_reason' not in restore:
+            restore['method_reason'] = self.method_reason
         result.update(restore)
         result['import_duration'] = getattr(self, 'import_duration', 0.0)
         if self.changed and self.module._diff and self.action == 'finish':

@@ -62,6 +62,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._host import (
     task_bundle_dirs,
     unix_socket_path,
 )
+from ansible_collections.cryo.docker.plugins.module_utils._imagepath import Runtimes, Unavailable, is_slot_runtime, slot_record
 from ansible_collections.cryo.docker.plugins.module_utils._lock import Busy, ContainerLock, lock_path
 from ansible_collections.cryo.docker.plugins.module_utils._preflight import (
     parse_timestamp,
@@ -126,7 +127,7 @@ class RestoreParameters(Parameters):
 
     DEFAULTS = dict(CONNECTION_DEFAULTS, container=None, containers=None, parallel=None, checkpoint=None,
                     checkpoint_dir=None, force=False, verify=True, restore_restart_policy=True, fallback='fail',
-                    keep_checkpoint=True)
+                    keep_checkpoint=True, method='auto')
 
 
 class Batch(Manager):
@@ -329,6 +330,8 @@ class CheckpointTask(Task):
         if self.params['state'] == 'absent':
             self.changed = exists
             self.after = [name for name in self.before if name != self.checkpoint]
+            if exists and not self.custom_dir:
+                self.refuse_removing_golden()
             return
         self.after = sorted(set(self.before) | {self.checkpoint})
         if exists and not self.params['force']:
@@ -345,6 +348,15 @@ class CheckpointTask(Task):
         self.choose_method()
         self.check_room()
         self.changed = True
+
+    def refuse_removing_golden(self):
+        """A warm container starts from its golden checkpoint: without it, it could not start at all."""
+        slot = slot_record(self.engine.data_root(), self.info['HostConfig'].get('Runtime'))
+        if slot.get('mode') == 'warm' and slot.get('checkpoint') == self.checkpoint:
+            raise ModuleError('Checkpoint %s is the golden checkpoint of warm container %s, which starts from it: '
+                              'removed, the container could not start. Nothing was removed. Roll the golden '
+                              'checkpoint forward first, or turn the container cold (cryo.docker.docker_warm).'
+                              % (self.checkpoint, self.container_name))
 
     def list_checkpoints(self, checkpoint_dir):
         """The container's checkpoints, as the engine lists them. A dead container, or one being removed, may have
@@ -724,7 +736,8 @@ class RestoreTask(Task):
         self.action = None  # restore, cold_start or finish (what a cut restore left undone): what act() does
         self.recorded = None  # the restart policy to put back
         self.staged = False
-        self.outcome = dict(restored=False, verified=None, fallback_used=False, checkpoint_removed=False,
+        self.runtimes = None  # the engine's image-path runtimes, when this restore takes that path
+        self.outcome = dict(restored=False, verified=None, fallback_used=False, checkpoint_removed=False, method=None,
                             restart_policy_put_back=False, duration=0.0, containerd_copies_removed=0,
                             checkpoint={}, stats=None, verification=dict(method='none', detail='not verified'),
                             retries={})
@@ -764,8 +777,32 @@ class RestoreTask(Task):
                 self.changed = True
             return
         self.check_network_holder()
+        self.choose_method()
         self.action = 'restore'
         self.changed = True
+
+    def choose_method(self):
+        """method: engine, image_path, or auto (the image path where the engine and the container allow it)."""
+        self.outcome['method'] = 'engine'
+        if self.params['method'] == 'engine':
+            return
+        runtime = self.info['HostConfig'].get('Runtime') or 'runc'
+        try:
+            runtimes = Runtimes.find(self.engine, self.params['docker_host'])
+            if not is_slot_runtime(runtime):
+                raise Unavailable('container %s runs with runtime %s, and a container\'s runtime is fixed when it is '
+                                  'created: only a container created with a runtime of its own (an import, a warm '
+                                  'container) restores through an image path' % (self.container_name, runtime))
+            if runtimes.read_slot(runtime).get('container_id') != self.container_id:
+                raise Unavailable('its runtime %s has no slot for it in %s' % (runtime, runtimes.slots_root))
+        except Unavailable as exc:
+            if self.params['method'] == 'image_path':
+                raise ModuleError('method image_path cannot restore container %s: %s. Use method engine (or auto, '
+                                  'which takes the image path only where it can).' % (self.container_name, exc.reason))
+            self.outcome['method_reason'] = 'the image path cannot be taken: %s' % exc.reason
+            return
+        self.runtimes = runtimes
+        self.outcome['method'] = 'image_path'
 
     def checkpoint_present(self):
         if self.params['checkpoint_dir']:
@@ -879,7 +916,10 @@ class RestoreTask(Task):
     def restore(self):
         """Start the container from the checkpoint; a RestoreFailure, or None once it runs."""
         try:
-            self.start_from_checkpoint()
+            if self.runtimes:
+                self.start_through_image_path()
+            else:
+                self.start_from_checkpoint()
         except EngineError as exc:
             return RestoreFailure(exc.msg, exc.engine_message, exc.fail_kwargs())
         finally:
@@ -917,6 +957,24 @@ class RestoreTask(Task):
                          'content store (%s), then restored.' % (self.checkpoint, digest))
         count_retry(self.outcome['retries'], STALE_CONTENT_RETRY)
         self.engine.start_from_checkpoint(self.container_id, self.checkpoint, retried=self.outcome['retries'])
+
+    def start_through_image_path(self):
+        """A plain start of the container with its runtime armed on the checkpoint: containerd's shim restores it
+        in place. A warm container's runtime stays armed, back on its golden checkpoint; any other is disarmed
+        whatever happened, so that the container starts afresh like any other from now on."""
+        runtime = self.info['HostConfig']['Runtime']
+        slot = self.runtimes.read_slot(runtime)
+        self.runtimes.point(runtime, self.engine_path)
+        self.runtimes.arm(runtime)
+        self.runtimes.clear_stats(runtime)
+        try:
+            self.engine.start(self.container_id)
+        finally:
+            if slot.get('mode') == 'warm' and slot.get('golden'):
+                self.runtimes.point(runtime, slot['golden'])
+            else:
+                self.runtimes.disarm(runtime)
+        self.outcome['stats'] = read_stats(self.runtimes.stats(runtime), 'stats-restore')
 
     def read_restore_stats(self):
         """CRIU's restore statistics: in the task bundle, the restore's work directory (else in containerd's copy)."""
@@ -969,6 +1027,11 @@ class RestoreTask(Task):
                 ' The container stays stopped and the checkpoint was kept; fix the cause and run again, or use '
                 'fallback: cold_start to start it afresh.'), **details)
         if not failure.running_fresh:
+            if self.runtimes and self.runtimes.read_slot(self.info['HostConfig']['Runtime']).get('mode') == 'warm':
+                # A warm container would restore its golden checkpoint again at this start.
+                self.runtimes.write_slot(self.info['HostConfig']['Runtime'], mode='once', golden=None, checkpoint=None)
+                self.runtimes.disarm(self.info['HostConfig']['Runtime'])
+                msg += ' Warm container %s was turned cold for it (docker_warm makes it warm again).' % self.container_name
             try:
                 self.engine.start(self.container_id)
             except EngineError as exc:

@@ -20,6 +20,7 @@ import os
 
 from ansible_collections.cryo.docker.plugins.module_utils._common import C_LOCALE
 from ansible_collections.cryo.docker.plugins.module_utils._host import unix_socket_path
+from ansible_collections.cryo.docker.plugins.module_utils._imagepath import is_slot_runtime
 
 
 class RuntimeUnavailable(Exception):
@@ -35,6 +36,14 @@ def runtime_name(inspect, info):
     return (inspect.get('HostConfig') or {}).get('Runtime') or info.get('DefaultRuntime') or 'runc'
 
 
+def runtime_path(name, info):
+    """The engine's path of a runtime: a container's image-path runtime (_imagepath) runs the stock runc, with
+    its state where the stock runc keeps it, whether it is armed (runtimeType, no path) or not."""
+    if is_slot_runtime(name):
+        return ((info.get('Runtimes') or {}).get('runc') or {}).get('path') or 'runc'
+    return ((info.get('Runtimes') or {}).get(name) or {}).get('path') or name
+
+
 def find_runtime(host, docker_host, info, inspect, started_before_engine=None):
     """{name, binary, root, search_path, dockerd_pid} of the runc that runs this container for the engine
     at docker_host, or RuntimeUnavailable with the reason it cannot be used.
@@ -48,7 +57,7 @@ def find_runtime(host, docker_host, info, inspect, started_before_engine=None):
         raise RuntimeUnavailable('the engine runs rootless: its runc state and CRIU run in a user namespace '
                                  'this module does not enter')
     name = runtime_name(inspect, info)
-    path = ((info.get('Runtimes') or {}).get(name) or {}).get('path') or name
+    path = runtime_path(name, info)
     if os.path.basename(path) != 'runc':
         raise RuntimeUnavailable('the container runs with the runtime %s (%s), not runc: only runc\'s checkpoint '
                                  'is known to leave what the engine restores' % (name, path))

@@ -140,9 +140,37 @@ options:
   keep_checkpoint:
     description:
       - Keep the checkpoint in the new container's checkpoint place after a verified restore (for a later rewind
-        with M(cryo.docker.docker_restore)). By default it is removed - the archive is the copy to keep.
+        with M(cryo.docker.docker_restore)). By default it is removed - the archive is the copy to keep. A warm
+        container (O(warm)) always keeps it.
     type: bool
     default: false
+  restore_method:
+    description:
+      - How the restore is made - see O(cryo.docker.docker_restore#module:method).
+      - With V(auto) (where the engine allows it) or V(image_path), the container is created with a runtime of its own
+        (C(cryo-restore-<12 hex digits>), defined in the engine's C(daemon.json) and reloaded with SIGHUP, every
+        other key kept) and restored in place from its checkpoint, at disk speed, instead of through containerd's
+        content store. That runtime is then disarmed - the container starts afresh like any other from then on -
+        and stays defined as long as the container exists (the next import removes the definitions of
+        containers that are gone).
+      - It needs Docker 23 or later on this host (runtime options), runc as the engine's default runtime and a
+        local engine; V(auto) takes the engine's path elsewhere and says why in RV(method_reason), V(image_path)
+        fails before anything is created.
+    type: str
+    choices: [auto, engine, image_path]
+    default: auto
+    version_added: 0.2.0
+  warm:
+    description:
+      - Create a warm container - one that starts from the archive's checkpoint (its golden checkpoint, kept in
+        its checkpoint place) on every start, C(docker start) and restart-policy restarts included, in the time
+        an image-path restore takes. M(cryo.docker.docker_warm) rolls its golden checkpoint forward and turns it
+        back into an ordinary container.
+      - Needs the image path (see O(restore_method)); refused before anything is created where it cannot be
+        taken.
+    type: bool
+    default: false
+    version_added: 0.2.0
   deleted_files:
     description:
       - What to do with the files the container had deleted from its image (see above).
@@ -238,6 +266,7 @@ seealso:
   - module: cryo.docker.docker_checkpoint_export
   - module: cryo.docker.docker_restore
   - module: cryo.docker.docker_network_holder
+  - module: cryo.docker.docker_warm
 """
 
 EXAMPLES = r"""
@@ -269,6 +298,14 @@ EXAMPLES = r"""
     path: /srv/archives/cr-move.tar.zst
     allowed_signers: /etc/cryo/allowed_signers
     allow: [security_options]
+
+- name: A pool of warm containers - each starts from the archive's checkpoint, on every start
+  cryo.docker.docker_checkpoint_import:
+    path: /srv/archives/search-warm.tar.zst
+    container: "search-warm-{{ item }}"
+    publish: remap
+    warm: true
+  loop: [1, 2, 3, 4]
 
 - name: Create the container and stage its checkpoint, to restore later
   cryo.docker.docker_checkpoint_import:
@@ -401,6 +438,14 @@ container:
     labels:
       description: Its labels, C(cryo.docker.archive) included.
       type: dict
+    runtime:
+      description: The runtime the engine runs it with - C(cryo-restore-<12 hex digits>) when it got a runtime of its
+        own for the image-path restore (see O(restore_method)); null in check mode.
+      type: str
+      sample: cryo-restore-5f0c3a9b2e71
+    warm:
+      description: Whether it is a warm container (O(warm)).
+      type: bool
 host_access:
   description: What the archive's configuration asks for that reaches into this host (see O(allow)), each with
     C(allow), the V(allow) name that permits it, and C(item), what exactly. On success every one was allowed; on a
@@ -462,6 +507,16 @@ duration:
   description: Seconds from the restore request to the container running.
   returned: success
   type: float
+method:
+  description: The path the restore took - V(image_path) or V(engine) (see O(restore_method)); null when it was not
+    restored.
+  returned: success
+  type: str
+  sample: image_path
+method_reason:
+  description: Why O(restore_method=auto) took the engine's path.
+  returned: when O(restore_method=auto) could not take the image path
+  type: str
 retries:
   description: The engine calls the restore made again, by reason (see RV(cryo.docker.docker_restore#module:retries)).
     Empty when no call was made twice or nothing was restored.
@@ -518,6 +573,8 @@ def main():
         verify=dict(type='bool', default=True),
         fallback=dict(type='str', default='fail', choices=['fail', 'cold_start']),
         keep_checkpoint=dict(type='bool', default=False),
+        restore_method=dict(type='str', default='auto', choices=['auto', 'engine', 'image_path']),
+        warm=dict(type='bool', default=False),
         deleted_files=dict(type='str', default='remove', choices=['remove', 'ignore']),
         staging_dir=dict(type='path'),
         force=dict(type='bool', default=False),

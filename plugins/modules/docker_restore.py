@@ -31,6 +31,14 @@ description:
   - Puts back the restart policy recorded when the checkpoint was taken (see
     O(cryo.docker.docker_checkpoint#module:hold_restart_policy)).
   - Never removes a checkpoint unless O(keep_checkpoint=false) and the restore was verified.
+  - "Two paths (O(method)). The engine's (C(docker start --checkpoint)) tars the checkpoint into containerd's
+    content store and containerd untars it into a temporary directory before CRIU reads it (45-85 MB/s). The
+    image path restores in place: containerd's runc shim reads the checkpoint where it is (its C(CriuImagePath)
+    option), at disk speed. It needs Docker 23 or later on this host and a container created with a runtime of
+    its own, as M(cryo.docker.docker_checkpoint_import) creates them (a container's runtime is fixed when it is
+    created): the module arms that runtime on the checkpoint (the engine's C(daemon.json), reloaded with
+    SIGHUP), starts the container, and disarms it whatever happened, so that the container starts afresh like
+    any other afterwards. A warm container (M(cryo.docker.docker_warm)) stays armed on its golden checkpoint."
 extends_documentation_fragment:
   - cryo.docker._docker
   - cryo.docker._docker.checkpoint
@@ -79,8 +87,19 @@ options:
         changes nothing (RV(verified) is null, as there is nothing to compare with).
     type: bool
     default: true
+  method:
+    description:
+      - How the container is restored (see above).
+      - V(auto) takes the image path where the engine and the container allow it, else the engine's path, and
+        says why in RV(method_reason).
+      - V(engine) always takes the engine's path; V(image_path) fails, before anything is done, where that
+        path cannot be taken.
+    type: str
+    choices: [auto, engine, image_path]
+    default: auto
 seealso:
   - module: cryo.docker.docker_checkpoint
+  - module: cryo.docker.docker_warm
   - module: cryo.docker.docker_checkpoint_info
   - module: cryo.docker.checkpoint_preflight
   - name: Restore in Docker's checkpoint documentation
@@ -148,6 +167,16 @@ verification:
       description: What was compared.
       type: str
       sample: PID 1 stack/heap start 0x7ffd2a3c1e10/0x3e32d000, checkpoint 0x7ffd2a3c1e10/0x3e32d000
+method:
+  description: The path the restore took (see O(method)), or null when nothing was restored.
+  returned: always
+  type: str
+  sample: image_path
+method_reason:
+  description: Why O(method=auto) took the engine's path.
+  returned: when O(method=auto) could not take the image path
+  type: str
+  sample: "the image path cannot be taken: Docker 20.10.24 passes no runtime options to containerd (Docker 23 and later do)"
 fallback_used:
   description: Whether the restore failed and the container was started afresh (O(fallback=cold_start)).
   returned: always
@@ -224,7 +253,8 @@ retries:
 stats:
   description:
     - CRIU's statistics of the restore (C(stats-restore)), where the restore left them - in the copy of the
-      checkpoint containerd 1.6 and 1.7 make to restore it (read before that copy is removed); else null.
+      checkpoint containerd 1.6 and 1.7 make to restore it (read before that copy is removed), or in the work
+      directory of the container's runtime (the image path); else null.
       Times in microseconds.
   returned: always
   type: dict
@@ -280,6 +310,7 @@ def main():
         restore_restart_policy=dict(type='bool', default=True),
         fallback=dict(type='str', default='fail', choices=['fail', 'cold_start']),
         keep_checkpoint=dict(type='bool', default=True),
+        method=dict(type='str', default='auto', choices=['auto', 'engine', 'image_path']),
         **CONTAINERS_SPEC
     )
     run(RestoreBatch, argument_spec, **CONTAINERS_RULES)

@@ -103,6 +103,15 @@ def store():
 
 
 @pytest.fixture
+def archives():
+    """A private directory (0700) for the archives of one test, removed afterwards."""
+    directory = tempfile.mkdtemp(prefix='cryo-archive-test-')
+    os.chmod(directory, 0o700)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
 def state_dir(request):
     """A maintenance_state_dir of its own for a test, below its file's STATE_ROOT; removed afterwards."""
     path = os.path.join(getattr(request.module, 'STATE_ROOT', '/var/tmp/cryo-test'), uuid.uuid4().hex[:8])

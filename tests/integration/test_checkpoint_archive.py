@@ -23,7 +23,6 @@ import concurrent.futures
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 import uuid
 
@@ -67,15 +66,6 @@ def checkpointctl():
     libc = os.path.join(libc_dir, 'usr', 'lib', 'x86_64-linux-gnu')
     return [os.path.join(libc, 'ld-linux-x86-64.so.2'), '--library-path', libc,
             os.path.join(tool_dir, 'usr', 'bin', 'checkpointctl')]
-
-
-@pytest.fixture
-def archives():
-    """A private directory for the archives of one test, removed afterwards."""
-    directory = tempfile.mkdtemp(prefix='cryo-archive-test-')
-    os.chmod(directory, 0o700)
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
