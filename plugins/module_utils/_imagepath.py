@@ -300,7 +300,8 @@ class Runtimes:
         write_file(directory, name, text.encode())
         os.chmod(self.config_file, mode if mode is not None else 0o644)
 
-    def wait_reload(self, since, runtimes, timeout=RELOAD_TIMEOUT):
+    def wait_reload(self, since, runtimes):
+        timeout = RELOAD_TIMEOUT
         deadline = time.monotonic() + timeout
         since_ns = int(since * 1e9)
         while True:

@@ -96,8 +96,9 @@ class Container:
     """What the engine knows about one container."""
 
     def __init__(self, name, cid, restart_policy='no', retries=0, labels=None, image='counter:1',
-                 network='bridge', privileged=False, tty=False, mounts=None, devices=None):
+                 network='bridge', privileged=False, tty=False, mounts=None, devices=None, runtime=None):
         self.name = name
+        self.runtime = runtime
         self.id = cid
         self.running = False
         self.status = 'created'
@@ -125,7 +126,7 @@ class Container:
             Id=self.id, Name='/' + self.name,
             State=state,
             HostConfig=dict(RestartPolicy=self.restart_policy, NetworkMode=self.network,
-                            Privileged=self.privileged, Devices=self.devices),
+                            Privileged=self.privileged, Devices=self.devices, Runtime=self.runtime or 'runc'),
             Config=dict(Image=self.image, Labels=self.labels, Tty=self.tty),
             NetworkSettings=dict(Networks={} if self.network.startswith('container:') else {
                 'bridge' if self.network == 'default' else self.network: {}}),
