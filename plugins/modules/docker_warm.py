@@ -12,7 +12,7 @@ short_description: Make a Docker container start from its golden checkpoint on e
 version_added: 0.2.0
 description:
   - A warm container starts from its golden checkpoint - one of its own checkpoints - on every start, C(docker
-    start) and restart-policy restarts included, and after an engine restart too: its runtime restores it in place
+    start) and restart-policy restarts included, and after an engine restart too - its runtime restores it in place
     from that checkpoint (containerd's C(CriuImagePath)), at disk speed, instead of starting its application from
     the beginning. A pool of warm containers answers in the time of a restore, not of an application's start.
   - Only a container created with a runtime of its own can be warm - a container's runtime is fixed when it is
