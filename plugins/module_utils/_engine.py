@@ -384,10 +384,12 @@ class Engine:
         except EngineError as exc:
             raise self._explain(exc, container, checkpoint)
 
-    def start_from_checkpoint(self, container, checkpoint, retries=3, delay=1.0, retried=None):
+    def start_from_checkpoint(self, container, checkpoint, retries=3, delay=1.0, retried=None, retry_stale=True):
         # containerd's transient answers right after a checkpoint (TRANSIENT_ERRORS) go away on a retry, counted in
-        # retried ({reason: count}). A blob that an interrupted restore left in its content store does not:
-        # RestoreTask.start_from_checkpoint removes it.
+        # retried ({reason: count}). The tarball of the same checkpoint already in its content store (left by the
+        # checkpoint until containerd's garbage collection, or by an interrupted restore) goes away only when it is
+        # removed: with retry_stale False that answer is raised at once, for RestoreTask.start_from_checkpoint to
+        # remove the blob; True retries it blindly, the last resort where it cannot be removed.
         attempt = 0
         while True:
             attempt += 1
@@ -395,7 +397,8 @@ class Engine:
                 resp = self._request('POST', '/containers/{0}/start', container, params={'checkpoint': checkpoint})
                 return resp.status_code
             except EngineError as exc:
-                if attempt >= retries or not is_transient(exc.engine_message):
+                stale = not retry_stale and stale_content_digest(exc.engine_message)
+                if attempt >= retries or stale or not is_transient(exc.engine_message):
                     raise self._explain(exc, container, checkpoint)
                 count_retry(retried, transient_reason(exc.engine_message))
                 time.sleep(delay)

@@ -51,6 +51,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._engine import (
     count_retry,
     stale_content_digest,
     sum_retries,
+    transient_reason,
 )
 from ansible_collections.cryo.docker.plugins.module_utils._host import (
     ENGINE_NAMESPACE,
@@ -933,11 +934,14 @@ class RestoreTask(Task):
         return None
 
     def start_from_checkpoint(self):
-        """The engine's restore; when containerd's content store still holds this checkpoint's tarball from a
-        restore whose engine was killed (every upload of the same bytes collides with it), that stale blob is
-        removed through containerd's own client and the restore tried once more."""
+        """The engine's restore. When containerd's content store already holds this checkpoint's tarball (the
+        checkpoint's own until containerd's garbage collection takes it, or one a restore whose engine was killed
+        left: every upload of the same bytes collides with it), that blob is removed through containerd's own client
+        and the restore tried once more; where it cannot be removed, the restore is tried again as it is (the
+        garbage collection may have taken it meanwhile) before it fails saying how to remove it."""
         try:
-            self.engine.start_from_checkpoint(self.container_id, self.checkpoint, retried=self.outcome['retries'])
+            self.engine.start_from_checkpoint(self.container_id, self.checkpoint, retried=self.outcome['retries'],
+                                              retry_stale=False)
             return
         except EngineError as exc:
             digest = stale_content_digest(exc.engine_message)
@@ -945,16 +949,23 @@ class RestoreTask(Task):
                 raise
             removed, why = remove_stale_content(self.module, self.params['docker_host'], digest)
             if not removed:
-                exc.msg = ('%s containerd\'s content store still holds this checkpoint\'s tarball (%s), left by an '
-                           'earlier restore the engine was killed in, and it could not be removed here (%s). Remove '
-                           'it on the engine host with `ctr --address <exec-root>/containerd/containerd.sock '
-                           '--namespace moby content rm %s` and run again.'
+                count_retry(self.outcome['retries'], transient_reason(exc.engine_message))
+                try:
+                    self.engine.start_from_checkpoint(self.container_id, self.checkpoint,
+                                                      retried=self.outcome['retries'])
+                    return
+                except EngineError as again:
+                    if stale_content_digest(again.engine_message) is None:
+                        raise
+                exc.msg = ('%s containerd\'s content store still holds this checkpoint\'s tarball (%s), and it could '
+                           'not be removed here (%s). Remove it on the engine host with `ctr --address '
+                           '<exec-root>/containerd/containerd.sock --namespace moby content rm %s` and run again.'
                            % (exc.msg.rstrip('.') + '.', digest, why, digest))
                 exc.details['stale_content'] = digest
-                raise
+                raise exc
         self.outcome['stale_content_removed'] = digest
-        self.module.warn('Removed the tarball of checkpoint %s that an interrupted restore had left in containerd\'s '
-                         'content store (%s), then restored.' % (self.checkpoint, digest))
+        self.module.warn('Removed the tarball of checkpoint %s that containerd\'s content store still held (%s), '
+                         'then restored.' % (self.checkpoint, digest))
         count_retry(self.outcome['retries'], STALE_CONTENT_RETRY)
         self.engine.start_from_checkpoint(self.container_id, self.checkpoint, retried=self.outcome['retries'])
 

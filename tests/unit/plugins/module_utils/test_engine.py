@@ -202,6 +202,15 @@ def test_restore_retries_are_counted():
     assert retried == {'transport is closing': 1}
 
 
+def test_a_restore_told_not_to_retry_the_content_collision_raises_it_at_once():
+    answers = [Response(500, RACE), Response(204)]
+    retried = {}
+    with pytest.raises(EngineError) as raised:
+        engine(answers).start_from_checkpoint('cr', 'cp1', delay=0, retried=retried, retry_stale=False)
+    assert 'already exists' in raised.value.engine_message and retried == {}
+    assert engine([Response(500, RACE), Response(204)]).start_from_checkpoint('cr', 'cp1', delay=0) == 204
+
+
 def test_nothing_is_counted_without_a_retry():
     retried = {}
     engine([Response(201)]).create_checkpoint('cr', 'cp1', delay=0, retried=retried)

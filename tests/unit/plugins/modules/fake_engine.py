@@ -28,7 +28,8 @@ from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as 
 from ansible_collections.cryo.docker.plugins.module_utils import _lifecycle, _lock
 from ansible_collections.cryo.docker.plugins.module_utils._common import CHECKPOINT_NAME_RE
 from ansible_collections.cryo.docker.plugins.module_utils._engine import (TEMPORARY_SUFFIX, Engine, EngineError,
-                                                                          count_retry, transient_reason)
+                                                                          count_retry, stale_content_digest,
+                                                                          transient_reason)
 from ansible_collections.cryo.docker.plugins.module_utils._host import Host
 
 FIXTURES = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures')
@@ -445,9 +446,13 @@ class FakeEngine(Engine):
                                container, checkpoint)
         shutil.rmtree(path)
 
-    def start_from_checkpoint(self, container, checkpoint, retried=None):
+    def start_from_checkpoint(self, container, checkpoint, retried=None, retry_stale=True):
         found = self._get(container, checkpoint)
         self._record('start_from_checkpoint', found.id, checkpoint)
+        waiting = self.transient.get('restore') or []
+        if not retry_stale and waiting and stale_content_digest(waiting[0]):
+            # The real Engine raises the content store's collision at once when told not to retry it.
+            raise self._answer(500, waiting.pop(0), container, checkpoint)
         self._transient('restore', retried)
         if found.running:
             return 304  # the engine ignores a restore into a running container

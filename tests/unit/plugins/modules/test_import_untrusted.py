@@ -587,9 +587,9 @@ def test_the_staged_checkpoint_is_on_disk_before_the_restore(bed, archive, capsy
 
     real_restore = bed.target.start_from_checkpoint
 
-    def start_from_checkpoint(container, checkpoint, retried=None):
+    def start_from_checkpoint(container, checkpoint, **options):
         events.append(('restore', checkpoint))
-        return real_restore(container, checkpoint, retried=retried)
+        return real_restore(container, checkpoint, **options)
     monkeypatch.setattr(os, 'fsync', fsync)
     monkeypatch.setattr(_archive, 'fsync_dir', fsync_dir)
     monkeypatch.setattr(bed.target, 'start_from_checkpoint', start_from_checkpoint)

@@ -100,7 +100,7 @@ def test_the_engine_netns_restore_failure_is_explained(engine, capsys, monkeypat
     cr = engine.add('cr', network='bridge')
     engine.take(cr, 'cp1')
 
-    def refuse(container, name, retried=None):
+    def refuse(container, name, **options):
         engine._record('start_from_checkpoint', container, name)  # pylint: disable=protected-access
         raise engine._answer(500, NETNS_ERROR, container, name)  # pylint: disable=protected-access
 
