@@ -31,6 +31,9 @@ extends_documentation_fragment:
   - cryo.docker._docker
   - cryo.docker._attributes
   - cryo.docker._attributes.action
+attributes:
+  idempotent:
+    support: full
 options:
   container:
     description: Name or id of the container.
