@@ -44,6 +44,7 @@ import time
 from ansible_collections.cryo.docker.plugins.module_utils._checkpoint import ensure_private_dir, write_file, write_json
 from ansible_collections.cryo.docker.plugins.module_utils._common import ModuleError
 from ansible_collections.cryo.docker.plugins.module_utils._host import Host, read_json, read_text, unix_socket_path
+from ansible_collections.cryo.docker.plugins.module_utils._lock import Busy, ContainerLock, lock_path
 
 RUNTIME_PREFIX = 'cryo-restore-'
 RUNTIME_RE = re.compile(r'^cryo-restore-[0-9a-f]{12}$')
@@ -319,20 +320,38 @@ class Runtimes:
     # -- upkeep
 
     def prune(self, exists):
-        """Forget the slots of containers that are gone (exists(container_id) is False); the names forgotten."""
+        """Upkeep before a new slot: forget the slots of containers that are gone (exists(container_id) is False),
+        and disarm the runtime a restore killed half-way left armed (not a warm container's, and only while no
+        operation holds the container's lock): that container would restore at every start, and could not start at
+        all once that checkpoint is removed. (forgotten, disarmed), runtime names."""
         if not os.path.isdir(self.slots_root):
-            return []
-        gone = []
+            return [], []
+        gone, armed = [], []
+        plain = plain_definition(self.base)
+        runtimes = read_json(self.config_file).get('runtimes') or {}
         for name in sorted(os.listdir(self.slots_root)):
             record = self.read_slot(name)
             container_id = record.get('container_id')
             if container_id and not exists(container_id):
                 gone.append(name)
-        if gone:
-            self.define({name: None for name in gone})
+            elif (container_id and record.get('mode') != 'warm' and runtimes.get(name) not in (None, plain)
+                  and not busy(lock_path(self.data_root, container_id))):
+                armed.append(name)
+        changes = dict({name: None for name in gone}, **{name: plain for name in armed})
+        if changes:
+            self.define(changes)
             for name in gone:
                 remove_slot(self.slot(name))
-        return gone
+        return gone, armed
+
+
+def busy(path):
+    """Whether an operation holds the container lock at path now."""
+    try:
+        ContainerLock(path).acquire('a look at the container\'s runtime').release()
+    except Busy:
+        return True
+    return False
 
 
 def remove_slot(slot):

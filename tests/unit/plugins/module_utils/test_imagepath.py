@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from ansible_collections.cryo.docker.plugins.module_utils import _imagepath
+from ansible_collections.cryo.docker.plugins.module_utils import _imagepath, _lock
 
 RUNC_FEATURES = {'path': 'runc', 'status': {}}
 INFO_26 = dict(DockerRootDir='/var/lib/docker', DefaultRuntime='runc', CgroupDriver='systemd',
@@ -168,8 +168,25 @@ def test_a_slot_points_at_its_checkpoint_and_is_pruned_with_its_container(runtim
     runtimes.write_slot(NAME, container_id='a' * 64)
     assert _imagepath.slot_record(runtimes.data_root, NAME)['container_id'] == 'a' * 64
     assert _imagepath.slot_record(runtimes.data_root, 'runc') == {}
-    runtimes.arm(NAME)
-    assert runtimes.prune(lambda container_id: True) == []
-    assert runtimes.prune(lambda container_id: False) == [NAME]
+    runtimes.disarm(NAME)
+    assert runtimes.prune(lambda container_id: True) == ([], [])
+    assert runtimes.prune(lambda container_id: False) == ([NAME], [])
     assert not os.path.exists(runtimes.slot(NAME)) and NAME not in config_of(runtimes)['runtimes']
     assert config_of(runtimes)['runtimes'] == {'kept': {'path': '/bin/kept'}}
+
+
+def test_a_runtime_a_killed_restore_left_armed_is_disarmed_unless_warm_or_busy(runtimes, tmp_path):
+    """A restore killed between arming the container's runtime and disarming it: the next import's upkeep disarms
+    it, but not while an operation holds the container's lock, and never a warm container's."""
+    container_id = 'b' * 64
+    os.makedirs(os.path.join(runtimes.data_root, 'containers', container_id))
+    runtimes.make_slot(NAME, container='web', mode='once', container_id=container_id)
+    runtimes.arm(NAME)
+    holder = _lock.ContainerLock(_lock.lock_path(runtimes.data_root, container_id)).acquire('a restore', 'cp1')
+    assert runtimes.prune(lambda cid: True) == ([], []), 'a restore is under way'
+    holder.release()
+    assert runtimes.prune(lambda cid: True) == ([], [NAME])
+    assert config_of(runtimes)['runtimes'][NAME] == {'path': 'runc'}
+    runtimes.write_slot(NAME, mode='warm')
+    runtimes.arm(NAME)
+    assert runtimes.prune(lambda cid: True) == ([], []), 'a warm container stays armed'
