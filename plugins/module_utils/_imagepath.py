@@ -240,6 +240,13 @@ class Runtimes:
     def disarm(self, name):
         return self.define({name: plain_definition(self.base)})
 
+    def settle(self, name):
+        """Disarm the runtime of a container that is not warm, if a restore killed half-way left it armed; True
+        when it did."""
+        if self.read_slot(name).get('mode') == 'warm':
+            return False
+        return self.disarm(name) if self.defined(name) not in (None, plain_definition(self.base)) else False
+
     def forget(self, name):
         """Remove the runtime from daemon.json and its slot (its container is gone)."""
         self.define({name: None})

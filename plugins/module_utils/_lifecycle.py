@@ -856,6 +856,7 @@ class RestoreTask(Task):
     def act(self):
         started = time.monotonic()
         if self.action == 'cold_start':
+            self.settle_runtime()
             self.engine.start(self.container_id)
             self.outcome['duration'] = round(time.monotonic() - started, 3)
             held = store.read_hold(self.data_root, self.container_id)
@@ -893,6 +894,17 @@ class RestoreTask(Task):
         else:
             self.module.warn('Checkpoint %s was kept although keep_checkpoint is false: the restore could not be '
                              'verified.' % self.checkpoint)
+
+    def settle_runtime(self):
+        """A container with a runtime of its own that a killed restore left armed would restore instead of starting
+        afresh: disarmed first (a warm container stays as it is: it starts from its golden checkpoint)."""
+        runtime = self.info['HostConfig'].get('Runtime')
+        if not is_slot_runtime(runtime):
+            return
+        try:
+            Runtimes.find(self.engine, self.params['docker_host']).settle(runtime)
+        except Unavailable:
+            pass
 
     def stage(self):
         """The engine restores only from its own place: copy a checkpoint_dir checkpoint there."""
@@ -1043,6 +1055,8 @@ class RestoreTask(Task):
                 self.runtimes.write_slot(self.info['HostConfig']['Runtime'], mode='once', golden=None, checkpoint=None)
                 self.runtimes.disarm(self.info['HostConfig']['Runtime'])
                 msg += ' Warm container %s was turned cold for it (docker_warm makes it warm again).' % self.container_name
+            else:
+                self.settle_runtime()
             try:
                 self.engine.start(self.container_id)
             except EngineError as exc:

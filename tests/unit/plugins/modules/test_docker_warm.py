@@ -93,3 +93,16 @@ def test_rolled_forward_cold_and_the_golden_checkpoint_kept(engine, runtimes, im
 def test_warm_needs_a_checkpoint_of_its_own(engine, runtimes, imported, capsys):
     failed_clearly(run(capsys, container='web'), 'Container web has no golden checkpoint yet')
     failed_clearly(run(capsys, container='web', checkpoint='nope'), 'Container web has no checkpoint nope')
+
+
+def test_a_cold_start_disarms_a_runtime_a_killed_restore_left_armed(engine, runtimes, imported, capsys, monkeypatch):
+    """fallback: cold_start of a container without that checkpoint starts it afresh, never from the checkpoint its
+    runtime was left armed on."""
+    from ansible_collections.cryo.docker.plugins.module_utils import _lifecycle
+    from ansible_collections.cryo.docker.plugins.modules import docker_restore
+    monkeypatch.setattr(_lifecycle.Runtimes, 'find', classmethod(lambda cls, engine_, docker_host: runtimes))
+    runtimes.arm(NAME)
+    engine.stop('web')
+    result = run(capsys, module=docker_restore, container='web', checkpoint='gone', fallback='cold_start')
+    assert result['changed'] and result['fallback_used'] and 'failed' not in result, result
+    assert defined(runtimes) == {'path': 'runc'}
