@@ -23,7 +23,6 @@ from ansible.module_utils.basic import env_fallback, missing_required_lib
 from ansible.module_utils.six.moves.urllib.parse import quote
 
 from ansible_collections.cryo.docker.plugins.module_utils._common import ModuleError, invalid_name_msg
-from ansible_collections.cryo.docker.plugins.module_utils._preflight import NETNS_REMEDY
 
 try:
     import docker
@@ -421,6 +420,9 @@ class Engine:
         elif 'invalid checkpoint id' in low:
             exc.msg = invalid_name_msg(checkpoint)
         elif 'bind-mount /proc/0/ns/net' in low:
+            # Imported here, on this rare branch only: the engine layer serves every module, and the table of
+            # engines that cannot restore (_preflight) is not on the path of most.
+            from ansible_collections.cryo.docker.plugins.module_utils._preflight import NETNS_REMEDY
             exc.msg = ('The Docker Engine at %s cannot restore container %s, which has a network namespace of '
                        'its own: the engine sets that namespace up only after the task is created, and a '
                        'restored task has no process yet ("bind-mount /proc/0/ns/net ... no such file or '
