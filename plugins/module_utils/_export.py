@@ -5,7 +5,7 @@
 # PRIVATE: this file is for use by the cryo.docker collection only. It may change or go away at
 # any time, without notice.
 
-"""docker_checkpoint_export's manager: take the checkpoint (through _lifecycle's CheckpointBatch, with the
+"""docker_checkpoint_export's manager: take the checkpoint (through _take's CheckpointBatch, with the
 guarantees of docker_checkpoint) or use an existing one, read what recreates the container (_containers), write
 one archive (_archive) and sign it (_signing) when a key is given."""
 
@@ -39,8 +39,8 @@ from ansible_collections.cryo.docker.plugins.module_utils._containers import (
 )
 from ansible_collections.cryo.docker.plugins.module_utils._engine import connection
 from ansible_collections.cryo.docker.plugins.module_utils._host import Host, free_space
-from ansible_collections.cryo.docker.plugins.module_utils._lifecycle import CheckpointBatch, CheckpointParameters
 from ansible_collections.cryo.docker.plugins.module_utils._portable import ROOM_MARGIN, engine_criu, room_error
+from ansible_collections.cryo.docker.plugins.module_utils._take import CheckpointBatch, CheckpointParameters
 
 
 def engine_versions(version):

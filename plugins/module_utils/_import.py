@@ -9,7 +9,7 @@
 it (_archive), treat everything it carries as untrusted input (every name checked as an operator's would be, the
 host access its configuration asks for refused unless allowed: _host_access), check that this engine can take
 it, then load the image, create the container, apply its file changes, stage the checkpoint and restore it
-(through _lifecycle's RestoreBatch, with the guarantees of docker_restore).
+(through _restore's RestoreBatch, with the guarantees of docker_restore).
 
 Other callers can import the same archive several times (clones) or after carrying it to another host (move):
 the plan of one import (what to create, under which name and ports) is apart from the archive's verification,
@@ -62,9 +62,9 @@ from ansible_collections.cryo.docker.plugins.module_utils._host_access import (
 )
 from ansible_collections.cryo.docker.plugins.module_utils._imagepath import Runtimes, Unavailable, is_slot_runtime, new_runtime_name
 from ansible_collections.cryo.docker.plugins.module_utils._images import ImageError, thread_credentials
-from ansible_collections.cryo.docker.plugins.module_utils._lifecycle import RestoreBatch, RestoreParameters
 from ansible_collections.cryo.docker.plugins.module_utils._portable import ROOM_MARGIN, engine_criu, room_error
 from ansible_collections.cryo.docker.plugins.module_utils._preflight import human_bytes, unrestorable, unrestorable_msg
+from ansible_collections.cryo.docker.plugins.module_utils._restore import RestoreBatch, RestoreParameters
 
 
 # What an image id and an image reference are (the reference as a tag, a digest or both); an archive's goes into

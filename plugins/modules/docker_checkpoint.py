@@ -284,7 +284,7 @@ disk_full:
 
 from ansible_collections.cryo.docker.plugins.module_utils._common import CONTAINERS_RULES, CONTAINERS_SPEC, run
 from ansible_collections.cryo.docker.plugins.module_utils._engine import docker_argument_spec
-from ansible_collections.cryo.docker.plugins.module_utils._lifecycle import CheckpointBatch
+from ansible_collections.cryo.docker.plugins.module_utils._take import CheckpointBatch
 
 
 def main():

@@ -298,7 +298,7 @@ criu_log:
 
 from ansible_collections.cryo.docker.plugins.module_utils._common import CONTAINERS_RULES, CONTAINERS_SPEC, run
 from ansible_collections.cryo.docker.plugins.module_utils._engine import docker_argument_spec
-from ansible_collections.cryo.docker.plugins.module_utils._lifecycle import RestoreBatch
+from ansible_collections.cryo.docker.plugins.module_utils._restore import RestoreBatch
 
 
 def main():

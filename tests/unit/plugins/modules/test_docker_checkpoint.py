@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from ansible_collections.cryo.docker.plugins.module_utils import _engine, _lifecycle, _lock
+from ansible_collections.cryo.docker.plugins.module_utils import _engine, _lifecycle, _lock, _take
 from ansible_collections.cryo.docker.plugins.modules import docker_checkpoint, docker_restore
 
 from fake_engine import DOCKER_HOST, DUMP_LOG_ERRORS, LAYOUT, failed_clearly, read, run_module, warnings_of
@@ -214,7 +214,7 @@ def cut_at(monkeypatch, owner, method):
 
 
 def held(engine, container):
-    return _lifecycle.store.read_hold(engine.root, container.id)
+    return _take.store.read_hold(engine.root, container.id)
 
 
 def test_the_hold_is_recorded_first_and_a_take_cut_before_the_engine_stopped_it_records_the_held_policy(
@@ -226,7 +226,7 @@ def test_the_hold_is_recorded_first_and_a_take_cut_before_the_engine_stopped_it_
     undo()
     assert cr.running and cr.restart_policy['Name'] == 'no'
     assert held(engine, cr) == dict(Name='always', MaximumRetryCount=0)
-    assert mode(_lifecycle.store.hold_path(engine.root, cr.id)) == 0o600
+    assert mode(_take.store.hold_path(engine.root, cr.id)) == 0o600
     again = run(capsys, container='cr', checkpoint='cp1')
     assert again['changed'] and again['checkpoint']['restart_policy'] == dict(Name='always', MaximumRetryCount=0)
     assert metadata(engine.checkpoint_path(cr, 'cp1'))['restart_policy']['Name'] == 'always'
@@ -234,12 +234,12 @@ def test_the_hold_is_recorded_first_and_a_take_cut_before_the_engine_stopped_it_
 
 def test_a_take_cut_before_its_metadata_leaves_the_policy_to_the_restore(engine, capsys, monkeypatch):
     cr = engine.add('cr', restart_policy='on-failure', retries=2)
-    undo = cut_at(monkeypatch, _lifecycle.store, 'write_metadata')
+    undo = cut_at(monkeypatch, _take.store, 'write_metadata')
     with pytest.raises(Cut):
         run(capsys, container='cr', checkpoint='cp1')
     undo()
     assert not cr.running and cr.restart_policy['Name'] == 'no'
-    assert _lifecycle.store.read_metadata(engine.checkpoint_path(cr, 'cp1')) == {}
+    assert _take.store.read_metadata(engine.checkpoint_path(cr, 'cp1')) == {}
     restored = run_module(capsys, docker_restore, dict(docker_host=DOCKER_HOST, container='cr', checkpoint='cp1'))
     assert restored['restored'] and restored['verified'] and restored['restart_policy_put_back'], restored
     assert cr.restart_policy == dict(Name='on-failure', MaximumRetryCount=2) and held(engine, cr) is None

@@ -465,10 +465,10 @@ def stale(engine, monkeypatch, times=1):
 
 
 def test_stale_content_is_removed_then_the_restore_runs(engine, cr, capsys, monkeypatch):
-    from ansible_collections.cryo.docker.plugins.module_utils import _lifecycle
+    from ansible_collections.cryo.docker.plugins.module_utils import _restore
     calls = stale(engine, monkeypatch)
     removed = []
-    monkeypatch.setattr(_lifecycle, 'remove_stale_content',
+    monkeypatch.setattr(_restore, 'remove_stale_content',
                         lambda module, host, digest: removed.append((host, digest)) or (True, None))
     result = run(capsys)
     assert result['restored'] is True and result['verified'] is True, result
@@ -482,18 +482,18 @@ def test_stale_content_is_removed_then_the_restore_runs(engine, cr, capsys, monk
 def test_stale_content_that_cannot_be_removed_is_tried_again_as_it_is(engine, cr, capsys, monkeypatch):
     """Where the blob cannot be removed (a remote engine, no ctr), containerd's garbage collection may take it:
     the restore is tried again, blindly, counted."""
-    from ansible_collections.cryo.docker.plugins.module_utils import _lifecycle
+    from ansible_collections.cryo.docker.plugins.module_utils import _restore
     calls = stale(engine, monkeypatch)
-    monkeypatch.setattr(_lifecycle, 'remove_stale_content', lambda module, host, digest: (False, 'remote'))
+    monkeypatch.setattr(_restore, 'remove_stale_content', lambda module, host, digest: (False, 'remote'))
     result = run(capsys)
     assert result['restored'] is True and result['verified'] is True, result
     assert calls == [False, True] and result['retries'] == {'already exists': 1}
 
 
 def test_stale_content_that_cannot_be_removed_names_the_command(engine, cr, capsys, monkeypatch):
-    from ansible_collections.cryo.docker.plugins.module_utils import _lifecycle
+    from ansible_collections.cryo.docker.plugins.module_utils import _restore
     stale(engine, monkeypatch, times=2)
-    monkeypatch.setattr(_lifecycle, 'remove_stale_content', lambda module, host, digest: (False, 'no ctr on the PATH'))
+    monkeypatch.setattr(_restore, 'remove_stale_content', lambda module, host, digest: (False, 'no ctr on the PATH'))
     result = run(capsys)
     msg = failed_clearly(result, 'Restore of container cr from checkpoint cp1 failed: ')
     assert 'content rm %s' % STALE_DIGEST in msg and 'no ctr on the PATH' in msg

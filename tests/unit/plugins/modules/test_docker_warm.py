@@ -98,9 +98,9 @@ def test_warm_needs_a_checkpoint_of_its_own(engine, runtimes, imported, capsys):
 def test_a_cold_start_disarms_a_runtime_a_killed_restore_left_armed(engine, runtimes, imported, capsys, monkeypatch):
     """fallback: cold_start of a container without that checkpoint starts it afresh, never from the checkpoint its
     runtime was left armed on."""
-    from ansible_collections.cryo.docker.plugins.module_utils import _lifecycle
+    from ansible_collections.cryo.docker.plugins.module_utils import _restore
     from ansible_collections.cryo.docker.plugins.modules import docker_restore
-    monkeypatch.setattr(_lifecycle.Runtimes, 'find', classmethod(lambda cls, engine_, docker_host: runtimes))
+    monkeypatch.setattr(_restore.Runtimes, 'find', classmethod(lambda cls, engine_, docker_host: runtimes))
     runtimes.arm(NAME)
     engine.stop('web')
     result = run(capsys, module=docker_restore, container='web', checkpoint='gone', fallback='cold_start')

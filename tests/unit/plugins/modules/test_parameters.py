@@ -1,12 +1,14 @@
-"""The options export and import hand to checkpoint and restore (_lifecycle.Parameters) are the options of
-docker_checkpoint and docker_restore, with their defaults: a new option there cannot break an export or an
-import (it gets its default), and a name that is no option fails where it is written."""
+"""The options export and import hand to checkpoint and restore (_lifecycle.Parameters: _take's
+CheckpointParameters, _restore's RestoreParameters) are the options of docker_checkpoint and docker_restore,
+with their defaults: a new option there cannot break an export or an import (it gets its default), and a name
+that is no option fails where it is written."""
 
 from unittest import mock
 
 import pytest
 
-from ansible_collections.cryo.docker.plugins.module_utils._lifecycle import CheckpointParameters, RestoreParameters
+from ansible_collections.cryo.docker.plugins.module_utils._restore import RestoreParameters
+from ansible_collections.cryo.docker.plugins.module_utils._take import CheckpointParameters
 from ansible_collections.cryo.docker.plugins.modules import docker_checkpoint, docker_restore
 
 

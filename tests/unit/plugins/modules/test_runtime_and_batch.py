@@ -8,7 +8,7 @@ import pytest
 
 from ansible.module_utils import basic
 
-from ansible_collections.cryo.docker.plugins.module_utils import _lifecycle, _runtime
+from ansible_collections.cryo.docker.plugins.module_utils import _runtime, _take
 from ansible_collections.cryo.docker.plugins.module_utils._host import Host
 from ansible_collections.cryo.docker.plugins.modules import docker_checkpoint, docker_restore
 
@@ -95,7 +95,7 @@ class Runc:
 @pytest.fixture
 def runc(engine, tmp_path, monkeypatch):
     fake = Runc(engine, tmp_path)
-    monkeypatch.setattr(_lifecycle, 'find_runtime', lambda *args: dict(fake.runtime))
+    monkeypatch.setattr(_take, 'find_runtime', lambda *args: dict(fake.runtime))
     monkeypatch.setattr(basic.AnsibleModule, 'run_command', lambda self, argv, **kw: fake.run_command(argv, **kw))
     return fake
 
@@ -199,7 +199,7 @@ def test_auto_takes_the_engine_path_and_says_why(engine, capsys):
 
 def test_method_engine_never_asks_for_the_runtime(engine, capsys, monkeypatch):
     engine.add('cr')
-    monkeypatch.setattr(_lifecycle, 'find_runtime', lambda *args: pytest.fail('asked for the runtime'))
+    monkeypatch.setattr(_take, 'find_runtime', lambda *args: pytest.fail('asked for the runtime'))
     result = checkpoint(capsys, method='engine')
     assert result['method'] == 'engine' and 'method_reason' not in result
 

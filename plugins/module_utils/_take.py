@@ -1,0 +1,468 @@
+# -*- coding: utf-8 -*-
+# Copyright: cryo.docker contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# PRIVATE: this file is for use by the cryo.docker collection only. It may change or go away at
+# any time, without notice.
+
+"""docker_checkpoint's manager: CheckpointBatch, one CheckpointTask per container (the frame, Batch and Task, is
+_lifecycle's). A task plans whether the checkpoint is taken and through which path (the engine's, or runc's own:
+the runtime path), takes it (restart policy held, a retake under a temporary name) or removes it, and reports it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+
+from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
+from ansible_collections.cryo.docker.plugins.module_utils._common import (
+    HELD_RESTART_POLICIES,
+    ModuleError,
+    check_container_state,
+    container_state_problem,
+    policy_still_held,
+    what_is,
+)
+from ansible_collections.cryo.docker.plugins.module_utils._criu import (
+    failure_log,
+    quote_errors,
+    read_log_errors,
+    read_stats,
+    runc_log_file,
+)
+from ansible_collections.cryo.docker.plugins.module_utils._engine import (
+    CONNECTION_DEFAULTS,
+    RUNTIME_TEMP_PREFIX,
+    TEMPORARY_SUFFIX,
+    EngineError,
+)
+from ansible_collections.cryo.docker.plugins.module_utils._host import Host, free_space, unix_socket_path
+from ansible_collections.cryo.docker.plugins.module_utils._imagepath import slot_record
+from ansible_collections.cryo.docker.plugins.module_utils._lifecycle import Batch, Parameters, Task
+from ansible_collections.cryo.docker.plugins.module_utils._preflight import (
+    parse_timestamp,
+    started_before,
+    unrestorable,
+    unrestorable_msg,
+)
+from ansible_collections.cryo.docker.plugins.module_utils._runtime import (
+    RuntimeUnavailable,
+    find_runtime,
+    run_checkpoint,
+    thaw,
+)
+
+
+# How the kernel's ENOSPC reads in CRIU's log, runc's and containerd's errors (lower case).
+DISK_FULL = 'no space left on device'
+
+
+def runtime_temp_dir(path, custom_dir):
+    """Where the runtime path lets runc write the checkpoint that goes to path: on the same filesystem, so
+    that a rename puts it in place, and where the engine does not list it. The engine's place
+    (containers/<id>/checkpoints/<name>) gets containers/<id>/RUNTIME_TEMP_PREFIX<name>; a checkpoint_dir (maybe
+    a filesystem of its own) gets <checkpoint_dir>/RUNTIME_TEMP_PREFIX<name>, a name no checkpoint can have."""
+    parent, name = os.path.split(path)
+    return os.path.join(parent if custom_dir else os.path.dirname(parent), RUNTIME_TEMP_PREFIX + name)
+
+
+class CheckpointParameters(Parameters):
+    """docker_checkpoint's options."""
+
+    DEFAULTS = dict(CONNECTION_DEFAULTS, container=None, containers=None, parallel=None, checkpoint=None,
+                    state='present', leave_running=False, checkpoint_dir=None, force=False, hold_restart_policy=True,
+                    allow_unrestorable=False, method='auto')
+
+
+class CheckpointTask(Task):
+    """plan: does the checkpoint exist, may the container be checkpointed, through which path; act: take
+    it (restart policy held, a retake under a temporary name) or remove it; report: the checkpoint now."""
+
+    what = 'Checkpoint of container'
+    operation = 'a checkpoint'
+
+    def __init__(self, batch, name):
+        super().__init__(batch, name)
+        self.checkpoint = self.params['checkpoint']
+        self.custom_dir = self.params['checkpoint_dir']
+        self.info = self.engine.inspect(name)
+        self.container_id = self.info['Id']
+        self.container_name = self.info['Name'].lstrip('/')
+        self.data_root = self.engine.data_root()
+        self.base = self.custom_dir or store.engine_dir(self.data_root, self.container_id)
+        self.before = self.after = []
+        self.runtime = None
+        self.method_reason = None
+        self.taken = dict(duration=0.0, stats=None, retries={})
+
+    def describe(self):
+        return store.describe(os.path.join(self.base, self.checkpoint), self.checkpoint, self.container_name,
+                              self.container_id)
+
+    # -- plan
+
+    def plan(self):
+        self.lock()
+        if not self.custom_dir or os.path.isdir(self.custom_dir):
+            self.before = self.list_checkpoints(self.custom_dir)
+        exists = self.checkpoint in self.before
+        if self.params['state'] == 'absent':
+            self.changed = exists
+            self.after = [name for name in self.before if name != self.checkpoint]
+            if exists and not self.custom_dir:
+                self.refuse_removing_golden()
+            return
+        self.after = sorted(set(self.before) | {self.checkpoint})
+        if exists and not self.params['force']:
+            return
+        self.refuse_what_is_in_the_way()
+        check_container_state(self.container_name, self.info['State'], 'checkpointed')
+        if not self.info['State'].get('Running'):
+            raise ModuleError(
+                'Container %s is %s, and only a running container can be checkpointed%s. Start it, or restore '
+                'it from a checkpoint with cryo.docker.docker_restore.'
+                % (self.container_name, self.info['State'].get('Status'),
+                   ' (its checkpoint %s was left as it is)' % self.checkpoint if exists else ''))
+        self.refuse_unrestorable()
+        self.choose_method()
+        self.check_room()
+        self.changed = True
+
+    def refuse_removing_golden(self):
+        """A warm container starts from its golden checkpoint: without it, it could not start at all."""
+        slot = slot_record(self.engine.data_root(), self.info['HostConfig'].get('Runtime'))
+        if slot.get('mode') == 'warm' and slot.get('checkpoint') == self.checkpoint:
+            raise ModuleError('Checkpoint %s is the golden checkpoint of warm container %s, which starts from it: '
+                              'removed, the container could not start. Nothing was removed. Roll the golden '
+                              'checkpoint forward first, or turn the container cold (cryo.docker.docker_warm).'
+                              % (self.checkpoint, self.container_name))
+
+    def list_checkpoints(self, checkpoint_dir):
+        """The container's checkpoints, as the engine lists them. A dead container, or one being removed, may have
+        lost its checkpoints' directory with its own: the engine's failure to list them is then that state."""
+        try:
+            return self.engine.list_checkpoints(self.container_id, checkpoint_dir)
+        except EngineError:
+            check_container_state(self.container_name, self.info['State'], 'checkpointed')
+            raise
+
+    def refuse_what_is_in_the_way(self):
+        """Never take a checkpoint onto what holds its place and is no checkpoint: a symbolic link (to anywhere: the
+        engine does not list it, and the module never writes through one) or a file."""
+        path = os.path.join(self.base, self.checkpoint)
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+            raise ModuleError(
+                'Checkpoint %s of container %s was not taken, and the container is untouched: %s is %s, not a '
+                'checkpoint, and the module never writes through a link or over a file. Remove it, or choose another '
+                'checkpoint name or checkpoint_dir.' % (self.checkpoint, self.container_name, path, what_is(path)),
+                path=path)
+
+    def check_room(self):
+        """Never start a checkpoint that cannot fit where it is written: on the engine path a checkpoint_dir that
+        fills up loses it after the container was stopped (the engine's images do not reach the directory, and
+        the container is gone). The images take about the container's resident memory."""
+        if unix_socket_path(self.params['docker_host']) is None:
+            return
+        need = self.batch.host.container_memory(self.info['State'].get('Pid'))
+        directory, free = free_space(self.base)
+        if need and free is not None and free < need * 1.1 + 4 * 1024 * 1024:
+            raise ModuleError(
+                'Checkpoint %s of container %s was not taken, and the container is still running untouched: %s has '
+                '%.1f MB free, and the checkpoint needs about %.1f MB (the container\'s resident memory). Free some '
+                'space or choose another checkpoint_dir, then run again.'
+                % (self.checkpoint, self.container_name, directory, free / 1048576.0, need / 1048576.0),
+                free_bytes=free, needed_bytes=need, container_running=True)
+
+    def refuse_unrestorable(self):
+        """Never stop a container at a checkpoint this engine cannot restore, unless asked to."""
+        version = self.batch.engine_version
+        network = self.info['HostConfig'].get('NetworkMode')
+        entry = unrestorable(version, network)
+        if entry is None:
+            return
+        msg = unrestorable_msg(version, network, entry)
+        if self.params['leave_running']:
+            self.module.warn('Checkpoint %s of %s is taken with leave_running for inspection: it cannot be restored '
+                             'on this engine. %s' % (self.checkpoint, self.container_name, msg))
+        elif self.params['allow_unrestorable']:
+            self.module.warn('Container %s stops at checkpoint %s although this engine cannot restore it '
+                             '(allow_unrestorable). %s' % (self.container_name, self.checkpoint, msg))
+        else:
+            raise ModuleError('Checkpoint %s of container %s was not taken, and the container is still running '
+                              'untouched: stopping it at this checkpoint would lose it. %s Set allow_unrestorable: '
+                              'true to take it anyway (the container stops), or leave_running: true for a '
+                              'checkpoint to inspect.' % (self.checkpoint, self.container_name, msg),
+                              engine_version=version, network_mode=network, reference=entry['reference'])
+
+    def choose_method(self):
+        """method: engine, runtime, or auto (the runtime path where it can be taken, else the engine's)."""
+        if self.params['method'] == 'engine':
+            return
+        try:
+            info = self.batch.engine_info()
+            live = info.get('LiveRestoreEnabled') and self.batch.outlived_engine(self.info)
+            self.runtime = find_runtime(self.batch.host, self.params['docker_host'], info, self.info, live)
+        except RuntimeUnavailable as exc:
+            if self.params['method'] == 'runtime':
+                raise ModuleError('method runtime cannot checkpoint container %s: %s. Use method engine (or auto, '
+                                  'which takes the runtime path only where it can).'
+                                  % (self.container_name, exc.reason))
+            self.method_reason = 'the runtime path cannot be taken: %s' % exc.reason
+
+    @property
+    def method(self):
+        return 'runtime' if self.runtime else 'engine'
+
+    # -- act
+
+    def act(self):
+        if self.params['state'] == 'absent':
+            self.engine.delete_checkpoint(self.container_id, self.checkpoint, self.custom_dir)
+            return
+        replacing = self.checkpoint in self.before
+        if self.custom_dir:
+            store.ensure_private_dir(self.custom_dir)
+        # A retake goes under a temporary name and replaces the old checkpoint only once it succeeded. On a local
+        # engine every engine-path checkpoint does: an engine killed while it writes the images leaves them under
+        # the temporary name (removed by the next take), never as a half-written checkpoint under its own name.
+        local = unix_socket_path(self.params['docker_host']) is not None
+        temporary = replacing or (local and not self.runtime)
+        target = self.checkpoint + TEMPORARY_SUFFIX if temporary else self.checkpoint
+        if temporary:
+            self.remove_leftover(target)
+        policy = self.policy_to_record()
+        held = (self.params['hold_restart_policy'] and not self.params['leave_running']
+                and policy.get('Name') in HELD_RESTART_POLICIES)
+        if held:
+            store.write_hold(self.data_root, self.container_id, policy)
+            self.engine.set_restart_policy(self.container_id, {'Name': 'no'})
+        started = time.monotonic()
+        try:
+            if self.runtime:
+                self.take_through_runtime(os.path.join(self.base, target))
+            else:
+                self.taken['attempts'] = self.engine.create_checkpoint(
+                    self.container_id, target, self.params['leave_running'], self.custom_dir,
+                    retried=self.taken['retries'])
+            if not self.params['leave_running']:
+                self.engine.wait_stopped(self.container_id)
+        except EngineError as exc:
+            if held:
+                self.put_back_held_policy(policy)
+            raise self.failed(exc.msg, exc.engine_message, exc.fail_kwargs())
+        except ModuleError:
+            if held:
+                self.put_back_held_policy(policy)
+            raise
+        self.taken['duration'] = round(time.monotonic() - started, 3)
+        path = os.path.join(self.base, self.checkpoint)
+        if replacing:
+            store.swap_in(os.path.join(self.base, target), path)
+        elif temporary and os.path.isdir(os.path.join(self.base, target)):
+            os.rename(os.path.join(self.base, target), path)
+        if not os.path.isdir(path):
+            self.module.warn('The checkpoint files are not on this host (%s), so its restart policy and time '
+                             'were not recorded. Run the module on the engine host.' % path)
+            return
+        self.taken['stats'] = read_stats(path, 'stats-dump')
+        store.write_metadata(path, dict(
+            checkpoint=self.checkpoint, container=self.container_name, container_id=self.container_id,
+            image=self.info['Config'].get('Image'), created=store.now_iso(), method=self.method,
+            leave_running=self.params['leave_running'], restart_policy=policy, duration=self.taken['duration'],
+            stats=self.taken['stats']))
+
+    def policy_to_record(self):
+        """The container's restart policy; or, while it has the "no" of a hold that no restore put back (a run cut
+        before its checkpoint was recorded), the held one."""
+        current = self.info['HostConfig'].get('RestartPolicy') or {'Name': 'no'}
+        held = store.read_hold(self.data_root, self.container_id)
+        return held if policy_still_held(held, current) else current
+
+    def put_back_held_policy(self, policy):
+        """After a failed take: the restart policy back (not possible while the engine does not answer; the
+        failure's msg then says what to check, and the hold stays recorded for the next run)."""
+        try:
+            self.engine.set_restart_policy(self.container_id, policy)
+        except EngineError:
+            return
+        store.clear_hold(self.data_root, self.container_id)
+
+    def remove_leftover(self, target):
+        """Remove what an interrupted take left under the temporary name (through the engine, which lists it)."""
+        if os.path.isdir(os.path.join(self.base, target)):
+            try:
+                self.engine.delete_checkpoint(self.container_id, target, self.custom_dir)
+            except EngineError:
+                pass
+        shutil.rmtree(os.path.join(self.base, target), ignore_errors=True)
+
+    def take_through_runtime(self, path):
+        """runc checkpoint into a temporary directory beside path, renamed to path once runc succeeded: a dump
+        that fails or is killed half-way never leaves a directory under the checkpoint's name, which the
+        engine would list (and try to restore) as a checkpoint. A failure removes what it wrote; a temporary
+        directory that a killed run left is removed by the next take."""
+        temp = runtime_temp_dir(path, bool(self.custom_dir))
+        store.ensure_private_dir(os.path.dirname(path))
+        shutil.rmtree(temp, ignore_errors=True)
+        os.mkdir(temp, 0o700)
+        rc, out, err = run_checkpoint(self.module, self.runtime, self.container_id, temp,
+                                      self.params['leave_running'])
+        if rc == 0:
+            try:
+                os.rename(temp, path)
+            except OSError as exc:
+                shutil.rmtree(temp, ignore_errors=True)
+                raise self.failed('the checkpoint could not be moved into place (%s): %s' % (path, exc), None, {})
+            return
+        log, errors = read_log_errors([os.path.join(temp, 'dump.log'), runc_log_file()])
+        shutil.rmtree(temp, ignore_errors=True)
+        # runc names CRIU's log in the work directory, which runc.conf's log-file may have overridden (and
+        # which is gone now): the log that was read is named below, once.
+        reason = ' '.join(re.sub(r'log file: \S+', '', err or out or 'runc exited %s' % rc).split()).rstrip(':; ')
+        shared = runc_log_file()
+        if not errors and shared:
+            # CRIU opens that log anew (truncated) at every run: a dump started meanwhile wiped this one's lines.
+            reason += ('. CRIU\'s log %s holds no Error lines of this dump: /etc/criu/runc.conf makes every CRIU run '
+                       'write that one file, started anew each time, and another run (of this batch, or another '
+                       'engine\'s) has started since; checkpoint this container alone to read why' % shared)
+        raise self.failed('runc checkpoint exited %s: %s' % (rc, reason), None,
+                          dict(runc_rc=rc, runc_stderr=(err or '').splitlines()[-20:]), log=log, errors=errors)
+
+    def failed(self, reason, engine_message, details, log=None, errors=None):
+        """The error for a checkpoint that failed: CRIU's reasons, and whether the container runs."""
+        gone = ''
+        try:
+            state = self.engine.inspect(self.container_id)['State']
+            running = state.get('Running')
+        except EngineError as exc:
+            state, running, gone = {}, None, exc.msg
+        if errors is None:
+            log, errors = failure_log(engine_message)
+        msg = 'Checkpoint %s of container %s failed: %s' % (self.checkpoint, self.container_name, reason)
+        if errors:
+            msg += ' CRIU says: %s (log: %s).' % (quote_errors(errors), log)
+        if DISK_FULL in ' '.join([reason, engine_message or ''] + list(errors)).lower():
+            directory, free = free_space(self.base)
+            msg += (' The disk is full: the filesystem of %s ran out of room (%s free now, what the checkpoint wrote '
+                    'removed). Free space there, or choose another checkpoint_dir, then run again.'
+                    % (directory, '?' if free is None else '%.1f MB' % (free / 1048576.0)))
+            details = dict(details, disk_full=True)
+        if state.get('Paused') and not self.info['State'].get('Paused'):
+            # It ran when the take began: a CRIU that ended before it thawed the processes (killed, crashed) left
+            # the freezer on, and the engine's runc calls that paused. Thawed through the engine, which keeps its
+            # own state right.
+            try:
+                self.engine.unpause(self.container_id)
+                state = self.engine.inspect(self.container_id)['State']
+                details = dict(details, thawed=True)
+                msg_thawed = (' CRIU ended before it thawed the container\'s processes, so the module thawed them '
+                              '(unpause): the container is running again where it was; nothing was lost.')
+            except EngineError as exc:
+                msg_thawed = None
+                details = dict(details, thawed=False, thaw_error=exc.msg)
+        else:
+            msg_thawed = None
+        problem = container_state_problem(self.container_name, state, 'checkpointed')
+        if running is None:
+            msg += (' The engine stopped answering during the checkpoint (%s), so whether the container still runs is '
+                    'not known. Once the engine is back: if cryo.docker.docker_checkpoint_info lists checkpoint %s, '
+                    'bring the container back with cryo.docker.docker_restore; if not, no usable checkpoint was taken '
+                    'and the container, if stopped, starts afresh with docker start. What was written under %s%s or '
+                    '%s%s is not a checkpoint, is not listed, and goes at the next take.'
+                    % (gone.rstrip('.'), self.checkpoint, self.checkpoint, TEMPORARY_SUFFIX, RUNTIME_TEMP_PREFIX,
+                       self.checkpoint))
+        elif problem:  # it began restarting (or was paused, or removed) while the checkpoint was taken
+            msg += ' ' + problem
+        elif running and msg_thawed:
+            msg += msg_thawed
+        elif running:
+            thawed = self.thaw_left_frozen()
+            details = dict(details, thawed=thawed == 'thawed')
+            if thawed in (None, 'thawed'):
+                msg += (' The container is still running; nothing was lost.' if thawed is None else
+                        ' CRIU ended before it thawed the container\'s processes, so the module thawed them (runc '
+                        'resume): the container is running again where it was; nothing was lost.')
+            else:
+                running = False
+                msg += (' The engine says the container runs, but its processes are frozen: CRIU ended before it '
+                        'thawed them, and the module could not (%s). Nothing is lost: thaw them with `runc --root '
+                        '<the engine\'s runc root> resume %s` on the engine\'s host.' % (thawed, self.container_id))
+        else:
+            msg += (' The container is NOT running any more: start it again (docker start), since no usable '
+                    'checkpoint was taken.')
+        details = dict(details, criu_errors=errors, container_running=running, method=self.method)
+        details.pop('msg', None)
+        if log:
+            details['criu_log'] = log
+        return ModuleError(msg, **details)
+
+    def thaw_left_frozen(self):
+        """After a failed take, with the container running for the engine: thaw it if CRIU left it frozen
+        (_runtime.thaw), through the engine's runc (the runtime path's, or found for the engine path). None when it
+        was not frozen or runc cannot be reached from here (a remote engine), 'thawed', or why it could not be."""
+        runtime = self.runtime
+        if runtime is None:
+            try:
+                runtime = find_runtime(self.batch.host, self.params['docker_host'], self.batch.engine_info(),
+                                       self.info)
+            except (RuntimeUnavailable, EngineError):
+                return None
+        return thaw(self.module, runtime, self.container_id)
+
+    # -- report
+
+    def retries(self):
+        return dict(self.taken['retries'])
+
+    def report(self):
+        result = dict(changed=self.changed, checkpoint={}, **self.taken)
+        if self.params['state'] == 'present':
+            result['checkpoint'] = self.describe()
+            if self.changed and self.module.check_mode:
+                result['checkpoint'].update(created=None, size=None)
+            if self.changed:
+                result['method'] = self.method
+                if self.method_reason:
+                    result['method_reason'] = self.method_reason
+        if self.changed and self.module._diff and self.batch.single:
+            result['diff'] = self.diff()
+        return result
+
+    def diff(self):
+        status = self.info['State'].get('Status')
+        if self.params['state'] == 'present':
+            after = 'running' if self.params['leave_running'] else 'exited'
+        else:
+            after = status
+        before, after = dict(checkpoints=self.before, container_state=status), dict(checkpoints=self.after,
+                                                                                    container_state=after)
+        if not self.batch.single:
+            before['container'] = after['container'] = self.container_name
+        return dict(before=before, after=after)
+
+
+class CheckpointBatch(Batch):
+    """docker_checkpoint: the runtime path needs the engine's /info and the host's facts, asked once."""
+
+    task_class = CheckpointTask
+
+    def __init__(self, module, params=None, engine=None):
+        self.host = Host()
+        self._info = None
+        self._dockerd = False
+        super().__init__(module, params, engine)
+
+    def engine_info(self):
+        if self._info is None:
+            self._info = self.engine.info()
+        return self._info
+
+    def outlived_engine(self, inspect):
+        """Whether a running container was started before the current engine process (live-restore)."""
+        if self._dockerd is False:
+            self._dockerd = self.host.dockerd(self.params['docker_host'])
+        started = parse_timestamp((inspect.get('State') or {}).get('StartedAt'))
+        return bool(self._dockerd) and started_before(started, self._dockerd['started_at'])
