@@ -8,8 +8,9 @@
 """Facts about the engine's host, read from /proc, /sys and the file system: the one place that does.
 
 Which dockerd serves an engine, the environment and PATH it runs with (runc inherits that PATH and
-looks `criu` up on it), the OCI runtime binary and state root it uses, `/proc/PID/stat`, a
-container's memory, free space, address space randomisation, the kernel's configuration.
+looks `criu` up on it), the OCI runtime binary and state root it uses, the containerd it talks to and
+the temporary directory that containerd unpacks checkpoints in, `/proc/PID/stat`, a container's
+memory, free space, address space randomisation, the kernel's configuration.
 
 Pure parsers of recorded text come first; `Host` reads the live system through them. Only the
 standard library is imported, so the test bed can load this file on its own.
@@ -37,8 +38,10 @@ ENGINE_NAMESPACE = 'moby'
 # Options of dockerd that take a value, by the key daemon.json uses for them.
 DOCKERD_VALUE_OPTIONS = {
     '--exec-root': 'exec-root', '--data-root': 'data-root', '--config-file': 'config-file',
-    '--pidfile': 'pidfile', '-p': 'pidfile', '--host': 'hosts', '-H': 'hosts',
+    '--pidfile': 'pidfile', '-p': 'pidfile', '--host': 'hosts', '-H': 'hosts', '--containerd': 'containerd',
 }
+# Where the containerd that dockerd starts itself listens, under dockerd's exec root.
+MANAGED_CONTAINERD_SOCKET = os.path.join('containerd', 'containerd.sock')
 
 
 # -- parsers (pure) --------------------------------------------------------------------------------
@@ -136,15 +139,58 @@ def cgroup_procs_path(proc_cgroup_text, cgroup_root='/sys/fs/cgroup'):
     return unified
 
 
-def parse_mountinfo(text):
-    """[(mount point, [optional fields])] from /proc/PID/mountinfo ('shared:N', 'master:N' ...)."""
+class Mount(collections.namedtuple('Mount', 'point optional fstype source')):
+    """One line of /proc/PID/mountinfo: mount point, optional fields ('shared:N', 'master:N' ...), file system
+    type and source."""
+
+    __slots__ = ()
+
+
+def unescape_mount_field(field):
+    """A mountinfo field with the kernel's octal escapes (\\040 space, \\011 tab, \\012 newline, \\134 backslash)
+    undone."""
+    return re.sub(r'\\([0-7]{3})', lambda match: chr(int(match.group(1), 8)), field)
+
+
+def parse_mount_table(text):
+    """[Mount] from the text of /proc/PID/mountinfo, in its order (a later mount on a point hides an earlier)."""
     mounts = []
     for line in (text or '').splitlines():
         fields = line.split()
         if '-' not in fields or len(fields) < 7:
             continue
-        mounts.append((fields[4].replace('\\040', ' '), fields[6:fields.index('-')]))
+        dash = fields.index('-')
+        if len(fields) < dash + 3:
+            continue
+        mounts.append(Mount(point=unescape_mount_field(fields[4]), optional=fields[6:dash],
+                            fstype=fields[dash + 1], source=unescape_mount_field(fields[dash + 2])))
     return mounts
+
+
+def parse_mountinfo(text):
+    """[(mount point, [optional fields])] from /proc/PID/mountinfo ('shared:N', 'master:N' ...)."""
+    return [(mount.point, mount.optional) for mount in parse_mount_table(text)]
+
+
+def mount_of(path, mounts):
+    """The Mount that holds an absolute path (symbolic links not followed): the one on the longest mount point
+    above it, the last of those on the same point; None when none is."""
+    found, longest = None, -1
+    for mount in mounts:
+        point = mount.point.rstrip('/') or '/'
+        if (point == '/' or path == point or path.startswith(point + '/')) and len(point) >= longest:
+            found, longest = mount, len(point)
+    return found
+
+
+def go_temp_dir(environ):
+    """(directory, the variable that set it) where a Go program's os.MkdirTemp(os.Getenv("XDG_RUNTIME_DIR"), ...)
+    creates its directory: $XDG_RUNTIME_DIR when set, else os.TempDir(): $TMPDIR, else /tmp; the variable is
+    None for /tmp."""
+    for name in ('XDG_RUNTIME_DIR', 'TMPDIR'):
+        if environ.get(name):
+            return environ[name], name
+    return '/tmp', None
 
 
 def dockerd_options(argv):
@@ -306,8 +352,12 @@ class Host:
         socket_path = unix_socket_path(docker_host)
         if socket_path is None:
             return pids[0] if len(pids) == 1 else None
+        return self.socket_holder(socket_path, pids)
+
+    def socket_holder(self, socket_path, pids):
+        """The first of pids that holds the listening unix socket bound at socket_path, or None."""
         targets = {'socket:[%s]' % inode for inode in unix_socket_inodes(self.read('net', 'unix'), socket_path)}
-        for pid in pids:
+        for pid in pids if targets else []:
             fd_dir = os.path.join(self.proc, str(pid), 'fd')
             try:
                 fds = os.listdir(fd_dir)
@@ -325,7 +375,9 @@ class Host:
         """Facts about the dockerd serving docker_host, or None when it is not a process on this host.
 
         {pid, started_at, path (its PATH, None if unreadable), options (of its command line and
-        configuration file), exec_root, config_file}
+        configuration file), exec_root, config_file, containerd_address (the socket of the containerd it
+        talks to: --containerd, "containerd" in its configuration file, else the one it starts itself under
+        its exec root), managed_containerd (whether it starts that containerd itself)}
         """
         pid = self.find_dockerd(docker_host)
         if pid is None:
@@ -333,9 +385,46 @@ class Host:
         options = dockerd_options(self.cmdline(pid))
         config_file = options.get('config-file', DEFAULT_CONFIG_FILE)
         config = read_json(config_file)
+        exec_root = options.get('exec-root') or config.get('exec-root') or DEFAULT_EXEC_ROOT
+        external = options.get('containerd') or config.get('containerd')
+        address = unix_socket_path(external) or external or os.path.join(exec_root, MANAGED_CONTAINERD_SOCKET)
         return dict(pid=pid, started_at=self.started_at(pid), path=self.environ(pid).get('PATH'),
-                    options=options, config_file=config_file,
-                    exec_root=options.get('exec-root') or config.get('exec-root') or DEFAULT_EXEC_ROOT)
+                    options=options, config_file=config_file, exec_root=exec_root, containerd_address=address,
+                    managed_containerd=not external)
+
+    def containerd_tmpdir(self, docker_host=DEFAULT_DOCKER_HOST):
+        """Where the containerd serving the engine at docker_host unpacks the checkpoints it restores and
+        writes those the engine takes, or None when that containerd is not a process on this host.
+
+        containerd's task service makes that directory with os.MkdirTemp(os.Getenv("XDG_RUNTIME_DIR"),
+        "ctrd-checkpoint"): in Create, the restore, which never removes it (containerd/containerd#10166),
+        and in Checkpoint, without an image path (dockerd gives none), removed when the checkpoint is in
+        the content store ("ctd-checkpoint" there in 1.6). containerd services/tasks/local.go, v1.6.20
+        lines 167 and 554, v1.7.29 lines 187 and 582; plugins/services/tasks/local.go in 2.x, v2.2.1 lines
+        195 and 574. An empty first argument is Go's os.TempDir(): $TMPDIR, else /tmp (go_temp_dir).
+        dockerd starts the containerd it manages with its own environment, before it sets TMPDIR for itself
+        to <data-root>/tmp (moby cmd/dockerd/daemon.go: initContainerd before daemon.NewDaemon).
+
+        {path, set_by (XDG_RUNTIME_DIR, TMPDIR or None for the default /tmp), containerd_pid,
+        containerd_address, managed (dockerd started that containerd), exists, mount_point, fstype, size and
+        free (bytes, see fs_usage; None when unknown)}. The path is the one containerd's environment
+        names, read through /proc/PID/root and /proc/PID/mountinfo, so in containerd's mount namespace.
+        """
+        dockerd = self.dockerd(docker_host) if unix_socket_path(docker_host) else None
+        if dockerd is None:
+            return None
+        candidates = [pid for pid in self.pids() if self.comm(pid) == 'containerd']
+        pid = self.socket_holder(dockerd['containerd_address'], candidates)
+        if pid is None:
+            return None
+        path, set_by = go_temp_dir(self.environ(pid))
+        seen = os.path.join(self.proc, str(pid), 'root', path.lstrip('/'))
+        mount = mount_of(os.path.normpath(path), parse_mount_table(self.read(pid, 'mountinfo')))
+        size, free = fs_usage(seen)
+        return dict(path=path, set_by=set_by, containerd_pid=pid, containerd_address=dockerd['containerd_address'],
+                    managed=dockerd['managed_containerd'], exists=os.path.isdir(seen),
+                    mount_point=mount.point if mount else None, fstype=mount.fstype if mount else None,
+                    size=size, free=free)
 
     def search_path(self, docker_host=None):
         """(PATH, where it comes from): the PATH runc searches for `criu`.
@@ -499,16 +588,22 @@ def read_json(path):
     return data if isinstance(data, dict) else {}
 
 
+def fs_usage(path):
+    """(size, free bytes) of the file system holding path, as statvfs gives them (free: f_bavail, what a
+    process without root's reserve may use); (None, None) when path cannot be measured."""
+    try:
+        vfs = os.statvfs(path)
+    except OSError:
+        return None, None
+    return vfs.f_blocks * vfs.f_frsize, vfs.f_bavail * vfs.f_frsize
+
+
 def free_space(path):
     """(measured path, free bytes) of the file system holding path (or its nearest existing parent)."""
     probe = os.path.abspath(path)
     while not os.path.exists(probe) and probe != os.path.dirname(probe):
         probe = os.path.dirname(probe)
-    try:
-        vfs = os.statvfs(probe)
-    except OSError:
-        return probe, None
-    return probe, vfs.f_bavail * vfs.f_frsize
+    return probe, fs_usage(probe)[1]
 
 
 def source_kind(path):

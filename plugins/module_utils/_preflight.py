@@ -425,6 +425,72 @@ def check_free_space(path, free_bytes, memory_bytes, containers_counted):
     return check(name, FAIL, detail + ': not enough, at least %s needed.' % human_bytes(need_fail), remedy)
 
 
+# The file system types whose files live in memory.
+MEMORY_FSTYPES = ('tmpfs',)
+TMPDIR_OPTION = 'engine_containerd_tmpdir of %s' % ENGINE_ROLE
+
+
+def containerd_tmpdir_where(tmpdir):
+    """'containerd (pid N, ...) unpacks ... in DIR (why DIR)', for the detail of check_containerd_tmpdir."""
+    whose = 'started by dockerd' if tmpdir['managed'] else 'at %s' % tmpdir['containerd_address']
+    why = ('from its %s' % tmpdir['set_by'] if tmpdir['set_by']
+           else 'the default: neither XDG_RUNTIME_DIR nor TMPDIR is set in its environment')
+    return ('containerd (pid %s, %s) unpacks every checkpoint the engine restores, and writes every checkpoint the '
+            'engine takes, in a directory it makes in %s (%s)' % (tmpdir['containerd_pid'], whose, tmpdir['path'], why))
+
+
+def containerd_tmpdir_remedy(tmpdir, what):
+    """What to do about containerd's temporary directory: what, then the engine role's option; XDG_RUNTIME_DIR
+    first when it is what sets the directory (containerd reads it before TMPDIR)."""
+    first = ('containerd takes XDG_RUNTIME_DIR before TMPDIR: remove it from containerd\'s environment (the unit or '
+             'script that starts it), then ' if tmpdir['set_by'] == 'XDG_RUNTIME_DIR' else '')
+    return ('%s%s, or point containerd\'s TMPDIR at a directory on disk with room, with %s (for example '
+            '/var/lib/containerd-tmp: the role creates it, puts it in the environment of containerd and dockerd, and '
+            'restarts them; while containers run only with engine_allow_restart).' % (first, what, TMPDIR_OPTION))
+
+
+def check_containerd_tmpdir(docker_host, tmpdir, largest):
+    """Whether the temporary directory of the engine's containerd has room for the largest checkpoint.
+
+    tmpdir: _host.Host.containerd_tmpdir (None: that containerd is not a process on this host); largest: (name,
+    resident memory in bytes) of the largest running container counted, or None. A checkpoint is about as large
+    as the memory it dumps. Too little room warns: a tmpfs (Debian 13's and Fedora's /tmp) holds the checkpoint
+    in RAM, and a restore that does not fit fails."""
+    name = 'containerd tmpdir'
+    if tmpdir is None:
+        return check(name, WARN, 'The containerd serving the engine at %s was not found on this host (the process '
+                                 'that holds its socket), so the directory where it unpacks checkpoints to restore '
+                                 'them was not checked.' % docker_host,
+                     'Run the module as root on the engine\'s host.')
+    where = containerd_tmpdir_where(tmpdir)
+    if not tmpdir['exists']:
+        return check(name, FAIL, '%s, which does not exist: every restore and every checkpoint through the engine '
+                                 'fails (mkdir %s/ctrd-checkpoint...: no such file or directory).'
+                     % (where, tmpdir['path']),
+                     containerd_tmpdir_remedy(tmpdir, 'Create %s (mode 0700)' % tmpdir['path']))
+    if tmpdir['free'] is None:
+        return check(name, WARN, '%s; its free space cannot be measured.' % where,
+                     'Run the module as root on the engine\'s host.')
+    in_memory = tmpdir['fstype'] in MEMORY_FSTYPES
+    found = ('a %s in memory' % tmpdir['fstype'] if in_memory else 'on %s' % (tmpdir['fstype'] or 'a file system'))
+    found += ' mounted on %s (%s free of %s)' % (tmpdir['mount_point'], human_bytes(tmpdir['free']),
+                                                 human_bytes(tmpdir['size']))
+    if largest is None:
+        return check(name, PASS, '%s: %s; no running container counted.' % (where, found))
+    need = '%s, the largest running container counted, has %s of memory, about the size of its checkpoint' % (
+        largest[0], human_bytes(largest[1]))
+    if tmpdir['free'] >= largest[1]:
+        held = ': while it is restored, the checkpoint takes that much RAM' if in_memory else ''
+        return check(name, PASS, '%s: %s; %s%s.' % (where, found, need, held))
+    if in_memory:
+        return check(name, WARN, '%s: %s; %s: its restore would fill the tmpfs, taking that much RAM, and fail.'
+                     % (where, found, need),
+                     containerd_tmpdir_remedy(tmpdir, 'Give the tmpfs on %s at least %s' % (
+                         tmpdir['mount_point'], human_bytes(largest[1] - tmpdir['free'] + tmpdir['size']))))
+    return check(name, WARN, '%s: %s; %s: its restore would fill the file system and fail.' % (where, found, need),
+                 containerd_tmpdir_remedy(tmpdir, 'Free space on %s' % tmpdir['mount_point']))
+
+
 # -- containers -------------------------------------------------------------------
 
 def label_matches(labels, selector):

@@ -57,6 +57,18 @@ description:
     of the running containers (the sum of C(VmRSS) of every process in each container's cgroup),
     or of O(containers) when given. The engine needs about 2 to 3 times that memory on disk during a
     checkpoint - V(pass) from 3 times, V(warn) from 2 times, V(fail) below.
+  - B(containerd tmpdir) - where the engine's containerd unpacks each checkpoint it restores, and writes each
+    checkpoint the engine takes (the image-path restore of M(cryo.docker.docker_restore) and the runtime path of
+    M(cryo.docker.docker_checkpoint) do not go through it) - a directory it makes
+    in C($XDG_RUNTIME_DIR), else C($TMPDIR), else C(/tmp) of its own environment (containerd
+    C(services/tasks/local.go)); on Debian 13 and Fedora C(/tmp) is a tmpfs, in RAM. The containerd is the
+    process that holds the socket dockerd talks to (C(--containerd), C(containerd) in its configuration file,
+    else the one dockerd starts under its exec root); its environment is read from C(/proc/PID/environ), the
+    file system type from C(/proc/PID/mountinfo). Compared with the resident memory of the largest container
+    counted for B(free space) (about the size of its checkpoint) - V(warn) when the directory has less room
+    free (a tmpfs would take that much RAM and the restore fail), V(fail) when it does not exist (every
+    restore fails), V(warn) when the containerd is not found on this host. The remedy is the
+    C(engine_containerd_tmpdir) option of the P(cryo.docker.engine#role) role.
   - B(host reboot) - whether C(ansible.builtin.reboot) can reboot the host - V(warn) when systemd runs it
     without the D-Bus system bus (C(shutdown -r) fails with C(Failed to connect to bus)); the
     P(cryo.docker.maintenance#role) role stops before anything is checkpointed when its action is a reboot and
@@ -258,7 +270,8 @@ checks:
       description: >-
         What was checked - C(kernel config), C(kernel CONFIG_MEM_SOFT_DIRTY), C(criu installed),
         C(criu check), C(criu version), C(engine reachable), C(engine experimental),
-        C(engine version), C(containerd version), C(live-restore), C(free space), C(host reboot), and for each of
+        C(engine version), C(containerd version), C(live-restore), C(free space), C(containerd tmpdir),
+        C(host reboot), and for each of
         O(containers) C(container NAME) followed by C(: running), C(: restart policy), C(: tty),
         C(: privileged), C(: network), C(: mounts), C(: engine restart), and for each of
         O(restore_networks) C(restore network NETWORK).
@@ -394,6 +407,54 @@ facts:
       description: How many containers were counted for the memory.
       type: int
       sample: 2
+    containerd_tmpdir:
+      description:
+        - Where the engine's containerd unpacks checkpoints to restore them (and writes those the engine takes),
+          as that containerd sees it; null when the engine is not reachable or its containerd is not a process
+          on this host.
+      type: dict
+      version_added: 0.2.0
+      contains:
+        path:
+          description: The directory, from containerd's environment.
+          type: str
+          sample: /tmp
+        set_by:
+          description: The variable that names it - V(XDG_RUNTIME_DIR) or V(TMPDIR); null for the default C(/tmp).
+          type: str
+          sample: TMPDIR
+        exists:
+          description: Whether the directory exists.
+          type: bool
+          sample: true
+        fstype:
+          description: The type of the file system it is on (C(tmpfs) is in memory); null when not found.
+          type: str
+          sample: tmpfs
+        mount_point:
+          description: Where that file system is mounted.
+          type: str
+          sample: /tmp
+        size:
+          description: The size of that file system in bytes; null when it cannot be measured.
+          type: int
+          sample: 4102029312
+        free:
+          description: Its free space in bytes (C(f_bavail)); null when it cannot be measured.
+          type: int
+          sample: 4101988352
+        containerd_pid:
+          description: The containerd process.
+          type: int
+          sample: 3410
+        containerd_address:
+          description: The socket dockerd talks to it on.
+          type: str
+          sample: /var/run/docker/containerd/containerd.sock
+        managed:
+          description: Whether dockerd started that containerd itself (no C(--containerd) given).
+          type: bool
+          sample: true
 """
 
 import datetime
@@ -426,6 +487,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._host_access import ho
 from ansible_collections.cryo.docker.plugins.module_utils._preflight import (
     BUILTIN_NETWORKS,
     check_container,
+    check_containerd_tmpdir,
     check_containerd_version,
     check_criu_installed,
     check_criu_run,
@@ -502,7 +564,7 @@ class Preflight(Manager):
         self.facts.update(engine_version=None, api_version=None, containerd_version=None, runc_version=None,
                           experimental=None, live_restore=None, cgroup_version=self.host.cgroup_version(),
                           cgroup_driver=None, data_root=None, dockerd_pid=None, dockerd_started_at=None,
-                          storage_driver=None, image_store=None)
+                          storage_driver=None, image_store=None, containerd_tmpdir=None)
         if not HAS_DOCKER:
             self.checks.append(check_engine_reachable(
                 host, missing_required_lib('docker (the Docker SDK for Python)') +
@@ -574,6 +636,7 @@ class Preflight(Manager):
             network = network.strip() or 'default'
             self.checks.append(check_restore_network(network, parts['engine'], self.found_here(engine, network)))
         self.space(self.params['checkpoint_dir'] or parts['data_root'] or '/var/lib/docker', counted)
+        self.containerd_tmpdir(host, counted)
 
     def processes(self, dockerd, inspect):
         """What /proc tells about a running container's processes (their open files and users) and the
@@ -632,6 +695,15 @@ class Preflight(Manager):
         self.facts.update(space_path=measured, free_bytes=free, memory_bytes=memory,
                           running_containers=len(counted))
         self.checks.append(check_free_space(measured, free, memory, len(counted)))
+
+    def containerd_tmpdir(self, docker_host, counted):
+        """Where the engine's containerd unpacks checkpoints, against the largest container counted."""
+        tmpdir = self.host.containerd_tmpdir(docker_host)
+        self.facts['containerd_tmpdir'] = tmpdir
+        largest = max(counted, key=lambda c: c['memory']) if counted else None
+        if largest is not None:
+            largest = (largest['name'], largest['memory'])
+        self.checks.append(check_containerd_tmpdir(docker_host, tmpdir, largest))
 
 
 def main():

@@ -13,12 +13,14 @@ Debian 12 or 13.
 
 import datetime
 import json
+import os
+import subprocess
 import time
 
 import pytest
 
 import host_truth as truth
-from fleet import Engine
+from fleet import Engine, managed_containerd_pid
 from helpers import IMAGE, call_module, run_playbook
 
 # The options checkpoint_preflight warns about when the kernel lacks them (the rest are required).
@@ -119,6 +121,19 @@ def test_this_machine_is_ready(make_container, engine):
     assert by_name(result, 'container %s: running' % name)['status'] == 'pass'
     assert 'held' in by_name(result, 'container %s: restart policy' % name)['detail']
     assert by_name(result, 'container %s: tty' % name)['status'] == 'pass'
+    # containerd's temporary directory: the containerd dockerd started, the file system findmnt names.
+    tmpdir = facts['containerd_tmpdir']
+    assert tmpdir['containerd_pid'] == managed_containerd_pid('/var/run/docker') and tmpdir['managed'] is True
+    assert tmpdir['exists'] is True and tmpdir['fstype'] == findmnt(tmpdir['path'], 'FSTYPE')
+    assert tmpdir['mount_point'] == findmnt(tmpdir['path'], 'TARGET')
+    assert by_name(result, 'containerd tmpdir')['status'] in (('warn', 'pass') if tmpdir['fstype'] == 'tmpfs'
+                                                              else ('pass',))
+
+
+def findmnt(path, column):
+    """What util-linux says of the file system holding path (another reading than the module's)."""
+    return subprocess.run(['findmnt', '--noheadings', '--output', column, '--target', path], check=True,
+                          capture_output=True, text=True).stdout.strip()
 
 
 def test_check_mode_reports_the_same():
@@ -238,6 +253,55 @@ def test_live_restore_names_containers_that_outlived_the_engine(second_engine):
     assert by_name(result, 'live-restore')['status'] == 'pass'
     assert not [c for c in result['checks'] if c['name'].endswith('engine restart')]
     assert result['ready'] is True, failing(result)
+
+
+def test_a_tmpfs_too_small_for_containerd_warns_and_the_restore_through_it_fails(second_engine, monkeypatch):
+    """containerd unpacks a checkpoint to restore it in $TMPDIR of its environment, which the containerd dockerd
+    starts inherits: here a tmpfs of 1 MiB, smaller than the container. Preflight warns; the restore the warning
+    foretells fails for want of room, and a checkpoint through the engine (CRIU writes there) too."""
+    tmpdir = os.path.join(second_engine.base, 'tmpfs')  # below its base: remove() unmounts it
+    os.makedirs(tmpdir, mode=0o700, exist_ok=True)
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'cryo-preflight-tmpfs', tmpdir], check=True)
+    second_engine.configure(experimental=True)
+    monkeypatch.setenv('TMPDIR', tmpdir)  # Engine.start() gives dockerd this process's environment
+    second_engine.up()
+    monkeypatch.delenv('TMPDIR')
+    docker_host = second_engine.docker_host
+    client = second_engine.client(timeout=30)
+    second_engine.load_image()
+    name = 'preflight-tmpdir'
+    # About 4 MB resident: a shell variable of 4 MB.
+    client.create_container(IMAGE, ['/bin/sh', '-c', 'x=$(head -c 4000000 /dev/zero | tr "\\0" a); '
+                                    'while true; do sleep 1; done'], name=name,
+                            host_config=client.create_host_config(network_mode='none'))
+    client.start(name)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        result = call_module('checkpoint_preflight', {'docker_host': docker_host, 'containers': [name]})
+        if result['facts']['memory_bytes'] > 4000000:
+            break
+        time.sleep(0.5)
+    facts = result['facts']['containerd_tmpdir']
+    assert facts['containerd_pid'] == second_engine.containerd_pid() and facts['managed'] is True
+    assert (facts['path'], facts['set_by'], facts['fstype'], facts['mount_point'], facts['size']) == (
+        tmpdir, 'TMPDIR', 'tmpfs', tmpdir, 1024 * 1024)
+    item = by_name(result, 'containerd tmpdir')
+    assert item['status'] == 'warn' and result['ready'] is True, item
+    assert '%s, the largest running container counted' % name in item['detail']
+    assert 'its restore would fill the tmpfs' in item['detail'] and 'engine_containerd_tmpdir' in item['remedy']
+
+    # What it foretells. The engine's checkpoint: CRIU writes the images in containerd's temporary directory.
+    taken = call_module('docker_checkpoint', {'docker_host': docker_host, 'container': name, 'checkpoint': 'cp1',
+                                              'method': 'engine', 'leave_running': True})
+    assert taken['failed'] and 'no space left on device' in json.dumps(taken).lower(), taken
+    assert client.inspect_container(name)['State']['Running']
+    # The runtime path writes them on disk; the restore through the engine unpacks them in the tmpfs.
+    taken = call_module('docker_checkpoint', {'docker_host': docker_host, 'container': name, 'checkpoint': 'cp2',
+                                              'method': 'runtime'})
+    assert not taken['failed'], taken
+    restored = call_module('docker_restore', {'docker_host': docker_host, 'container': name, 'checkpoint': 'cp2',
+                                              'method': 'engine'})
+    assert restored['failed'] and 'no space left on device' in json.dumps(restored).lower(), restored
 
 
 # -- the role --------------------------------------------------------------------------------

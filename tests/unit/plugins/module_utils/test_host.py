@@ -122,6 +122,8 @@ def test_dockerd_options_from_its_command_line():
     assert _host.dockerd_options(argv) == {'config-file': '/etc/x.json', 'exec-root': '/run/x', 'pidfile': '/run/x.pid',
                                            'hosts': ['unix:///run/x.sock', 'tcp://0.0.0.0:2376']}
     assert _host.dockerd_options(['dockerd']) == {}
+    assert _host.dockerd_options(['dockerd', '-H', 'fd://', '--containerd=/run/containerd/containerd.sock']) == {
+        'hosts': ['fd://'], 'containerd': '/run/containerd/containerd.sock'}
 
 
 def fake_dockerd(proc, pid, socket_inode, environ=b'PATH=/opt/bin:/usr/sbin\0', argv=(b'dockerd',)):
@@ -275,6 +277,129 @@ def test_mountinfo_gives_mount_points_and_propagation(tmp_path):
     (tmp_path / 'self' / 'mountinfo').write_text(MOUNTINFO)
     assert Host(proc=str(tmp_path)).mounts()[1][0] == '/var/lib/cryo-fleet-1'
     assert _host.parse_mountinfo('') == []
+
+
+# /proc/22391/mountinfo of the managed containerd on this machine (Debian 12, / on ext4), its first lines, and the
+# /tmp that systemd's tmp.mount gives Debian 13 and Fedora (a tmpfs of half the RAM), stacked on an older /tmp.
+CONTAINERD_MOUNTINFO = """\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+23 27 0:22 / /sys rw,relatime - sysfs sysfs rw
+24 27 0:6 / /dev rw,relatime - devtmpfs devtmpfs rw,size=12334792k,nr_inodes=3083698,mode=755
+25 24 0:23 / /dev/shm rw,relatime - tmpfs tmpfs rw,size=24683784k
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard,resv_strict,resuid=65534,resgid=65534
+"""
+TMPFS_TMP = """\
+60 27 0:40 / /tmp rw,nosuid,nodev shared:20 - ext4 /dev/vdb rw
+61 60 0:41 / /tmp rw,nosuid,nodev,nr_inodes=1048576 shared:21 - tmpfs tmpfs rw,size=4005444k,nr_inodes=1048576,inode64
+62 27 0:42 / /tmpx rw - tmpfs tmpfs rw
+"""
+
+
+def test_mount_table_gives_file_system_types_and_sources():
+    mounts = _host.parse_mount_table(CONTAINERD_MOUNTINFO + MOUNTINFO)
+    assert mounts[4] == _host.Mount(point='/', optional=[], fstype='ext4', source='/dev/vda')
+    assert mounts[-1] == _host.Mount(point='/mnt/with space', optional=[], fstype='tmpfs', source='tmpfs')
+    assert _host.parse_mount_table('22 1 254:0 / / rw - ext4\n') == []  # cut short: no source
+
+
+@pytest.mark.parametrize('path, point, fstype', [
+    ('/tmp', '/', 'ext4'), ('/var/lib/docker/tmp', '/', 'ext4'), ('/dev/shm/x', '/dev/shm', 'tmpfs'),
+    ('/dev', '/dev', 'devtmpfs'),
+])
+def test_the_mount_that_holds_a_path(path, point, fstype):
+    mount = _host.mount_of(path, _host.parse_mount_table(CONTAINERD_MOUNTINFO))
+    assert (mount.point, mount.fstype) == (point, fstype)
+
+
+def test_the_last_mount_on_a_point_hides_the_ones_below():
+    mounts = _host.parse_mount_table(CONTAINERD_MOUNTINFO + TMPFS_TMP)
+    assert _host.mount_of('/tmp', mounts).fstype == 'tmpfs'
+    assert _host.mount_of('/tmp/ctrd-checkpoint123', mounts).source == 'tmpfs'
+    assert _host.mount_of('/tmpfoo/x', mounts).point == '/'  # /tmp is no prefix of /tmpfoo
+    assert _host.mount_of('/tmp', []) is None
+
+
+def test_the_temporary_directory_of_a_go_program():
+    """containerd: os.MkdirTemp(os.Getenv("XDG_RUNTIME_DIR"), ...), and os.TempDir() when that is empty."""
+    assert _host.go_temp_dir({}) == ('/tmp', None)
+    assert _host.go_temp_dir({'TMPDIR': '', 'XDG_RUNTIME_DIR': ''}) == ('/tmp', None)
+    assert _host.go_temp_dir({'TMPDIR': '/var/lib/containerd-tmp'}) == ('/var/lib/containerd-tmp', 'TMPDIR')
+    assert _host.go_temp_dir({'TMPDIR': '/x', 'XDG_RUNTIME_DIR': '/run/user/0'}) == ('/run/user/0', 'XDG_RUNTIME_DIR')
+
+
+# /proc/net/unix with the listening sockets of dockerd, its managed containerd, Docker CE's system containerd.
+NET_UNIX_CONTAINERD = """\
+Num       RefCount Protocol Flags    Type St Inode Path
+00000000e9a7f6e9: 00000002 00000000 00010000 0001 01  6902 /var/run/docker.sock
+0000000033afe216: 00000002 00000000 00010000 0001 01  7593 /var/run/docker/containerd/containerd.sock
+0000000044444444: 00000002 00000000 00010000 0001 01  7700 /run/containerd/containerd.sock
+"""
+
+
+def fake_containerd(proc, pid, socket_inode, environ, mountinfo, root):
+    """A containerd in a fake /proc that listens on the socket with that inode; root: its /proc/PID/root."""
+    base = proc / str(pid)
+    (base / 'fd').mkdir(parents=True)
+    (base / 'comm').write_text('containerd\n')
+    (base / 'environ').write_bytes(environ)
+    (base / 'mountinfo').write_text(mountinfo)
+    os.symlink(str(root), str(base / 'root'))
+    os.symlink('socket:[%s]' % socket_inode, str(base / 'fd' / '7'))
+
+
+def test_the_tmpdir_of_the_containerd_dockerd_starts(tmp_path):
+    proc, root = tmp_path / 'proc', tmp_path / 'root'
+    (proc / 'net').mkdir(parents=True)
+    (proc / 'net' / 'unix').write_text(NET_UNIX_CONTAINERD)
+    (root / 'tmp').mkdir(parents=True)
+    fake_dockerd(proc, 34, '6902')
+    # This machine's containerd environment, in part: neither XDG_RUNTIME_DIR nor TMPDIR.
+    fake_containerd(proc, 36, '7593', b'HOME=/root\0PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\0'
+                    b'LANG=C.UTF-8\0', CONTAINERD_MOUNTINFO, root)
+    # Another containerd (Docker CE's), on its own socket: not this engine's.
+    fake_containerd(proc, 40, '7700', b'TMPDIR=/elsewhere\0', CONTAINERD_MOUNTINFO, root)
+    host = Host(proc=str(proc))
+    assert host.dockerd()['containerd_address'] == '/var/run/docker/containerd/containerd.sock'
+    found = host.containerd_tmpdir()
+    size, free = _host.fs_usage(str(root / 'tmp'))
+    assert found == dict(path='/tmp', set_by=None, containerd_pid=36, managed=True,
+                         containerd_address='/var/run/docker/containerd/containerd.sock', exists=True,
+                         mount_point='/', fstype='ext4', size=size, free=free)
+    assert size > 0 and free is not None
+
+    # The containerd of another socket, or none: not found.
+    assert host.containerd_tmpdir('unix:///run/none.sock') is None
+    assert host.containerd_tmpdir('tcp://10.0.0.1:2376') is None
+    os.unlink(str(proc / '36' / 'fd' / '7'))
+    assert host.containerd_tmpdir() is None
+
+
+@pytest.mark.parametrize('how', ['flag', 'config'])
+def test_the_tmpdir_of_a_system_containerd(tmp_path, how):
+    """Docker CE: docker.service runs dockerd --containerd=/run/containerd/containerd.sock; containerd.service has
+    the drop-in of engine_containerd_tmpdir, and /tmp is a tmpfs."""
+    proc, root = tmp_path / 'proc', tmp_path / 'root'
+    (proc / 'net').mkdir(parents=True)
+    (proc / 'net' / 'unix').write_text(NET_UNIX_CONTAINERD)
+    (root / 'var' / 'lib' / 'containerd-tmp').mkdir(parents=True)
+    config = tmp_path / 'daemon.json'
+    config.write_text(json.dumps({'containerd': '/run/containerd/containerd.sock'}))
+    argv = ((b'dockerd', b'-H', b'fd://', b'--containerd=/run/containerd/containerd.sock') if how == 'flag' else
+            (b'dockerd', b'--config-file', str(config).encode()))
+    fake_dockerd(proc, 34, '6902', argv=argv)
+    fake_containerd(proc, 40, '7700', b'LANG=C.UTF-8\0PATH=/usr/bin\0TMPDIR=/var/lib/containerd-tmp\0INVOCATION_ID=7f\0',
+                    CONTAINERD_MOUNTINFO + TMPFS_TMP, root)
+    found = Host(proc=str(proc)).containerd_tmpdir()
+    assert (found['containerd_pid'], found['managed'], found['containerd_address']) == (
+        40, False, '/run/containerd/containerd.sock')
+    assert (found['path'], found['set_by'], found['exists'], found['mount_point'], found['fstype']) == (
+        '/var/lib/containerd-tmp', 'TMPDIR', True, '/', 'ext4')
+
+    # Without the drop-in: /tmp, the tmpfs; and a TMPDIR that does not exist.
+    (proc / '40' / 'environ').write_bytes(b'LANG=C.UTF-8\0')
+    found = Host(proc=str(proc)).containerd_tmpdir()
+    assert (found['path'], found['fstype'], found['mount_point'], found['exists']) == ('/tmp', 'tmpfs', '/tmp', False)
+    assert found['size'] is None and found['free'] is None
 
 
 def test_cgroup_memory_v1_and_v2(tmp_path):

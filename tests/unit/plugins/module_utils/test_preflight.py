@@ -405,6 +405,61 @@ def test_free_space_unmeasurable_warns():
     assert pf.check_free_space('/nowhere', None, 10, 1)['status'] == 'warn'
 
 
+# -- containerd's temporary directory ---------------------------------------------------------
+
+GiB = 1024 ** 3
+# What _host.Host.containerd_tmpdir read on this machine (Debian 12, dockerd started directly): the managed
+# containerd, nothing set in its environment, /tmp on the root file system.
+TMPDIR_HERE = dict(path='/tmp', set_by=None, containerd_pid=22391, managed=True,
+                   containerd_address='/var/run/docker/containerd/containerd.sock', exists=True, mount_point='/',
+                   fstype='ext4', size=270553174016, free=76322934784)
+# Debian 13 and Fedora: /tmp a tmpfs of half the RAM; Docker CE's system containerd (docker.service gives dockerd
+# --containerd=/run/containerd/containerd.sock).
+TMPDIR_TMPFS = dict(TMPDIR_HERE, managed=False, containerd_address='/run/containerd/containerd.sock',
+                    mount_point='/tmp', fstype='tmpfs', size=4 * GiB, free=3 * GiB)
+
+
+@pytest.mark.parametrize('tmpdir, largest, status, needle', [
+    (TMPDIR_HERE, ('db', 8 * GiB), 'pass', 'on ext4 mounted on / (71.1 GiB free of 252.0 GiB); db, the largest'),
+    (TMPDIR_HERE, None, 'pass', 'no running container counted.'),
+    (TMPDIR_TMPFS, ('web', 3 * GiB), 'pass', 'the checkpoint takes that much RAM.'),
+    (TMPDIR_TMPFS, ('db', 3 * GiB + 1), 'warn', 'its restore would fill the tmpfs, taking that much RAM, and fail.'),
+    (dict(TMPDIR_HERE, free=GiB), ('db', 2 * GiB), 'warn', 'its restore would fill the file system and fail.'),
+    (dict(TMPDIR_HERE, free=None), ('db', 2 * GiB), 'warn', 'its free space cannot be measured.'),
+    (dict(TMPDIR_HERE, exists=False, set_by='TMPDIR', path='/srv/tmp'), None, 'fail',
+     'in /srv/tmp (from its TMPDIR), which does not exist: every restore and every checkpoint'),
+    (None, ('db', GiB), 'warn', 'The containerd serving the engine at unix:///var/run/docker.sock was not found'),
+])
+def test_containerd_tmpdir(tmpdir, largest, status, needle):
+    item = pf.check_containerd_tmpdir('unix:///var/run/docker.sock', tmpdir, largest)
+    assert_shape(item)
+    assert item['name'] == 'containerd tmpdir' and item['status'] == status and needle in item['detail']
+    if status != 'pass' and tmpdir and tmpdir['free'] is not None:
+        assert 'engine_containerd_tmpdir of the cryo.docker.engine role' in item['remedy']
+
+
+def test_containerd_tmpdir_says_whose_and_why():
+    detail = pf.check_containerd_tmpdir('unix:///var/run/docker.sock', TMPDIR_TMPFS, ('db', 4 * GiB))['detail']
+    assert detail.startswith('containerd (pid 22391, at /run/containerd/containerd.sock) unpacks every checkpoint')
+    assert 'in /tmp (the default: neither XDG_RUNTIME_DIR nor TMPDIR is set in its environment)' in detail
+
+
+def test_containerd_tmpdir_remedy_for_a_too_small_tmpfs():
+    item = pf.check_containerd_tmpdir('unix:///var/run/docker.sock', TMPDIR_TMPFS, ('db', 5 * GiB))
+    # 2 GiB short: a tmpfs of 4 GiB with 3 GiB free needs to grow to 6 GiB.
+    assert item['remedy'].startswith('Give the tmpfs on /tmp at least 6.0 GiB, or point containerd\'s TMPDIR at')
+
+
+def test_containerd_tmpdir_from_xdg_runtime_dir_says_to_remove_it_first():
+    """containerd reads XDG_RUNTIME_DIR before TMPDIR: a TMPDIR alone would change nothing."""
+    tmpdir = dict(TMPDIR_TMPFS, path='/run/user/0', set_by='XDG_RUNTIME_DIR', mount_point='/run/user/0',
+                  size=GiB, free=GiB)
+    item = pf.check_containerd_tmpdir('unix:///var/run/docker.sock', tmpdir, ('db', 2 * GiB))
+    assert item['status'] == 'warn' and 'in /run/user/0 (from its XDG_RUNTIME_DIR)' in item['detail']
+    assert item['remedy'].startswith('containerd takes XDG_RUNTIME_DIR before TMPDIR: remove it from containerd\'s '
+                                     'environment (the unit or script that starts it), then Give the tmpfs')
+
+
 # -- containers ---------------------------------------------------------------------
 
 def kinds(mapping):

@@ -17,6 +17,7 @@ from fake_engine import DOCKER_HOST, run_module, warnings_of
 KERNEL = '6.18.44-fc-v657'
 GiB = 1024 ** 3
 DOCKERD_STARTED = 1795965564.39  # 2026-11-29T15:19:24Z
+MANAGED_SOCKET = '/var/run/docker/containerd/containerd.sock'
 KERNEL_CONFIG = '\n'.join(['%s=y' % opt for opt, _why in _preflight.KERNEL_REQUIRED] +
                           ['CONFIG_USER_NS=y', '# CONFIG_MEM_SOFT_DIRTY is not set', ''])
 # `criu --version` and `criu check` as recorded on Debian 12 (3.17.1) and CRIU 4.2.1 from source, kernel 6.18.
@@ -47,7 +48,10 @@ class FakeHost(Host):
         self.config = KERNEL_CONFIG
         self.search = '%s:%s' % (tmp_path / 'usr/local/sbin', tmp_path / 'usr/sbin')
         self.daemon = dict(pid=3397, started_at=DOCKERD_STARTED, path=self.search, options={}, config_file='',
-                           exec_root='/var/run/docker')
+                           exec_root='/var/run/docker', containerd_address=MANAGED_SOCKET, managed_containerd=True)
+        # The containerd dockerd started, whose /tmp is on the root file system, with room.
+        self.tmpdir = dict(path='/tmp', set_by=None, containerd_pid=3410, containerd_address=MANAGED_SOCKET,
+                           managed=True, exists=True, mount_point='/', fstype='ext4', size=200 * GiB, free=100 * GiB)
         self.memory = {}
 
     def kernel_release(self):
@@ -64,6 +68,9 @@ class FakeHost(Host):
 
     def container_memory(self, pid, cgroup_root=None):
         return self.memory.get(pid, 0)
+
+    def containerd_tmpdir(self, docker_host=None):
+        return self.tmpdir
 
 
 def criu_file(directory):
@@ -132,8 +139,8 @@ def test_ready_host(host, engine, capsys):
         'kernel config': 'pass', 'kernel CONFIG_MEM_SOFT_DIRTY': 'warn', 'criu installed': 'pass',
         'criu check': 'pass', 'criu version': 'pass', 'engine reachable': 'pass', 'engine experimental': 'pass',
         'engine version': 'pass', 'containerd version': 'pass', 'live-restore': 'pass', 'free space': 'pass',
-        'host reboot': 'pass'}
-    assert result['summary'] == {'pass': 11, 'warn': 1, 'fail': 0}
+        'containerd tmpdir': 'pass', 'host reboot': 'pass'}
+    assert result['summary'] == {'pass': 12, 'warn': 1, 'fail': 0}
     assert result['facts']['init'] == dict(pid1='systemd', systemd=True, dbus=True)
     facts = result['facts']
     assert facts['criu_path'] == host.local and facts['criu_version'] == '4.2.1' and facts['criu_min_version'] == '4.2'
@@ -146,6 +153,12 @@ def test_ready_host(host, engine, capsys):
     assert facts['dockerd_pid'] == 3397 and facts['dockerd_started_at'] == '2026-11-29T15:19:24+00:00'
     assert facts['free_bytes'] == 100 * GiB and facts['memory_bytes'] == 64 * 1024 ** 2
     assert facts['running_containers'] == 1 and facts['space_path'] == engine.root
+    assert facts['containerd_tmpdir'] == host.tmpdir
+    assert by_name(result)['containerd tmpdir']['detail'] == (
+        'containerd (pid 3410, started by dockerd) unpacks every checkpoint the engine restores, and writes every '
+        'checkpoint the engine takes, in a directory it makes in /tmp (the default: neither XDG_RUNTIME_DIR nor '
+        'TMPDIR is set in its environment): on ext4 mounted on / (100.0 GiB free of 200.0 GiB); web, the largest '
+        'running container counted, has 64.0 MiB of memory, about the size of its checkpoint.')
     assert by_name(result)['criu installed']['detail'] == (
         'CRIU is at %s (first on the PATH runc uses, the running dockerd (pid 3397): %s).' % (host.local, host.search))
     assert host.commands == [[host.local, '--version'], [host.local, 'check']]
@@ -391,6 +404,58 @@ def test_free_space_against_the_memory_to_dump(host, engine, capsys, tmp_path, f
 def test_free_space_that_cannot_be_measured(host, capsys):
     host.free = None
     assert by_name(run(capsys))['free space']['status'] == 'warn'
+
+
+# -- containerd's temporary directory ---------------------------------------------------------------
+
+def tmpfs_tmp(host, free):
+    """containerd's /tmp as Debian 13 and Fedora mount it: a tmpfs of half the RAM (here 4 GiB)."""
+    host.tmpdir.update(mount_point='/tmp', fstype='tmpfs', size=4 * GiB, free=free)
+
+
+def test_a_tmpfs_smaller_than_the_largest_container_warns(host, engine, capsys):
+    for name, memory in (('small', GiB // 4), ('big', 3 * GiB)):
+        host.memory[engine.add(name).pid] = memory
+    tmpfs_tmp(host, 2 * GiB)
+    result = run(capsys)
+    check = by_name(result)['containerd tmpdir']
+    assert check['status'] == 'warn' and result['ready'] is True
+    assert check['detail'].endswith(
+        'in /tmp (the default: neither XDG_RUNTIME_DIR nor TMPDIR is set in its environment): a tmpfs in memory '
+        'mounted on /tmp (2.0 GiB free of 4.0 GiB); big, the largest running container counted, has 3.0 GiB of '
+        'memory, about the size of its checkpoint: its restore would fill the tmpfs, taking that much RAM, and fail.')
+    assert check['remedy'] == (
+        'Give the tmpfs on /tmp at least 5.0 GiB, or point containerd\'s TMPDIR at a directory on disk with room, '
+        'with engine_containerd_tmpdir of the cryo.docker.engine role (for example /var/lib/containerd-tmp: the role '
+        'creates it, puts it in the environment of containerd and dockerd, and restarts them; while containers run '
+        'only with engine_allow_restart).')
+    assert result['facts']['containerd_tmpdir']['fstype'] == 'tmpfs'
+
+
+def test_the_containers_given_are_the_ones_measured(host, engine, capsys):
+    for name, memory in (('small', GiB // 4), ('big', 3 * GiB)):
+        host.memory[engine.add(name).pid] = memory
+    tmpfs_tmp(host, 2 * GiB)
+    check = by_name(run(capsys, containers=['small']))['containerd tmpdir']
+    assert check['status'] == 'pass' and 'small, the largest running container counted, has 256.0 MiB' in check['detail']
+    assert check['detail'].endswith(': while it is restored, the checkpoint takes that much RAM.')
+
+
+def test_a_tmpdir_that_does_not_exist_fails(host, capsys):
+    host.tmpdir.update(path='/srv/gone', set_by='TMPDIR', exists=False)
+    result = run(capsys)
+    check = by_name(result)['containerd tmpdir']
+    assert check['status'] == 'fail' and result['ready'] is False
+    assert 'in /srv/gone (from its TMPDIR), which does not exist: every restore' in check['detail']
+    assert check['remedy'].startswith('Create /srv/gone (mode 0700), or point')
+
+
+def test_a_containerd_not_found_here_warns(host, capsys):
+    host.tmpdir = None
+    result = run(capsys)
+    check = by_name(result)['containerd tmpdir']
+    assert check['status'] == 'warn' and result['facts']['containerd_tmpdir'] is None
+    assert check['detail'].startswith('The containerd serving the engine at %s was not found' % DOCKER_HOST)
 
 
 # -- live-restore -----------------------------------------------------------------------------------
