@@ -38,7 +38,6 @@ from ansible_collections.cryo.docker.plugins.module_utils._host import (
     SERVICE_PATH,
     Host,
     find_program,
-    read_json,
     task_bundle_dirs,
     unix_socket_path,
 )
@@ -63,9 +62,7 @@ def remove_stale_content(module, docker_host, digest):
     ctr = find_program('ctr', dockerd['path'] or SERVICE_PATH)
     if ctr is None:
         return False, 'no ctr on the PATH of dockerd (pid %s)' % dockerd['pid']
-    address = (read_json(dockerd['config_file']).get('containerd')
-               or os.path.join(dockerd['exec_root'], 'containerd', 'containerd.sock'))
-    rc, _out, err = module.run_command([ctr, '--address', address, '--namespace', ENGINE_NAMESPACE, 'content', 'rm',
+    rc, _out, err = module.run_command([ctr, '--address', dockerd['containerd_address'], '--namespace', ENGINE_NAMESPACE, 'content', 'rm',
                                         digest], environ_update=C_LOCALE)
     if rc != 0:
         return False, '%s exited %s: %s' % (ctr, rc, ' '.join((err or '').split())[:300])
@@ -377,11 +374,14 @@ class RestoreTask(Task):
                 return
 
     def clean_containerd_copies(self):
-        """Remove the copies containerd left of this checkpoint; the restore's statistics are in them."""
-        copies = store.containerd_copies(self.source)
+        """Remove the copies containerd left of this checkpoint in its temporary directory (/tmp, or where the engine
+        role's engine_containerd_tmpdir points it); the restore's statistics are in them."""
+        found = Host().containerd_tmpdir(self.params['docker_host'])
+        tmpdir = found['path'] if found and found['exists'] else '/tmp'
+        copies = store.containerd_copies(self.source, tmpdir)
         for copy in copies:
             self.outcome['stats'] = self.outcome['stats'] or read_stats(copy, 'stats-restore')
-        self.outcome['containerd_copies_removed'] = len(store.remove_containerd_copies(self.source))
+        self.outcome['containerd_copies_removed'] = len(store.remove_containerd_copies(self.source, tmpdir))
 
     def verify(self):
         """Prove the running PID 1 is the checkpointed one; a RestoreFailure when it started afresh."""

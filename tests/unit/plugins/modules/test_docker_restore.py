@@ -6,6 +6,8 @@ import pytest
 
 from ansible_collections.cryo.docker.plugins.modules import docker_restore
 
+from ansible_collections.cryo.docker.plugins.module_utils._checkpoint import remove_containerd_copies as REAL_REMOVE
+
 from fake_engine import DOCKER_HOST, LAYOUT, RESTORE_LOG_ERRORS, failed_clearly, run_module, warnings_of
 
 
@@ -500,3 +502,14 @@ def test_stale_content_that_cannot_be_removed_names_the_command(engine, cr, caps
     assert 'the checkpoint was kept' in msg and os.path.isdir(cr.path)
     assert result['stale_content'] == STALE_DIGEST
     assert result['retries'] == {'already exists': 1}  # tried again once, as it was
+
+
+def test_containerd_copies_are_removed_where_containerd_makes_them(engine, cr, capsys, monkeypatch):
+    """engine_containerd_tmpdir points containerd's TMPDIR elsewhere: the copies it leaves are looked for there."""
+    from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint, _restore
+    monkeypatch.setattr(_checkpoint, 'remove_containerd_copies', REAL_REMOVE)  # the fixture's looks in engine.tmpdir
+    monkeypatch.setattr(_restore.Host, 'containerd_tmpdir',
+                        lambda self, docker_host: dict(path=engine.tmpdir, exists=True))
+    result = run(capsys)
+    assert result['restored'] is True and result['containerd_copies_removed'] == 1, result
+    assert os.listdir(engine.tmpdir) == []
