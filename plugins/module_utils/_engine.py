@@ -163,6 +163,7 @@ class Engine:
         self.params = params
         self.host = params.get('docker_host')
         self.timeout = params.get('timeout') or 60
+        self._version = self._info = None
         self.client = client or self._connect()
 
     def _connect(self):
@@ -255,7 +256,10 @@ class Engine:
     # -- engine ----------------------------------------------------------
 
     def version(self):
-        return self._sdk(self.client.version)
+        """The engine's /version, asked once per module run (it does not change under a running module)."""
+        if self._version is None:
+            self._version = self._sdk(self.client.version)
+        return self._version
 
     def daemon_events(self, since, until):
         """The engine's own events (reload, ...) between two times in unix seconds, oldest first."""
@@ -263,7 +267,11 @@ class Engine:
                                                          filters={'type': 'daemon'})))
 
     def info(self):
-        return self._sdk(self.client.info)
+        """The engine's /info, asked once per module run: what the modules read of it (data root, runtimes, cgroup
+        driver, live-restore) does not change under a running module, and every call costs dockerd a survey."""
+        if self._info is None:
+            self._info = self._sdk(self.client.info)
+        return self._info
 
     def require_experimental(self):
         version = self.version()
