@@ -26,12 +26,20 @@ table and a JSON summary. Run on demand (`make bench`), never as part of `make t
     podman         (only with --only) Podman's checkpoint and restore of a container holding the same
                    memory (--speed-sizes) against docker_checkpoint method runtime and docker_restore
                    on the local engine; "skipped: <reason>" where Podman cannot run
+    restore_speed  (only with --only) on each engine of --kinds: an imported counter holding --speed-sizes MB
+                   restored through the image path (docker_restore, and a plain start of it armed by
+                   docker_warm) against `docker start --checkpoint` of the same checkpoint, and against
+                   Podman's restore of the same workload where Podman is installed
+    warm_container (only with --only) on each engine of --kinds: the slow-start app imported warm
+                   (docker_checkpoint_import warm: true), `docker start` to ready, against its cold start
+    clones         (only with --only) on each engine of --kinds: --clones imports at once of one archive
+                   (--clones-mb MB, publish: remap) with restore_method auto against engine, until all answer
 
 Usage: run.py [--only warm_start,memory] [--repeat 3] [--counts 1,8,20,8x64] [--freeze-mb 0]
               [--sizes 16,64,256] [--holder anon|shm] [--via module|playbook] [--json FILE]
               [--docker-host URL] [--kinds 20.10,26.1,...] [--engine-mb 256] [--methods auto,engine]
               [--archive-mb 256] [--archive-compression zstd] [--archive-level 1]
-              [--speed-sizes 16,256,1024] [--large-repeat 1]
+              [--speed-sizes 16,256,1024] [--large-repeat 1] [--clones 4] [--clones-mb 256]
 
 It needs the local Docker Engine (experimental) with CRIU, the image cryo-test/busybox:1
 (`make image`) and the collection on ANSIBLE_COLLECTIONS_PATH (`make collection`). Every
@@ -59,11 +67,14 @@ from harness import (ALLOCATE, CONTAINERD_TMP, IMAGE, Bench, BenchError, choice_
                      testbed_fleet)
 import archive
 import checkpoint_speed
+import clones
 import engines
 import freeze_window
 import memory
 import overhead
 import podman
+import restore_speed
+import warm_container
 import warm_start
 
 # importing harness made the collection importable (tests/testbed/helpers.py finds it)
@@ -81,9 +92,13 @@ BENCHMARKS = {
     'checkpoint_speed': checkpoint_speed.run,
     'overhead': overhead.run,
     'podman': podman.run,
+    'restore_speed': restore_speed.run,
+    'warm_container': warm_container.run,
+    'clones': clones.run,
 }
-# What runs without --only: engines, checkpoint_speed and overhead start engines of their own and run
-# only when asked for; archive (portable checkpoint archives) and podman (another container engine) too.
+# What runs without --only: engines, checkpoint_speed, overhead, restore_speed, warm_container and clones start
+# engines of their own and run only when asked for; archive (portable checkpoint archives) and podman (another
+# container engine) too.
 DEFAULT_BENCHMARKS = ('warm_start', 'freeze_window', 'memory')
 
 
@@ -168,7 +183,9 @@ def parse_args(argv=None):
     parser.add_argument('--only', type=benchmark_list, default=list(DEFAULT_BENCHMARKS),
                         help='benchmarks to run, comma separated: %s (default: %s)'
                         % (', '.join(BENCHMARKS), ', '.join(DEFAULT_BENCHMARKS)))
-    parser.add_argument('--repeat', type=int, default=3, help='warm_start repetitions (default 3)')
+    parser.add_argument('--repeat', type=int, default=3,
+                        help='repetitions of warm_start, engines, checkpoint_speed, overhead, podman, archive, '
+                             'restore_speed, warm_container and clones (default 3)')
     parser.add_argument('--counts', type=count_list, default=count_list('1,8,20,8x64'),
                         help='freeze_window cases, comma separated: N containers (holding --freeze-mb) or NxM (N '
                              'containers holding M MB each) (default 1,8,20,8x64)')
@@ -184,7 +201,8 @@ def parse_args(argv=None):
                         help='run docker_checkpoint/docker_restore directly (module, default) or as an ansible-playbook '
                              'task (playbook) in warm_start and memory; freeze_window always uses ansible-playbook')
     parser.add_argument('--kinds', type=kind_list, default=list(testbed_fleet.ENGINES),
-                        help='engines, checkpoint_speed and overhead: engines of tests/testbed/fleet.py ENGINES, comma separated '
+                        help='engines, checkpoint_speed, overhead, restore_speed, warm_container and clones: engines of '
+                             'tests/testbed/fleet.py ENGINES, comma separated '
                              '(default: all, %s)' % ', '.join(testbed_fleet.ENGINES))
     parser.add_argument('--engine-mb', type=int, default=256,
                         help='engines benchmark: memory of the large container in MB (default 256)')
@@ -198,10 +216,15 @@ def parse_args(argv=None):
     parser.add_argument('--archive-level', type=int, default=1,
                         help='archive benchmark: compression level (default 1, the fastest)')
     parser.add_argument('--speed-sizes', type=number_list, default=[16, 256, 1024],
-                        help='checkpoint_speed and podman: memory sizes in MB; overhead: the smallest (default 16,256,1024)')
+                        help='checkpoint_speed, podman and restore_speed: memory sizes in MB; overhead: the smallest '
+                             '(default 16,256,1024)')
     parser.add_argument('--large-repeat', type=int, default=1,
-                        help='checkpoint_speed and podman: repetitions of the sizes of 1024 MB and more (default 1; '
-                             'the others --repeat times)')
+                        help='checkpoint_speed, podman and restore_speed: repetitions of the sizes of 1024 MB and more '
+                             '(default 1; the others --repeat times)')
+    parser.add_argument('--clones', type=int, default=4,
+                        help='clones benchmark: imports of one archive at once (default 4)')
+    parser.add_argument('--clones-mb', type=int, default=256,
+                        help='clones benchmark: memory the exported container holds, in MB (default 256)')
     parser.add_argument('--json', metavar='FILE', help='also write every summary to FILE')
     parser.add_argument('--docker-host', default=os.environ.get('DOCKER_HOST', 'unix:///var/run/docker.sock'),
                         help='the engine (default DOCKER_HOST or the local socket); it must be this machine\'s, '
@@ -219,6 +242,8 @@ def parse_args(argv=None):
         parser.error('--engine-mb must be at least 1')
     if options.archive_mb < 1:
         parser.error('--archive-mb must be at least 1')
+    if options.clones < 1 or options.clones_mb < 1:
+        parser.error('--clones and --clones-mb must be at least 1')
     return options
 
 
