@@ -407,6 +407,22 @@ facts:
       description: How many containers were counted for the memory.
       type: int
       sample: 2
+    image_path:
+      description:
+        - Whether restores of containers created with a runtime of their own (imports, clones, moves, warm
+          containers) can take the image path here - restored in place through containerd's runc shim, see
+          O(cryo.docker.docker_restore#module:method) - and if not, why (they take the engine's path); null when
+          the engine is not reachable.
+      type: dict
+      version_added: 0.2.0
+      contains:
+        available:
+          description: Whether it can be taken.
+          type: bool
+        reason:
+          description: Why not (null when it can).
+          type: str
+      sample: {available: false, reason: "Docker 20.10.24+dfsg1 passes no runtime options to containerd (Docker 23 and later do)"}
     containerd_tmpdir:
       description:
         - Where the engine's containerd unpacks checkpoints to restore them (and writes those the engine takes),
@@ -484,6 +500,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._host import (
     source_kind,
 )
 from ansible_collections.cryo.docker.plugins.module_utils._host_access import host_access
+from ansible_collections.cryo.docker.plugins.module_utils._imagepath import unavailable_reason as image_path_unavailable
 from ansible_collections.cryo.docker.plugins.module_utils._preflight import (
     BUILTIN_NETWORKS,
     check_container,
@@ -564,7 +581,7 @@ class Preflight(Manager):
         self.facts.update(engine_version=None, api_version=None, containerd_version=None, runc_version=None,
                           experimental=None, live_restore=None, cgroup_version=self.host.cgroup_version(),
                           cgroup_driver=None, data_root=None, dockerd_pid=None, dockerd_started_at=None,
-                          storage_driver=None, image_store=None, containerd_tmpdir=None)
+                          storage_driver=None, image_store=None, containerd_tmpdir=None, image_path=None)
         if not HAS_DOCKER:
             self.checks.append(check_engine_reachable(
                 host, missing_required_lib('docker (the Docker SDK for Python)') +
@@ -596,6 +613,9 @@ class Preflight(Manager):
             if dockerd['started_at'] is not None:
                 self.facts['dockerd_started_at'] = datetime.datetime.fromtimestamp(
                     int(dockerd['started_at']), datetime.timezone.utc).isoformat()
+        reason = image_path_unavailable(engine.version(), engine.info(), host, dockerd,
+                                        self.host.cmdline(dockerd['pid']) if dockerd else ())
+        self.facts['image_path'] = dict(available=reason is None, reason=reason)
         running = self.running(engine)
         self.checks.append(check_live_restore(parts['live_restore'], dockerd, running))
 

@@ -271,3 +271,12 @@ def test_on_docker_20_10_a_warm_import_is_refused_and_nothing_created(engines, s
     forced = source.module('docker_checkpoint_import', path=path, container=name + '-fast',
                            restore_method='image_path', allow=['host_namespaces'])
     assert forced.get('failed') and 'Nothing was created' in forced['msg'], forced
+
+
+def test_preflight_says_where_the_image_path_can_be_taken(bed):
+    """checkpoint_preflight's facts.image_path: available on 26.1 and 28.5, and on 20.10 not, with the reason."""
+    facts = bed.ok('checkpoint_preflight')['facts']
+    if bed.kind in FAST:
+        assert facts['image_path'] == dict(available=True, reason=None), facts['image_path']
+    else:
+        assert not facts['image_path']['available'] and 'passes no runtime options' in facts['image_path']['reason']

@@ -154,6 +154,8 @@ def test_ready_host(host, engine, capsys):
     assert facts['free_bytes'] == 100 * GiB and facts['memory_bytes'] == 64 * 1024 ** 2
     assert facts['running_containers'] == 1 and facts['space_path'] == engine.root
     assert facts['containerd_tmpdir'] == host.tmpdir
+    assert facts['image_path'] == dict(available=False, reason='Docker 20.10.24 passes no runtime options to '
+                                       'containerd (Docker 23 and later do)')
     assert by_name(result)['containerd tmpdir']['detail'] == (
         'containerd (pid 3410, started by dockerd) unpacks every checkpoint the engine restores, and writes every '
         'checkpoint the engine takes, in a directory it makes in /tmp (the default: neither XDG_RUNTIME_DIR nor '
