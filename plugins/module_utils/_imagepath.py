@@ -106,6 +106,12 @@ def plain_definition(base):
     return {'path': base['binary_name']}
 
 
+def event_time(nanoseconds):
+    """A time (nanoseconds since the epoch) as the Engine API's events filter takes it: "SECONDS.NANOSECONDS" (moby
+    reads the part after the dot as nanoseconds, so a float's fraction would be read wrong)."""
+    return '%d.%09d' % divmod(nanoseconds, 1000000000)
+
+
 def reload_paths(event):
     """{runtime name: path} from a daemon reload event (its "runtimes" attribute: "name:path name2: ...";
     a runtimeType runtime has an empty path)."""
@@ -281,7 +287,7 @@ class Runtimes:
                     runtimes[name] = value
             config['runtimes'] = runtimes
             self.write_config(json.dumps(config, indent=2, sort_keys=True) + '\n')
-            started = time.time()
+            started = time.time_ns()
             try:
                 os.kill(self.dockerd['pid'], signal.SIGHUP)
                 self.wait_reload(started, wanted)
@@ -311,10 +317,10 @@ class Runtimes:
     def wait_reload(self, since, runtimes):
         timeout = RELOAD_TIMEOUT
         deadline = time.monotonic() + timeout
-        since_ns = int(since * 1e9)
         while True:
-            for event in self.engine.daemon_events(int(since) - 1, int(time.time()) + 1):
-                if (event.get('Action') == 'reload' and (event.get('timeNano') or 0) >= since_ns
+            # Up to now to the nanosecond: an `until` in the future holds the engine's answer until it comes.
+            for event in self.engine.daemon_events(event_time(since - 1000000000), event_time(time.time_ns())):
+                if (event.get('Action') == 'reload' and (event.get('timeNano') or 0) >= since
                         and reload_confirms(event, runtimes)):
                     return
             if time.monotonic() > deadline:
@@ -322,7 +328,7 @@ class Runtimes:
                     'The Docker Engine did not take the runtime definition it was given in %s within %d s (no reload '
                     'event listing it after SIGHUP to dockerd pid %s): dockerd logs why. %s was put back as it was.'
                     % (self.config_file, timeout, self.dockerd['pid'], self.config_file))
-            time.sleep(0.1)
+            time.sleep(0.02)
 
     # -- upkeep
 

@@ -35,6 +35,11 @@ def test_the_reload_event_lists_each_runtime_with_its_path():
     assert _imagepath.reload_paths({'Action': 'reload'}) == {}
 
 
+def test_event_times_carry_nanoseconds_after_the_dot():
+    assert _imagepath.event_time(1796641701250000001) == '1796641701.250000001'
+    assert _imagepath.event_time(5000000000) == '5.000000000'
+
+
 def test_armed_is_the_stock_runc_with_an_image_path_and_plain_is_the_stock_runc():
     base = dict(binary_name='runc', root='/run/docker/runtime-runc', systemd_cgroup=False)
     assert _imagepath.armed_definition(base, '/var/lib/docker/cryo-restore/' + NAME) == {
@@ -101,7 +106,7 @@ def runtimes(tmp_path, monkeypatch):
 
     def kill(pid, sig):
         assert pid == 4321 and sig == signal.SIGHUP
-        engine.signals.append(int(_imagepath.time.time() * 1e9) + 1)
+        engine.signals.append(_imagepath.time.time_ns() + 1)
 
     monkeypatch.setattr(_imagepath.os, 'kill', kill)
     monkeypatch.setattr(_imagepath, 'RELOAD_TIMEOUT', 0.3)
