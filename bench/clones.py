@@ -98,7 +98,7 @@ def clone_rows(bench, kind):
 
 def clone_batch(bench, path, method, network, checkpointed):
     """--clones imports of the archive at once with this restore_method; each clone removed afterwards."""
-    names = [clone_name(bench, 'clone') for _ in range(bench.options.clones)]
+    names = [clone_name(bench, 'clone') for _index in range(bench.options.clones)]
     args = dict(path=path, restore_method=method, allow=allow(network))
     if network != 'host':
         args['publish'] = 'remap'
