@@ -331,6 +331,19 @@ class CheckpointTask(Task):
         raise self.failed('runc checkpoint exited %s: %s' % (rc, reason), None,
                           dict(runc_rc=rc, runc_stderr=(err or '').splitlines()[-20:]), log=log, errors=errors)
 
+    def containerd_tmpdir_room(self):
+        """The engine's checkpoint passes through containerd's temporary directory first: what it has left, when that
+        may be what filled up (the engine's path, its containerd on this host)."""
+        if self.runtime is not None:
+            return ''
+        found = Host().containerd_tmpdir(self.params['docker_host'])
+        if not found:
+            return ''
+        free = '?' if found['free'] is None else '%.1f MB' % (found['free'] / 1048576.0)
+        return (' The engine\'s checkpoint passes through containerd\'s temporary directory first, %s (%s, %s free now): '
+                'if that is what filled up, point it at a disk with room (the cryo.docker.engine role\'s '
+                'engine_containerd_tmpdir).' % (found['path'], found['fstype'] or 'file system unknown', free))
+
     def failed(self, reason, engine_message, details, log=None, errors=None):
         """The error for a checkpoint that failed: CRIU's reasons, and whether the container runs."""
         gone = ''
@@ -349,6 +362,7 @@ class CheckpointTask(Task):
             msg += (' The disk is full: the filesystem of %s ran out of room (%s free now, what the checkpoint wrote '
                     'removed). Free space there, or choose another checkpoint_dir, then run again.'
                     % (directory, '?' if free is None else '%.1f MB' % (free / 1048576.0)))
+            msg += self.containerd_tmpdir_room()
             details = dict(details, disk_full=True)
         if state.get('Paused') and not self.info['State'].get('Paused'):
             # It ran when the take began: a CRIU that ended before it thawed the processes (killed, crashed) left

@@ -423,6 +423,11 @@ class FakeEngine(Engine):
             raise self._answer(500, 'Cannot checkpoint container %s: runc did not terminate successfully: exit '
                                     'status 1: criu failed: type NOTIFY errno 0 path= %s: unknown'
                                % (found.name, log), container, checkpoint)
+        if self.checkpoint_error == 'full':
+            # containerd 1.7's answer when its temporary directory fills up (the tar of CRIU's images there).
+            raise self._answer(500, 'Cannot checkpoint container %s: failed to checkpoint: write /tmp/ctrd-checkpoint'
+                                    '1234/pages-1.img: no space left on device: unknown' % found.name,
+                               container, checkpoint)
         if self.checkpoint_error == 'transient':
             raise self._answer(500, 'failed to upload checkpoint to containerd: commit failed: content sha256:'
                                     '3f1a already exists', container, checkpoint)

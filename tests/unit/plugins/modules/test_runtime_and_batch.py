@@ -426,3 +426,17 @@ def test_a_checkpoint_that_fills_the_disk_says_the_disk_is_full(engine, runc, ca
     assert 'No space left on device' in msg and 'The disk is full: the filesystem of ' in msg, msg
     assert result['disk_full'] is True and result['container_running'] is True and cr.running
     assert engine.list_checkpoints(cr.id) == [] and 'nothing was lost' in msg
+
+
+def test_an_engine_checkpoint_that_fills_containerds_temporary_directory_names_it(engine, capsys, monkeypatch):
+    """The engine's checkpoint passes through containerd's temporary directory (a tmpfs /tmp on Debian 13): the
+    message names it, with what it has left and the engine role's remedy."""
+    from ansible_collections.cryo.docker.plugins.module_utils import _take
+    cr = engine.add('cr')
+    engine.checkpoint_error = 'full'
+    monkeypatch.setattr(_take.Host, 'containerd_tmpdir', lambda self, docker_host: dict(
+        path='/tmp', fstype='tmpfs', free=3 * 1048576))
+    result = checkpoint(capsys, method='engine')
+    msg = failed_clearly(result, 'Checkpoint cp1 of container cr failed')
+    assert "containerd's temporary directory first, /tmp (tmpfs, 3.0 MB free now)" in msg, msg
+    assert 'engine_containerd_tmpdir' in msg and result['disk_full'] is True and cr.running
