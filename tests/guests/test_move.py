@@ -9,6 +9,7 @@ file only (tests/guests/conftest.py keeps the source up while the target's tests
 """
 
 import glob
+import json
 import os
 import tempfile
 import time
@@ -95,3 +96,13 @@ def test_the_moved_container_is_in_its_own_cgroup_and_checkpoints_again(moved):
     cgroup = moved.target.run('cat /proc/%d/cgroup' % info['State']['Pid'], timeout=60).stdout
     again = moved.target.run_module('docker_checkpoint', dict(container=NAME, checkpoint='again', leave_running=True))
     assert info['Id'] in cgroup and not again.get('failed'), (cgroup, again.get('msg'))
+
+
+def test_debian_13_restored_it_in_place_and_it_is_an_ordinary_container_after(moved):
+    """Docker 26.1 passes runtime options to containerd: the import restored the container in place through a
+    runtime of its own (the image path), then disarmed it: in the guest's daemon.json it is dockerd's own runc under
+    another name, and the container starts afresh like any other."""
+    assert 'in place, through its image path' in moved.output, moved.output[-3000:]
+    runtime = GuestDocker(moved.target).inspect_container(NAME)['HostConfig']['Runtime']
+    config = json.loads(moved.target.run('cat /etc/docker/daemon.json', timeout=60).stdout)
+    assert runtime.startswith('cryo-restore-') and config['runtimes'][runtime] == {'path': 'runc'}, (runtime, config)
