@@ -698,7 +698,10 @@ class ModuleCut(threading.Thread):
             table = HOST.processes()
             runner = [pid for pid, (_ppid, cmdline, _cgroup) in table.items()
                       if self.marker in cmdline and 'ansible-playbook' in cmdline]
-            running = any(self.wrapper in cmdline for _ppid, cmdline, _cgroup in table.values())
+            # The module of this run only: another run on this host (the guests' tests beside these run theirs
+            # through ssh, the wrapper's path on its command line) must not cut this one.
+            running = bool(runner) and any(self.wrapper in table[pid][1]
+                                           for pid in with_descendants(table, {runner[0]}) if pid in table)
             if runner and running:
                 seen = True
             elif runner and seen:
