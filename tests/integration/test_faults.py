@@ -25,6 +25,7 @@ import docker
 import pytest
 
 import fleet as testbed_fleet
+from ansible_collections.cryo.docker.plugins.module_utils import _lock
 from helpers import (COUNTER, HOST, checkpoints, counter, counter_lines, run_module, run_playbook, runs,
                      state, wait_counter, wait_lines, wait_running, with_descendants)
 
@@ -365,13 +366,15 @@ def test_data_root_without_room_for_an_engine_checkpoint_is_refused_untouched(sm
 
 @pytest.mark.parametrize('second', ['docker_checkpoint', 'docker_restore'])
 def test_two_operations_on_one_container_the_second_is_refused(engine, make_container, second):
-    """A checkpoint is under way (the test holds its CRIU stopped, so the moment is sure) when a second run starts
-    a checkpoint, or a restore, of the same container. The promise: the second fails at once, saying the container
-    is busy with the first (a checkpoint of cp1, its pid), and changes nothing; the first finishes: the container
-    is stopped at cp1, which docker_restore resumes where it was."""
+    """A checkpoint is under way (the test holds it stopped once its CRIU runs: CRIU and the module that holds the
+    container's lock, so the moment is sure) when a second run starts a checkpoint, or a restore, of the same
+    container. The promise: the second fails at once, saying the container is busy with the first (a checkpoint of
+    cp1, its pid), and changes nothing; the first finishes: the container is stopped at cp1, which docker_restore
+    resumes where it was."""
     name = make_container(big_counter(128))
     before = wait_allocated(engine, name)
     cid = container_id(engine, name)
+    lock = _lock.lock_path(engine.info()['DockerRootDir'], cid)
     first = {}
     thread = threading.Thread(target=lambda: first.update(result=run_module(
         'docker_checkpoint', dict(container=name, checkpoint='cp1', method='runtime'))), daemon=True)
@@ -380,10 +383,15 @@ def test_two_operations_on_one_container_the_second_is_refused(engine, make_cont
     while not criu_of(cid, 'checkpoint'):
         assert time.monotonic() < deadline and thread.is_alive(), 'the first checkpoint never dumped: %s' % first
         time.sleep(0.005)
-    held = criu_of(cid, 'checkpoint')
+    # Stopped, the module keeps the lock: CRIU alone can be seen in its last moments, after which the module lets
+    # the lock go before the second run starts (under load, in CI).
+    holder = _lock.read_owner(lock).get('pid')
+    held = criu_of(cid, 'checkpoint') + ([holder] if holder else [])
     for pid in held:
         os.kill(pid, signal.SIGSTOP)
     try:
+        assert holder and _lock.read_owner(lock).get('pid') == holder, (
+            'the first checkpoint ended before it could be held (lock owner %s): %s' % (holder, first))
         refused = run_module(second, dict(container=name, checkpoint='cp1'))
     finally:
         for pid in held:
