@@ -38,6 +38,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import signal
 import time
 
@@ -81,6 +82,13 @@ def slot_record(data_root, runtime):
     if not is_slot_runtime(runtime):
         return {}
     return read_json(os.path.join(data_root, SLOTS_DIR, runtime, SLOT_FILE))
+
+
+def golden(record):
+    """(checkpoint name, path) of the golden checkpoint a slot record names, or None when it is not a warm one's."""
+    if record.get('mode') != 'warm':
+        return None
+    return record.get('checkpoint'), record.get('golden')
 
 
 def new_runtime_name():
@@ -246,12 +254,27 @@ class Runtimes:
     def disarm(self, name):
         return self.define({name: plain_definition(self.base)})
 
+    def left_armed(self, name, record, definition):
+        """Whether a killed restore left this runtime armed: defined, not plain, and not a warm container's."""
+        return golden(record) is None and definition not in (None, plain_definition(self.base))
+
     def settle(self, name):
         """Disarm the runtime of a container that is not warm, if a restore killed half-way left it armed; True
         when it did."""
-        if self.read_slot(name).get('mode') == 'warm':
+        if not self.left_armed(name, self.read_slot(name), self.defined(name)):
             return False
-        return self.disarm(name) if self.defined(name) not in (None, plain_definition(self.base)) else False
+        return self.disarm(name)
+
+    def make_warm(self, name, checkpoint, path):
+        """Every start of the runtime's container restores checkpoint (at path), its golden checkpoint."""
+        self.point(name, path)
+        self.write_slot(name, mode='warm', golden=path, checkpoint=checkpoint)
+        self.arm(name)
+
+    def make_cold(self, name):
+        """The runtime's container starts afresh, like any other."""
+        self.write_slot(name, mode='once', golden=None, checkpoint=None)
+        self.disarm(name)
 
     def forget(self, name):
         """Remove the runtime from daemon.json and its slot (its container is gone)."""
@@ -347,7 +370,7 @@ class Runtimes:
             container_id = record.get('container_id')
             if container_id and not exists(container_id):
                 gone.append(name)
-            elif (container_id and record.get('mode') != 'warm' and runtimes.get(name) not in (None, plain)
+            elif (container_id and self.left_armed(name, record, runtimes.get(name))
                   and not busy(lock_path(self.data_root, container_id))):
                 armed.append(name)
         changes = dict({name: None for name in gone}, **{name: plain for name in armed})
@@ -368,21 +391,7 @@ def busy(path):
 
 
 def remove_slot(slot):
-    for name in ('images', SLOT_FILE):
-        try:
-            os.unlink(os.path.join(slot, name))
-        except OSError:
-            pass
-    work = os.path.join(slot, 'work')
-    if os.path.isdir(work):
-        for name in os.listdir(work):
-            try:
-                os.unlink(os.path.join(work, name))
-            except OSError:
-                pass
-        os.rmdir(work)
-    if os.path.isdir(slot):
-        os.rmdir(slot)
+    shutil.rmtree(slot, ignore_errors=True)
 
 
 class DaemonJsonLock:

@@ -633,10 +633,10 @@ class ImportManager(Manager):
         fmt.fsync_dir(dest)
         fmt.fsync_dir(os.path.dirname(dest))
         self.step('staged checkpoint %s into the container' % checkpoint)
-        if self.runtime:
+        if self.params['warm']:
+            self.runtimes.make_warm(self.runtime, checkpoint, dest)
+        elif self.runtime:
             self.runtimes.point(self.runtime, dest)
-            if self.params['warm']:
-                self.runtimes.write_slot(self.runtime, golden=dest, checkpoint=checkpoint)
 
     def restore(self, plan):
         checkpoint = self.verified.manifest['checkpoint']['name']

@@ -41,7 +41,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._host import (
     task_bundle_dirs,
     unix_socket_path,
 )
-from ansible_collections.cryo.docker.plugins.module_utils._imagepath import Runtimes, Unavailable, is_slot_runtime
+from ansible_collections.cryo.docker.plugins.module_utils._imagepath import Runtimes, Unavailable, golden, is_slot_runtime
 from ansible_collections.cryo.docker.plugins.module_utils._lifecycle import Batch, Parameters, Task
 
 
@@ -355,8 +355,9 @@ class RestoreTask(Task):
         try:
             self.engine.start(self.container_id)
         finally:
-            if slot.get('mode') == 'warm' and slot.get('golden'):
-                self.runtimes.point(runtime, slot['golden'])
+            warm = golden(slot)
+            if warm and warm[1]:
+                self.runtimes.point(runtime, warm[1])
             else:
                 self.runtimes.disarm(runtime)
         self.outcome['stats'] = read_stats(self.runtimes.stats(runtime), 'stats-restore')
@@ -415,10 +416,9 @@ class RestoreTask(Task):
                 ' The container stays stopped and the checkpoint was kept; fix the cause and run again, or use '
                 'fallback: cold_start to start it afresh.'), **details)
         if not failure.running_fresh:
-            if self.runtimes and self.runtimes.read_slot(self.info['HostConfig']['Runtime']).get('mode') == 'warm':
+            if self.runtimes and golden(self.runtimes.read_slot(self.info['HostConfig']['Runtime'])):
                 # A warm container would restore its golden checkpoint again at this start.
-                self.runtimes.write_slot(self.info['HostConfig']['Runtime'], mode='once', golden=None, checkpoint=None)
-                self.runtimes.disarm(self.info['HostConfig']['Runtime'])
+                self.runtimes.make_cold(self.info['HostConfig']['Runtime'])
                 msg += ' Warm container %s was turned cold for it (docker_warm makes it warm again).' % self.container_name
             else:
                 self.settle_runtime()

@@ -40,7 +40,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._engine import (
     EngineError,
 )
 from ansible_collections.cryo.docker.plugins.module_utils._host import Host, free_space, unix_socket_path
-from ansible_collections.cryo.docker.plugins.module_utils._imagepath import slot_record
+from ansible_collections.cryo.docker.plugins.module_utils._imagepath import golden, slot_record
 from ansible_collections.cryo.docker.plugins.module_utils._lifecycle import Batch, Parameters, Task
 from ansible_collections.cryo.docker.plugins.module_utils._preflight import (
     parse_timestamp,
@@ -134,7 +134,7 @@ class CheckpointTask(Task):
     def refuse_removing_golden(self):
         """A warm container starts from its golden checkpoint: without it, it could not start at all."""
         slot = slot_record(self.engine.data_root(), self.info['HostConfig'].get('Runtime'))
-        if slot.get('mode') == 'warm' and slot.get('checkpoint') == self.checkpoint:
+        if (golden(slot) or (None,))[0] == self.checkpoint:
             raise ModuleError('Checkpoint %s is the golden checkpoint of warm container %s, which starts from it: '
                               'removed, the container could not start. Nothing was removed. Roll the golden '
                               'checkpoint forward first, or turn the container cold (cryo.docker.docker_warm).'

@@ -20,13 +20,7 @@ from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as 
 from ansible_collections.cryo.docker.plugins.module_utils._common import Manager, ModuleError, check_checkpoint_name
 from ansible_collections.cryo.docker.plugins.module_utils._engine import EngineError, connect
 from ansible_collections.cryo.docker.plugins.module_utils._imagepath import (
-    Runtimes, Unavailable, armed_definition, is_slot_runtime, plain_definition)
-
-
-def golden_of(runtimes, runtime):
-    """The golden checkpoint's name of a container's runtime, or None when it is not warm."""
-    slot = runtimes.read_slot(runtime)
-    return slot.get('checkpoint') if slot.get('mode') == 'warm' else None
+    Runtimes, Unavailable, armed_definition, golden, is_slot_runtime, plain_definition)
 
 
 class WarmManager(Manager):
@@ -89,18 +83,14 @@ class WarmManager(Manager):
                             self.runtimes.base, self.runtimes.slot(self.runtime)))
 
     def state(self):
-        checkpoint = golden_of(self.runtimes, self.runtime)
-        return dict(warm=checkpoint is not None, checkpoint=checkpoint)
+        found = golden(self.runtimes.read_slot(self.runtime))
+        return dict(warm=found is not None, checkpoint=found[0] if found else None)
 
     def act(self):
         if self.params['state'] == 'cold':
-            self.runtimes.write_slot(self.runtime, mode='once', golden=None, checkpoint=None)
-            self.runtimes.disarm(self.runtime)
-            return
-        checkpoint, path = self.golden
-        self.runtimes.point(self.runtime, path)
-        self.runtimes.write_slot(self.runtime, mode='warm', golden=path, checkpoint=checkpoint)
-        self.runtimes.arm(self.runtime)
+            self.runtimes.make_cold(self.runtime)
+        else:
+            self.runtimes.make_warm(self.runtime, *self.golden)
 
     def report(self):
         after = self.before if not self.changed else (
