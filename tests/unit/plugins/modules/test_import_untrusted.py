@@ -659,3 +659,15 @@ def test_a_checkpoint_image_that_hands_a_process_sys_admin_is_refused_unless_all
     allowed = run_import(capsys, bed, path=path, allow=['capabilities'])
     assert allowed['changed'] and allowed['verified'] is True, allowed.get('msg', allowed)
     assert [item['allow'] for item in allowed['host_access']] == ['capabilities'] * 3
+
+
+def test_a_recorded_restore_runtime_is_never_taken(bed, archive, capsys, tmp_path):
+    """An archive recording a runtime named as the image path names a container's own (another host's, or on this
+    host another container's, whose start restores that container's checkpoint): the container is created with the
+    engine's default runtime instead."""
+    path = rewrite(archive['path'], tmp_path / 'attack.tar',
+                   edit_json('container.json', set_in('host_config', 'Runtime', 'cryo-restore-0123456789ab')))
+    result = run_import(capsys, bed, path=path)
+    assert result['changed'] and result['verified'] and not result.get('failed'), result.get('msg')
+    created = bed.target._find('web').body['HostConfig']
+    assert 'Runtime' not in created, created
