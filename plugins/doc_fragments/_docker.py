@@ -102,7 +102,7 @@ options:
   container:
     description:
       - Name or id of the container.
-      - Exactly one of O(container) and O(containers) is required.
+      - Exactly one of O(container), O(containers) and O(project) is required.
     type: str
   containers:
     description:
@@ -112,6 +112,30 @@ options:
         others (a container whose checkpoint failed keeps running). The task fails when any did.
     type: list
     elements: str
+  project:
+    description:
+      - A Compose project, worked on as one group (see O(group)) - its containers are those with the label
+        C(com.docker.compose.project) of this name (C(docker compose run) one-offs left out), on the engine of
+        O(docker_host). No C(docker compose) binary is needed.
+      - The members come back in the order of their dependencies - Compose's C(com.docker.compose.depends_on)
+        label, and a container whose network namespace another joins (C(network_mode container:)) first.
+    type: str
+  group:
+    description:
+      - Work on O(containers) as one group - an application, checkpointed as one point in time.
+      - A checkpoint freezes every member (the engine's freezer, as C(docker pause)) before the first is
+        dumped; none runs again until all are dumped - then all are thawed together (O(leave_running=true))
+        or killed while still frozen (the default - they stop at the checkpoint), so that nothing a member
+        does after the dump is lost. One member that cannot be checkpointed refuses the group - every member
+        is thawed and runs on, and what the others' dumps wrote is removed. RV(group) says how long the
+        members were frozen.
+      - A restore brings the members back in the order of their dependencies, each verified, and only
+        from checkpoints taken together as this group. One member that cannot be restored leaves every
+        member stopped with its checkpoint (the ones restored before it are killed again), never half a
+        running application, unless O(cryo.docker.docker_restore#module:allow_partial=true).
+      - Implied by O(project).
+    type: bool
+    default: false
   parallel:
     description:
       - How many of O(containers) are worked on at the same time.

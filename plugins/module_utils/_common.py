@@ -39,10 +39,12 @@ HOLDER_LABEL = 'cryo.docker.network-holder'
 CONTAINERS_SPEC = dict(
     container=dict(type='str'),
     containers=dict(type='list', elements='str'),
+    project=dict(type='str'),
+    group=dict(type='bool', default=False),
     parallel=dict(type='int'),
 )
-CONTAINERS_RULES = dict(mutually_exclusive=[('container', 'containers')],
-                        required_one_of=[('container', 'containers')])
+CONTAINERS_RULES = dict(mutually_exclusive=[('container', 'containers', 'project')],
+                        required_one_of=[('container', 'containers', 'project')])
 
 # What the engine accepts as a checkpoint name (moby's restrictedNamePattern), and how long one may be here: the
 # name is a directory (and, with .cryo-tmp- or .cryo-new around it, a temporary one) of at most 255 bytes.

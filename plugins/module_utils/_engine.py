@@ -342,8 +342,14 @@ class Engine:
     def stop(self, container, timeout=10):
         self._sdk(self.client.stop, container, timeout=timeout)
 
+    def pause(self, container):
+        self._sdk(self.client.pause, container)
+
     def unpause(self, container):
         self._sdk(self.client.unpause, container)
+
+    def kill(self, container, signal='SIGKILL'):
+        self._sdk(self.client.kill, container, signal=signal)
 
     # -- checkpoints -----------------------------------------------------
 

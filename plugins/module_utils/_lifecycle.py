@@ -29,6 +29,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._common import (
     check_checkpoint_name,
 )
 from ansible_collections.cryo.docker.plugins.module_utils._engine import connect, sum_retries
+from ansible_collections.cryo.docker.plugins.module_utils._group import dependency_order, members
 from ansible_collections.cryo.docker.plugins.module_utils._lock import Busy, ContainerLock, lock_path
 
 
@@ -70,14 +71,21 @@ class Batch(Manager):
         check_checkpoint_name(self.params['checkpoint'])
         check_checkpoint_dir(self.params['checkpoint_dir'])
         self.single = self.params.get('container') is not None
+        self.project = self.params.get('project')
+        self.group = bool(self.project or self.params.get('group'))
         names = [self.params['container']] if self.single else list(self.params['containers'] or [])
-        if not self.single and not names:
+        if self.single and self.params.get('group'):
+            raise ModuleError('group: true needs the containers of the group in containers (or a Compose project in '
+                              'project); container names one.')
+        if not self.single and not names and not self.project:
             raise ModuleError('containers is empty: name at least one container (or use container for one).')
         if len(set(names)) != len(names):
             raise ModuleError('containers names %s more than once: each container can be worked on once per run.'
                               % ', '.join(sorted({name for name in names if names.count(name) > 1})))
         self.engine = engine or connect(self.params)
         self.engine_version = self.engine.require_experimental().get('Version')
+        if self.project:
+            names = [info['Name'].lstrip('/') for info in members(self.engine, self.project)]
         self.tasks = []
         for name in names:
             try:
@@ -86,6 +94,26 @@ class Batch(Manager):
                 if self.single:
                     raise
                 self.tasks.append(FailedTask(self, name, exc))
+        if self.group:
+            self.refuse_group_if(self.tasks)
+            order = dependency_order([task.info for task in self.tasks])
+            self.tasks.sort(key=lambda task: order.index(task.container_name))
+
+    def refuse_group_if(self, tasks):
+        """A group is worked on whole or not at all: one member that fails its plan refuses the group, with every
+        member's reason."""
+        failed = [task for task in tasks if task.error is not None]
+        if failed:
+            raise ModuleError('%s of the group %s was not done, and nothing was changed: %s A group is %s whole or '
+                              'not at all.' % (self.task_class.what.split(' of ')[0], self.group_name(),
+                                               ' '.join('[%s] %s' % (task.name, task.error.msg) for task in failed),
+                                               self.task_class.operation_past),
+                              failed_members=[task.name for task in failed])
+
+    def group_name(self):
+        if self.project:
+            return 'Compose project %s' % self.project
+        return '(%s)' % ', '.join(task.name for task in self.tasks)
 
     def plan(self):
         for task in self.tasks:
@@ -96,10 +124,23 @@ class Batch(Manager):
                     if self.single:
                         raise
                     task.error = exc
+        if self.group:
+            self.refuse_group_if(self.tasks)
+            self.plan_group()
         self.changed = any(task.changed for task in self.tasks if task.error is None)
+
+    def plan_group(self):
+        """What a group's plan adds to its members' (the subclass's)."""
+
+    def act_group(self, todo):
+        raise NotImplementedError
 
     def act(self):
         todo = [task for task in self.tasks if task.changed and task.error is None]
+        if self.group:
+            if todo:
+                self.act_group(todo)
+            return
         if self.single or len(todo) == 1:
             for task in todo:
                 try:
@@ -139,6 +180,8 @@ class Batch(Manager):
         results = [self.failed_entry(task) if task.error else task.entry() for task in self.tasks]
         result = dict(changed=any(entry['changed'] for entry in results), results=results,
                       retries=sum_retries(task.retries() for task in self.tasks))
+        if self.group:
+            result['group'] = self.group_report()
         diffs = [task.diff() for task in self.tasks if task.error is None and task.changed and self.module._diff]
         if diffs:
             result['diff'] = diffs
@@ -148,6 +191,10 @@ class Batch(Manager):
                               % (len(failed), len(self.tasks), ' '.join('[%s] %s' % (task.name, task.error.msg)
                                                                         for task in failed)), **result)
         return result
+
+    def group_report(self):
+        """The group entry of the result: its project, members in order, what the subclass adds."""
+        return dict(project=self.project, members=[task.container_name for task in self.tasks])
 
     @staticmethod
     def failed_entry(task):
@@ -161,6 +208,7 @@ class Task:
 
     what = 'Work on container'
     operation = 'an operation'
+    operation_past = 'worked on'
 
     def __init__(self, batch, name):
         self.batch = batch

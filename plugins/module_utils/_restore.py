@@ -33,6 +33,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._engine import (
     stale_content_digest,
     transient_reason,
 )
+from ansible_collections.cryo.docker.plugins.module_utils._group import check_one_group
 from ansible_collections.cryo.docker.plugins.module_utils._host import (
     ENGINE_NAMESPACE,
     SERVICE_PATH,
@@ -50,7 +51,7 @@ class RestoreParameters(Parameters):
 
     DEFAULTS = dict(CONNECTION_DEFAULTS, container=None, containers=None, parallel=None, checkpoint=None,
                     checkpoint_dir=None, force=False, verify=True, restore_restart_policy=True, fallback='fail',
-                    keep_checkpoint=True, method='auto')
+                    keep_checkpoint=True, method='auto', project=None, group=False, allow_partial=False)
 
 
 def remove_stale_content(module, docker_host, digest):
@@ -248,6 +249,12 @@ class RestoreTask(Task):
         if failure is not None:
             self.fall_back(failure, started)
             return
+        if not self.batch.group:
+            self.conclude()
+
+    def conclude(self):
+        """After a verified restore (a group's: after every member's): the policy back, the checkpoint removed if
+        asked."""
         self.put_back_policy()
         if self.params['keep_checkpoint']:
             return
@@ -492,6 +499,65 @@ class RestoreBatch(Batch):
     """docker_restore: each entry of results names its container as docker_restore's result does."""
 
     task_class = RestoreTask
+
+    # -- a group: back in dependency order, each verified, whole or not at all
+
+    def plan_group(self):
+        todo = [task for task in self.tasks if task.changed]
+        if not todo:
+            return
+        if self.params['fallback'] == 'cold_start' and not self.params['allow_partial']:
+            raise ModuleError('The group %s was not restored, and nothing was changed: fallback: cold_start would start '
+                              'a member afresh beside members that resume, which is half an application. Use fallback: '
+                              'fail, or allow_partial: true to accept it.' % self.group_name())
+        afresh = [task for task in self.tasks if not task.changed and task.info['State'].get('Running')
+                  and task.outcome['verified'] is not True]
+        if afresh:
+            raise ModuleError('The group %s was not restored, and nothing was changed: %s %s running, not from checkpoint '
+                              '%s, while %s would be restored from it - not one point in time. Use force: true to '
+                              'restore every member (the running ones are stopped first).'
+                              % (self.group_name(), ', '.join(task.container_name for task in afresh),
+                                 'is' if len(afresh) == 1 else 'are', self.params['checkpoint'],
+                                 ', '.join(task.container_name for task in todo)))
+        check_one_group(self.params['checkpoint'], {
+            task.container_name: store.read_metadata(task.source).get('group') for task in self.tasks})
+
+    def act_group(self, todo):
+        restored = []
+        for task in todo:
+            try:
+                task.act()
+            except ModuleError as exc:
+                task.error = exc
+                if self.params['allow_partial']:
+                    continue
+                self.stop_group(restored + [task])
+                raise ModuleError(
+                    'The group %s was not restored: [%s] %s Every member is stopped again with its checkpoint (%s): '
+                    'never half an application. Fix the cause and run again, or use allow_partial: true.'
+                    % (self.group_name(), task.container_name, exc.msg,
+                       ', '.join(done.container_name for done in restored) + ' restored before it and stopped again'
+                       if restored else 'none was restored before it'),
+                    failed_members=[task.container_name],
+                    stopped_again=[done.container_name for done in restored], **exc.details)
+            restored.append(task)
+        for task in restored:
+            if task.action == 'restore':
+                task.conclude()
+        failed = [task for task in todo if task.error is not None]
+        if failed:
+            self.module.warn('The group %s came back in part (allow_partial): %s could not be restored.'
+                             % (self.group_name(), ', '.join(task.container_name for task in failed)))
+
+    def stop_group(self, tasks):
+        """Members that run after another member failed are killed (their restart policy is still held)."""
+        for task in tasks:
+            try:
+                if self.engine.inspect(task.container_id)['State'].get('Running'):
+                    self.engine.kill(task.container_id)
+                    self.engine.wait_stopped(task.container_id)
+            except ModuleError as exc:
+                self.module.warn('Member %s of the group could not be stopped again: %s' % (task.container_name, exc.msg))
 
     @staticmethod
     def failed_entry(task):

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
 from ansible_collections.cryo.docker.plugins.module_utils._common import (
@@ -38,10 +39,12 @@ from ansible_collections.cryo.docker.plugins.module_utils._engine import (
     RUNTIME_TEMP_PREFIX,
     TEMPORARY_SUFFIX,
     EngineError,
+    connect,
 )
+from ansible_collections.cryo.docker.plugins.module_utils._group import Freeze, new_id, record
 from ansible_collections.cryo.docker.plugins.module_utils._host import Host, free_space, unix_socket_path
 from ansible_collections.cryo.docker.plugins.module_utils._imagepath import golden, slot_record
-from ansible_collections.cryo.docker.plugins.module_utils._lifecycle import Batch, Parameters, Task
+from ansible_collections.cryo.docker.plugins.module_utils._lifecycle import Batch, Parameters, Task, default_parallel
 from ansible_collections.cryo.docker.plugins.module_utils._preflight import (
     parse_timestamp,
     started_before,
@@ -74,7 +77,7 @@ class CheckpointParameters(Parameters):
 
     DEFAULTS = dict(CONNECTION_DEFAULTS, container=None, containers=None, parallel=None, checkpoint=None,
                     state='present', leave_running=False, checkpoint_dir=None, force=False, hold_restart_policy=True,
-                    allow_unrestorable=False, method='auto')
+                    allow_unrestorable=False, method='auto', project=None, group=False)
 
 
 class CheckpointTask(Task):
@@ -97,6 +100,10 @@ class CheckpointTask(Task):
         self.runtime = None
         self.method_reason = None
         self.taken = dict(duration=0.0, stats=None, retries={})
+        self.target = self.checkpoint
+        self.temporary = self.holding = False
+        self.policy = {}
+        self.frozen_by_group = False
 
     def describe(self):
         return store.describe(os.path.join(self.base, self.checkpoint), self.checkpoint, self.container_name,
@@ -222,6 +229,12 @@ class CheckpointTask(Task):
         if self.params['state'] == 'absent':
             self.engine.delete_checkpoint(self.container_id, self.checkpoint, self.custom_dir)
             return
+        self.prepare()
+        self.take(self.params['leave_running'])
+        self.finish()
+
+    def prepare(self):
+        """Where the checkpoint goes, and the restart policy held while the container stops at it."""
         replacing = self.checkpoint in self.before
         if self.custom_dir:
             store.ensure_private_dir(self.custom_dir)
@@ -229,50 +242,71 @@ class CheckpointTask(Task):
         # engine every engine-path checkpoint does: an engine killed while it writes the images leaves them under
         # the temporary name (removed by the next take), never as a half-written checkpoint under its own name.
         local = unix_socket_path(self.params['docker_host']) is not None
-        temporary = replacing or (local and not self.runtime)
-        target = self.checkpoint + TEMPORARY_SUFFIX if temporary else self.checkpoint
-        if temporary:
-            self.remove_leftover(target)
-        policy = self.policy_to_record()
-        held = (self.params['hold_restart_policy'] and not self.params['leave_running']
-                and policy.get('Name') in HELD_RESTART_POLICIES)
-        if held:
-            store.write_hold(self.data_root, self.container_id, policy)
+        self.temporary = replacing or (local and not self.runtime)
+        self.target = self.checkpoint + TEMPORARY_SUFFIX if self.temporary else self.checkpoint
+        if self.temporary:
+            self.remove_leftover(self.target)
+        self.policy = self.policy_to_record()
+        self.holding = (self.params['hold_restart_policy'] and not self.params['leave_running']
+                     and self.policy.get('Name') in HELD_RESTART_POLICIES)
+        if self.holding:
+            store.write_hold(self.data_root, self.container_id, self.policy)
             self.engine.set_restart_policy(self.container_id, {'Name': 'no'})
+
+    def take(self, leave_running):
+        """The dump, through the runtime or the engine; on failure the policy back and the failure explained."""
         started = time.monotonic()
         try:
             if self.runtime:
-                self.take_through_runtime(os.path.join(self.base, target))
+                self.take_through_runtime(os.path.join(self.base, self.target), leave_running)
             else:
                 self.taken['attempts'] = self.engine.create_checkpoint(
-                    self.container_id, target, self.params['leave_running'], self.custom_dir,
-                    retried=self.taken['retries'])
-            if not self.params['leave_running']:
+                    self.container_id, self.target, leave_running, self.custom_dir, retried=self.taken['retries'])
+            if not leave_running:
                 self.engine.wait_stopped(self.container_id)
         except EngineError as exc:
-            if held:
-                self.put_back_held_policy(policy)
+            self.give_back()
             raise self.failed(exc.msg, exc.engine_message, exc.fail_kwargs())
         except ModuleError:
-            if held:
-                self.put_back_held_policy(policy)
+            self.give_back()
             raise
         self.taken['duration'] = round(time.monotonic() - started, 3)
+
+    def give_back(self):
+        """After a failed take: the held restart policy back."""
+        if self.holding:
+            self.put_back_held_policy(self.policy)
+
+    def discard(self):
+        """A group's take that another member's failure undoes: what this one wrote goes, the policy comes back."""
+        shutil.rmtree(os.path.join(self.base, self.target), ignore_errors=True)
+        if not self.temporary:
+            try:
+                self.engine.delete_checkpoint(self.container_id, self.target, self.custom_dir)
+            except EngineError:
+                pass
+        self.give_back()
+
+    def finish(self, group=None):
+        """The checkpoint in place under its name, and recorded beside CRIU's images."""
         path = os.path.join(self.base, self.checkpoint)
-        if replacing:
-            store.swap_in(os.path.join(self.base, target), path)
-        elif temporary and os.path.isdir(os.path.join(self.base, target)):
-            os.rename(os.path.join(self.base, target), path)
+        if self.checkpoint in self.before:
+            store.swap_in(os.path.join(self.base, self.target), path)
+        elif self.temporary and os.path.isdir(os.path.join(self.base, self.target)):
+            os.rename(os.path.join(self.base, self.target), path)
         if not os.path.isdir(path):
             self.module.warn('The checkpoint files are not on this host (%s), so its restart policy and time '
                              'were not recorded. Run the module on the engine host.' % path)
             return
         self.taken['stats'] = read_stats(path, 'stats-dump')
-        store.write_metadata(path, dict(
+        metadata = dict(
             checkpoint=self.checkpoint, container=self.container_name, container_id=self.container_id,
             image=self.info['Config'].get('Image'), created=store.now_iso(), method=self.method,
-            leave_running=self.params['leave_running'], restart_policy=policy, duration=self.taken['duration'],
-            stats=self.taken['stats']))
+            leave_running=self.params['leave_running'], restart_policy=self.policy, duration=self.taken['duration'],
+            stats=self.taken['stats'])
+        if group:
+            metadata['group'] = group
+        store.write_metadata(path, metadata)
 
     def policy_to_record(self):
         """The container's restart policy; or, while it has the "no" of a hold that no restore put back (a run cut
@@ -299,7 +333,7 @@ class CheckpointTask(Task):
                 pass
         shutil.rmtree(os.path.join(self.base, target), ignore_errors=True)
 
-    def take_through_runtime(self, path):
+    def take_through_runtime(self, path, leave_running):
         """runc checkpoint into a temporary directory beside path, renamed to path once runc succeeded: a dump
         that fails or is killed half-way never leaves a directory under the checkpoint's name, which the
         engine would list (and try to restore) as a checkpoint. A failure removes what it wrote; a temporary
@@ -308,8 +342,7 @@ class CheckpointTask(Task):
         store.ensure_private_dir(os.path.dirname(path))
         shutil.rmtree(temp, ignore_errors=True)
         os.mkdir(temp, 0o700)
-        rc, out, err = run_checkpoint(self.module, self.runtime, self.container_id, temp,
-                                      self.params['leave_running'])
+        rc, out, err = run_checkpoint(self.module, self.runtime, self.container_id, temp, leave_running)
         if rc == 0:
             try:
                 os.rename(temp, path)
@@ -364,7 +397,7 @@ class CheckpointTask(Task):
                     % (directory, '?' if free is None else '%.1f MB' % (free / 1048576.0)))
             msg += self.containerd_tmpdir_room()
             details = dict(details, disk_full=True)
-        if state.get('Paused') and not self.info['State'].get('Paused'):
+        if state.get('Paused') and not self.info['State'].get('Paused') and not self.frozen_by_group:
             # It ran when the take began: a CRIU that ended before it thawed the processes (killed, crashed) left
             # the freezer on, and the engine's runc calls that paused. Thawed through the engine, which keeps its
             # own state right.
@@ -390,6 +423,8 @@ class CheckpointTask(Task):
                        self.checkpoint))
         elif problem:  # it began restarting (or was paused, or removed) while the checkpoint was taken
             msg += ' ' + problem
+        elif running and self.frozen_by_group:
+            msg += ' The container is still running; nothing was lost.'
         elif running and msg_thawed:
             msg += msg_thawed
         elif running:
@@ -465,9 +500,92 @@ class CheckpointBatch(Batch):
 
     def __init__(self, module, params=None, engine=None):
         self.host = Host()
+        self.frozen = None
         self._info = None
         self._dockerd = False
         super().__init__(module, params, engine)
+
+    # -- a group: every member frozen before the first is dumped, none runs again before all are
+
+    def plan_group(self):
+        if self.params['state'] == 'absent' or self.params['force']:
+            return
+        have = sorted(task.container_name for task in self.tasks if not task.changed)
+        if have and len(have) < len(self.tasks):
+            raise ModuleError(
+                'Checkpoint %s of the group %s was not taken, and nothing was changed: %s already %s it and %s not. '
+                'A group\'s checkpoint is one point in time, taken of every member at once: use force: true to take '
+                'it anew for all, or another checkpoint name.'
+                % (self.params['checkpoint'], self.group_name(), ', '.join(have), 'has' if len(have) == 1 else 'have',
+                   ', '.join(task.container_name for task in self.tasks if task.changed)),
+                members_with_checkpoint=have)
+
+    def act_group(self, todo):
+        if self.params['state'] == 'absent':
+            for task in todo:
+                task.act()
+            return
+        prepared = []
+        try:
+            for task in todo:
+                task.prepare()
+                prepared.append(task)
+        except ModuleError:
+            for task in prepared:
+                task.give_back()
+            raise
+        freeze = Freeze(self.engine, [task.container_id for task in todo])
+        try:
+            freeze.pause()
+        except ModuleError as exc:
+            errors = {todo[len(freeze.paused)].container_name: exc}
+        else:
+            for task in todo:
+                task.frozen_by_group = True
+            errors = self.take_frozen(todo)
+        if errors:
+            for task in todo:
+                task.discard()
+            stuck = freeze.thaw()
+            self.frozen = freeze.window()
+            raise ModuleError(
+                'Checkpoint %s of the group %s was not taken: %s %s' % (
+                    self.params['checkpoint'], self.group_name(),
+                    ' '.join('[%s] %s' % (name, error.msg) for name, error in errors.items()),
+                    'Every member was thawed and runs on where it was; what the others\' dumps wrote was removed.'
+                    if not stuck else
+                    'The members were thawed, except %s (%s): unpause them (docker unpause).'
+                    % (', '.join(stuck), '; '.join(stuck.values()))),
+                failed_members=sorted(errors), frozen_seconds=self.frozen, containers_running=not stuck)
+        if self.params['leave_running']:
+            stuck = freeze.thaw()
+            if stuck:
+                self.module.warn('The group\'s checkpoint was taken, but %s could not be thawed (%s): unpause them '
+                                 '(docker unpause).' % (', '.join(stuck), '; '.join(stuck.values())))
+        else:
+            freeze.kill()
+        self.frozen = freeze.window()
+        entry = record(new_id(), self.project, [task.container_name for task in self.tasks], self.frozen)
+        for task in todo:
+            task.finish(entry)
+
+    def take_frozen(self, todo):
+        """Every member dumped while the group is frozen (left running: frozen still, CRIU puts the freezer back as it
+        found it), concurrently; {member: its error}."""
+        def take(task):
+            try:
+                task.engine = connect(self.params)
+                task.take(True)
+            except ModuleError as exc:
+                return exc
+            return None
+        with ThreadPoolExecutor(max_workers=max(1, min(self.params['parallel'] or default_parallel(), len(todo)))) as pool:
+            results = list(pool.map(take, todo))
+        return {task.container_name: error for task, error in zip(todo, results) if error is not None}
+
+    def group_report(self):
+        return dict(super().group_report(), checkpoint=self.params['checkpoint'], frozen_seconds=self.frozen,
+                    leave_running=self.params['leave_running'])
 
     def engine_info(self):
         if self._info is None:

@@ -156,6 +156,23 @@ EXAMPLES = r"""
     container: cr
     checkpoint: checkpoint1
     state: absent
+
+- name: Checkpoint a Compose project as one point in time (its redis, worker and web frozen together)
+  cryo.docker.docker_checkpoint:
+    project: shop
+    checkpoint: maint
+  register: shop
+
+- name: How long the application did not run
+  ansible.builtin.debug:
+    msg: "{{ shop.group.members | join(', ') }} frozen for {{ shop.group.frozen_seconds }} s"
+
+- name: Checkpoint two containers as one group, leaving them running
+  cryo.docker.docker_checkpoint:
+    containers: [db, api]
+    group: true
+    checkpoint: snapshot
+    leave_running: true
 """
 
 RETURN = r"""
@@ -242,9 +259,19 @@ stats:
       type: int
   sample: {freezing_time: 101065, frozen_time: 63941, memdump_time: 557, memwrite_time: 224, pages_scanned: 48,
            pages_skipped_parent: 0, pages_written: 34, pages_lazy: 0}
+group:
+  description:
+    - With O(project) or O(group) - the group as it was checkpointed.
+    - C(members) in the order a restore brings them back; C(frozen_seconds) how long the members were frozen -
+      from the first member's freeze to the last one's thaw (O(leave_running=true)) or kill, the time the
+      application did not run; null when nothing was taken.
+  returned: with O(project) or O(group)
+  type: dict
+  sample: {project: shop, members: [shop-redis-1, shop-worker-1, shop-web-1], checkpoint: maint,
+           frozen_seconds: 0.62, leave_running: false}
 results:
   description:
-    - With O(containers) - one entry per container, in the order given, with the keys a run with
+    - With O(containers) or a group - one entry per container, in the order given (a group's - its order), with the keys a run with
       O(container) returns (RV(checkpoint), RV(duration), RV(method), RV(stats), ...) and C(container) (the name as
       given); a container that failed has C(failed), C(msg) and the failure keys (RV(criu_errors), ...).
   returned: with O(containers)

@@ -87,6 +87,12 @@ options:
         changes nothing (RV(verified) is null, as there is nothing to compare with).
     type: bool
     default: true
+  allow_partial:
+    description:
+      - With O(project) or O(group) - restore the members that can be restored when one cannot, instead of
+        stopping them all again. The task still fails, naming the members that were not restored.
+    type: bool
+    default: false
   method:
     description:
       - How the container is restored (see above).
@@ -139,6 +145,11 @@ EXAMPLES = r"""
     container: api
     checkpoint: maintenance
     keep_checkpoint: false
+
+- name: Bring a Compose project back as it was checkpointed (redis first, then the worker, then the web server)
+  cryo.docker.docker_restore:
+    project: shop
+    checkpoint: maint
 """
 
 RETURN = r"""
@@ -275,9 +286,20 @@ stats:
       description: Pages restored.
       type: int
   sample: {pages_compared: 0, pages_skipped_cow: 0, forking_time: 410, restore_time: 58213, pages_restored: 34}
+group:
+  description:
+    - With O(project) or O(group) - the group, its C(members) in the order they were brought back.
+  returned: with O(project) or O(group)
+  type: dict
+  sample: {project: shop, members: [shop-redis-1, shop-worker-1, shop-web-1]}
+stopped_again:
+  description: After a member of a group failed to restore, the members restored before it, stopped again.
+  returned: failure of a group restore
+  type: list
+  elements: str
 results:
   description:
-    - With O(containers) - one entry per container, in the order given, with the keys a run with
+    - With O(containers) or a group - one entry per container, in the order given (a group's - its order), with the keys a run with
       O(container) returns (RV(restored), RV(verified), RV(container), RV(duration), ...); a container that
       failed has C(failed), C(msg), the failure keys and C(container.name).
   returned: with O(containers)
@@ -311,6 +333,7 @@ def main():
         fallback=dict(type='str', default='fail', choices=['fail', 'cold_start']),
         keep_checkpoint=dict(type='bool', default=True),
         method=dict(type='str', default='auto', choices=['auto', 'engine', 'image_path']),
+        allow_partial=dict(type='bool', default=False),
         **CONTAINERS_SPEC
     )
     run(RestoreBatch, argument_spec, **CONTAINERS_RULES)
