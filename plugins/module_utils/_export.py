@@ -66,8 +66,10 @@ class ExportManager(Manager):
     """docker_checkpoint_export: plan (is the archive there and of this checkpoint? can it be written?),
     act (take the checkpoint if needed, collect, write), report."""
 
-    def __init__(self, module):
+    def __init__(self, module, params=None):
         super().__init__(module)
+        if params is not None:
+            self.params = params  # a group's member: the module's options, with this member's path and name
         params = self.params
         self.path = params['path']
         if not os.path.isabs(self.path):

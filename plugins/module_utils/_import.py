@@ -167,8 +167,10 @@ class ImportManager(Manager):
     """docker_checkpoint_import: plan (verify the archive, check everything this engine needs, decide what
     exists already), act (load, create, apply, stage, restore), report."""
 
-    def __init__(self, module):
+    def __init__(self, module, params=None):
         super().__init__(module)
+        if params is not None:
+            self.params = params  # a group's member: the module's options, with this member's path and name
         params = self.params
         self.path = params['path']
         if not os.path.isabs(self.path):

@@ -248,7 +248,7 @@ class CheckpointTask(Task):
             self.remove_leftover(self.target)
         self.policy = self.policy_to_record()
         self.holding = (self.params['hold_restart_policy'] and not self.params['leave_running']
-                     and self.policy.get('Name') in HELD_RESTART_POLICIES)
+                        and self.policy.get('Name') in HELD_RESTART_POLICIES)
         if self.holding:
             store.write_hold(self.data_root, self.container_id, self.policy)
             self.engine.set_restart_policy(self.container_id, {'Name': 'no'})

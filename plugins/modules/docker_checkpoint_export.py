@@ -65,8 +65,26 @@ options:
   container:
     description:
       - Name or id of the container to export.
+      - Exactly one of O(container), O(containers) and O(project) is required.
     type: str
-    required: true
+  project:
+    description:
+      - Export a Compose project as one group archive - one file that M(cryo.docker.docker_checkpoint_import)
+        brings back whole on another host, as the same project (see
+        O(cryo.docker.docker_checkpoint#module:project) for who the members are).
+      - The group's checkpoint is taken as one point in time when the members do not have it (every member frozen
+        before the first is dumped), then each member is exported as O(container) would be, with the same options
+        (O(signing_key) signs each member's archive), and the archives go into one uncompressed tar at O(path) -
+        C(cryo-group.json) (the project, checkpoint, group id and members in the order they come back), C(members/<name>.tar.zst)
+        (and C(.sig)) and C(manifest.json). Each member is the archive C(checkpointctl) and the import read alone;
+        Kubernetes' pod layout is not used - it carries a CRI pod sandbox that Docker does not have.
+      - Up to date (unchanged) when O(path) holds the group archive of the checkpoint the members have now.
+    type: str
+  containers:
+    description:
+      - Export these containers as one group archive, as O(project) does for a Compose project.
+    type: list
+    elements: str
   checkpoint:
     description:
       - Name of the checkpoint to export. Taken when the container has none of that name (the container must
@@ -219,9 +237,28 @@ EXAMPLES = r"""
     method: runtime
     compression_level: 1
     path: /var/lib/cryo/archives/cache.tar.zst
+
+- name: Export a Compose project as one group archive, to move it to another host whole
+  cryo.docker.docker_checkpoint_export:
+    project: shop
+    checkpoint: move
+    path: /srv/archives/shop-move.tar
+    signing_key: /etc/cryo/signing_key
 """
 
 RETURN = r"""
+group:
+  description: With O(project) or O(containers) - the group, its C(members) in the order they come back, and when
+    its checkpoint was taken by this run, C(frozen_seconds).
+  returned: with O(project) or O(containers)
+  type: dict
+  sample: {project: shop, members: [shop-redis-1, shop-worker-1, shop-web-1], checkpoint: move, frozen_seconds: 0.7}
+results:
+  description: With O(project) or O(containers) - each member's archive (RV(archive)) and signature as a lone export
+    reports them.
+  returned: with O(project) or O(containers), when the group archive was written
+  type: list
+  elements: dict
 archive:
   description: The archive at O(path) after the run (in check mode, what would be written - C(size) and C(sha256) null).
   returned: success
@@ -369,12 +406,14 @@ source:
 
 from ansible_collections.cryo.docker.plugins.module_utils._common import run
 from ansible_collections.cryo.docker.plugins.module_utils._engine import docker_argument_spec
-from ansible_collections.cryo.docker.plugins.module_utils._export import ExportManager
+from ansible_collections.cryo.docker.plugins.module_utils._group_archive import export_manager
 
 
 def main():
     argument_spec = docker_argument_spec(
-        container=dict(type='str', required=True),
+        container=dict(type='str'),
+        containers=dict(type='list', elements='str'),
+        project=dict(type='str'),
         checkpoint=dict(type='str', required=True),
         path=dict(type='path', required=True),
         force=dict(type='bool', default=False),
@@ -388,7 +427,8 @@ def main():
         include_image=dict(type='bool', default=False),
         signing_key=dict(type='path'),
     )
-    run(ExportManager, argument_spec)
+    run(export_manager, argument_spec, mutually_exclusive=[('container', 'containers', 'project')],
+        required_one_of=[('container', 'containers', 'project')])
 
 
 if __name__ == '__main__':

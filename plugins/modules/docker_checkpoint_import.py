@@ -67,6 +67,15 @@ description:
     network namespace - so they do not collide; only host ports do, which O(publish=remap) gives each afresh.
     Clones keep the recorded hostname, network aliases and any fixed IP or MAC address the source was given (the
     engine refuses to start a second container on an address that is taken)."
+  - "A group archive (written by M(cryo.docker.docker_checkpoint_export) with C(project) or C(containers)) is
+    imported whole, as the same project - each member's archive is verified and every check above is made
+    (O(allow), O(allowed_signers) for each member's signature) before any member is created, and the group is
+    taken only when every member's checkpoint records the same group with exactly the members the file holds;
+    then the members are created under their recorded names with their checkpoints staged, and restored as one
+    group (see O(cryo.docker.docker_restore#module:group) - dependency order, each verified, every member stopped
+    again with its checkpoint when one fails). The networks the members use must exist here. O(container) and
+    O(warm) cannot be given; the archive is unpacked into a private directory of O(staging_dir) (check mode too,
+    removed at the end)."
 extends_documentation_fragment:
   - cryo.docker._docker
   - cryo.docker._attributes
@@ -311,9 +320,31 @@ EXAMPLES = r"""
   cryo.docker.docker_checkpoint_import:
     path: /srv/archives/cache.tar.zst
     restore: false
+
+- name: Bring a Compose project moved from another host back whole (its networks exist here)
+  cryo.docker.docker_checkpoint_import:
+    path: /srv/archives/shop-move.tar
+    allowed_signers: /etc/cryo/allowed_signers
 """
 
 RETURN = r"""
+group:
+  description: A group archive's group - C(project), C(checkpoint), C(group) (its id), C(members) in the order they
+    came back.
+  returned: with a group archive
+  type: dict
+results:
+  description: A group archive's members, each with C(container), C(action), C(steps), C(host_access), C(signature)
+    as a lone import reports them.
+  returned: with a group archive
+  type: list
+  elements: dict
+restore:
+  description: A group archive's restore - each member's entry as RV(cryo.docker.docker_restore#module:results)
+    has it.
+  returned: with a group archive
+  type: list
+  elements: dict
 action:
   description: What the run did - V(import) (created and restored), V(replace) (removed an earlier, unfinished or
     forced, import of the archive first), V(finish) (an import cut after its restore had resumed the container
@@ -559,7 +590,7 @@ member:
 from ansible_collections.cryo.docker.plugins.module_utils._common import run
 from ansible_collections.cryo.docker.plugins.module_utils._engine import docker_argument_spec
 from ansible_collections.cryo.docker.plugins.module_utils._host_access import ALLOW_CHOICES
-from ansible_collections.cryo.docker.plugins.module_utils._import import ImportManager
+from ansible_collections.cryo.docker.plugins.module_utils._group_archive import import_manager
 
 
 def main():
@@ -582,7 +613,7 @@ def main():
         allowed_signers=dict(type='path'),
         signature_file=dict(type='path'),
     )
-    run(ImportManager, argument_spec, mutually_exclusive=[('published_ports', 'publish')])
+    run(import_manager, argument_spec, mutually_exclusive=[('published_ports', 'publish')])
 
 
 if __name__ == '__main__':
