@@ -41,7 +41,7 @@ DOCKER_HOST = 'unix:///run/fake-docker.sock'
 
 # Calls that change the engine's state (the rest only read it).
 CHANGES = ('create_checkpoint', 'delete_checkpoint', 'start_from_checkpoint', 'start', 'stop', 'set_restart_policy',
-           'unpause')
+           'pause', 'unpause', 'kill')
 
 # What CRIU writes when it cannot dump a connected TCP socket (CRIU 4.2.1, kernel 6.18), cut.
 DUMP_LOG_ERRORS = (
@@ -140,6 +140,8 @@ class FakeEngine(Engine):
     Knobs, all off by default, make it fail the way the real one does:
       checkpoint_error   'criu' (CRIU cannot dump; the message names criu-dump.log with Error lines),
                          'transient' (a containerd error that names no log), or None
+      failing            {container name: checkpoint_error}: only that container's checkpoint fails (a group's member)
+      restore_failing    {container name: restore_error}: only that container's restore fails
       checkpoint_kills   a failed checkpoint leaves the container exited
       stuck_running      the container still runs after a checkpoint without leave_running
       restore_error      'criu': the restore is refused; its log is gone, runc.conf's log-file keeps one
@@ -175,6 +177,8 @@ class FakeEngine(Engine):
         self.fresh_starts = 0
         self.restores = 0
         self.checkpoint_error = None
+        self.failing = {}
+        self.restore_failing = {}
         self.checkpoint_kills = False
         self.checkpoint_freezes = False  # a failed dump leaves the freezer on: the engine's runc says paused
         self.stuck_running = False
@@ -259,6 +263,8 @@ class FakeEngine(Engine):
                 handle.write(proc_stat(container.pid, layout))
 
     def _stop(self, container, exit_code, error=''):
+        if container.state.get('Paused'):  # a paused container that exits is not paused any more
+            container.state = {key: value for key, value in container.state.items() if key not in ('Paused', 'Status')}
         if container.pid:
             shutil.rmtree(os.path.join(self.proc, str(container.pid)), ignore_errors=True)
         container.running, container.status, container.pid, container.layout = False, 'exited', 0, None
@@ -324,7 +330,8 @@ class FakeEngine(Engine):
         self._record('containers', all)
         if self.list_error:
             raise EngineError(self.list_error, status=500, engine_message=self.list_error)
-        out = [dict(Id=c.id, Names=['/' + c.name], State=c.status) for c in self.store.values() if all or c.running]
+        out = [dict(Id=c.id, Names=['/' + c.name], State=c.status, Labels=dict(c.labels))
+               for c in self.store.values() if all or c.running]
         # ghosts: ids listed as running that are gone (or stopped) by the time they are inspected
         return out + [dict(Id=ghost, Names=['/ghost'], State='running') for ghost in self.ghosts]
 
@@ -366,6 +373,24 @@ class FakeEngine(Engine):
         if found.running:
             self._stop(found, 137)
         found.restart_pending = False  # a container stopped by hand is not restarted
+
+    def pause(self, container):
+        found = self._get(container)
+        self._record('pause', found.id)
+        if not found.running:
+            raise self._answer(409, 'Container %s is not running' % found.id, container)
+        found.state = dict(found.state, Paused=True, Status='paused')
+
+    def kill(self, container, signal='SIGKILL'):
+        """A SIGKILL: the container exits 137 (even when paused: dockerd thaws it to let it die), and dockerd does
+        not restart it (a kill counts as stopped by hand)."""
+        found = self._get(container)
+        self._record('kill', found.id, signal)
+        if not found.running:
+            raise self._answer(409, 'Cannot kill container: %s: Container %s is not running' % (container, found.id),
+                               container)
+        self._stop(found, 137)
+        found.restart_pending = False
 
     def unpause(self, container):
         found = self._get(container)
@@ -410,7 +435,8 @@ class FakeEngine(Engine):
         if os.path.exists(path):
             raise self._answer(500, 'checkpoint with name %s already exists for container %s'
                                % (checkpoint, container), container, checkpoint)
-        if self.checkpoint_error == 'criu':
+        checkpoint_error = self.failing.get(found.name, self.checkpoint_error)
+        if checkpoint_error == 'criu':
             log = os.path.join(self.exec_root, 'containerd', 'daemon', 'io.containerd.runtime.v2.task', 'moby',
                                found.id, 'criu-dump.log')
             os.makedirs(os.path.dirname(log))
@@ -423,12 +449,12 @@ class FakeEngine(Engine):
             raise self._answer(500, 'Cannot checkpoint container %s: runc did not terminate successfully: exit '
                                     'status 1: criu failed: type NOTIFY errno 0 path= %s: unknown'
                                % (found.name, log), container, checkpoint)
-        if self.checkpoint_error == 'full':
+        if checkpoint_error == 'full':
             # containerd 1.7's answer when its temporary directory fills up (the tar of CRIU's images there).
             raise self._answer(500, 'Cannot checkpoint container %s: failed to checkpoint: write /tmp/ctrd-checkpoint'
                                     '1234/pages-1.img: no space left on device: unknown' % found.name,
                                container, checkpoint)
-        if self.checkpoint_error == 'transient':
+        if checkpoint_error == 'transient':
             raise self._answer(500, 'failed to upload checkpoint to containerd: commit failed: content sha256:'
                                     '3f1a already exists', container, checkpoint)
         os.makedirs(path)
@@ -468,7 +494,7 @@ class FakeEngine(Engine):
         self.restores += 1
         if self.containerd_copies:
             shutil.copytree(path, os.path.join(self.tmpdir, 'ctrd-checkpoint%d' % (81000 + self.restores)))
-        if self.restore_error == 'criu':
+        if self.restore_failing.get(found.name, self.restore_error) == 'criu':
             # The failed restore deletes its own log; the one runc.conf names stays.
             log = os.path.join(self.exec_root, 'containerd', 'daemon', 'io.containerd.runtime.v2.task', 'moby',
                                found.id, 'criu-restore.log')
