@@ -34,6 +34,8 @@ table and a JSON summary. Run on demand (`make bench`), never as part of `make t
                    (docker_checkpoint_import warm: true), `docker start` to ready, against its cold start
     clones         (only with --only) on each engine of --kinds: --clones imports at once of one archive
                    (--clones-mb MB, publish: remap) with restore_method auto against engine, until all answer
+    group_freeze   (only with --only) --group-counts members checkpointed as one group (one docker_checkpoint call,
+                   group: true) against one by one: the group's frozen window against the one-by-one span
 
 Usage: run.py [--only warm_start,memory] [--repeat 3] [--counts 1,8,20,8x64] [--freeze-mb 0]
               [--sizes 16,64,256] [--holder anon|shm] [--via module|playbook] [--json FILE]
@@ -70,6 +72,7 @@ import checkpoint_speed
 import clones
 import engines
 import freeze_window
+import group_freeze
 import memory
 import overhead
 import podman
@@ -95,6 +98,7 @@ BENCHMARKS = {
     'restore_speed': restore_speed.run,
     'warm_container': warm_container.run,
     'clones': clones.run,
+    'group_freeze': group_freeze.run,
 }
 # What runs without --only: engines, checkpoint_speed, overhead, restore_speed, warm_container and clones start
 # engines of their own and run only when asked for; archive (portable checkpoint archives) and podman (another
@@ -189,6 +193,8 @@ def parse_args(argv=None):
     parser.add_argument('--counts', type=count_list, default=count_list('1,8,20,8x64'),
                         help='freeze_window cases, comma separated: N containers (holding --freeze-mb) or NxM (N '
                              'containers holding M MB each) (default 1,8,20,8x64)')
+    parser.add_argument('--group-counts', type=count_list, default=count_list('3,3x64'),
+                        help='group_freeze cases: N members, or NxM members of M MB each (default 3,3x64)')
     parser.add_argument('--parallel', type=int, default=None,
                         help='freeze_window: maintenance_parallel of the role (default: the modules\' own, twice '
                              'the host\'s CPUs, at least 4)')

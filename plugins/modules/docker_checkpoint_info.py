@@ -135,6 +135,11 @@ checkpoints:
       description: Whether it was taken with leave_running (null when not taken by this collection).
       type: bool
       sample: false
+    group:
+      description: The group it was taken with as one point in time (C(id), C(project), C(members),
+        C(frozen_seconds)); null when it was taken alone.
+      type: dict
+      sample: {id: 6b16c685-e2b97ef8, project: shop, members: [shop-redis-1, shop-worker-1], frozen_seconds: 0.59}
     processes:
       description:
         - The processes the checkpoint holds, parents before their children (the order of CRIU's
