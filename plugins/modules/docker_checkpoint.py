@@ -130,9 +130,9 @@ options:
         of every container in the engine's data root and, with O(checkpoint_dir), every checkpoint in that
         directory; applied after O(keep_last) and O(max_size).
       - Retention (O(keep_last), O(max_size), O(host_max_size)) counts and removes only the collection's own
-        checkpoints, those with its record (C(cryo-checkpoint.json): taken by this module or imported by
-        M(cryo.docker.docker_checkpoint_import)). A checkpoint made by C(docker checkpoint create) or another tool
-        is neither counted nor removed.
+        checkpoints, those with its record (C(cryo-checkpoint.json), written when this module takes one and when
+        M(cryo.docker.docker_checkpoint_import) imports one). A checkpoint made by C(docker checkpoint create) or
+        another tool is neither counted nor removed.
       - It never removes - they count, but stay - the checkpoint just taken; the golden checkpoint of a warm
         container (M(cryo.docker.docker_warm)); of a container that is not running, its newest checkpoint and the
         newest it stopped at (taken without O(leave_running)), one of which it resumes from; the checkpoints of a
