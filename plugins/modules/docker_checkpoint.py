@@ -137,7 +137,7 @@ options:
         container (M(cryo.docker.docker_warm)); of a container that is not running, its newest checkpoint and the
         newest it stopped at (taken without O(leave_running)), one of which it resumes from; the checkpoints of a
         container another operation of this collection is working on (its lock is held).
-      - Removal goes through the engine, as O(state=absent) does, oldest first (by RV(checkpoint.created), then by
+      - Removal goes through the engine, as O(state=absent) does, oldest first (by the C(created) of RV(checkpoint), then by
         when the record was written). A removal that fails, or a cap that cannot be met because what is left must
         stay, gives a warning and never fails the task - the checkpoint just taken is kept.
       - The checkpoints' files must be on the host that runs the module (the engine's host) - their record says
