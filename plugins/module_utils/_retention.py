@@ -117,8 +117,7 @@ class Retention:
     # -- plan
 
     def plan(self, predict=False):
-        taken = [item for item in self.taken if predict or os.path.isdir(os.path.join(item['base'], item['name']))]
-        if len(taken) < len(self.taken):
+        if not predict and not all(os.path.isdir(os.path.join(item['base'], item['name'])) for item in self.taken):
             self.module.warn('Retention (%s) was not applied: the checkpoint files are not on this host, so which '
                              'checkpoint is the oldest cannot be read. Run the module on the engine\'s host.'
                              % ', '.join(rule for rule in RULES if self.params.get(rule)))
@@ -167,6 +166,9 @@ class Retention:
                         add(os.path.join(item['base'], name), name, item['container'], item['container_id'], True)
         for item in self.taken:
             path = os.path.join(item['base'], item['name'])
+            if not predict and path not in found:  # taken, but its record not written: it counts all the same
+                found[path] = dict(store.describe(path, item['name'], item['container'], item['container_id']),
+                                   here=True, custom=bool(self.custom_dir), leave_running=item['leave_running'])
             if predict:
                 found[path] = dict(name=item['name'], container=item['container'], container_id=item['container_id'],
                                    directory=path, size=item['estimate'], created=store.now_iso(),

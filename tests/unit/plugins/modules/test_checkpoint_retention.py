@@ -202,3 +202,13 @@ def test_keep_last_of_0_is_refused(engine, capsys):
     engine.add('web')
     failed_clearly(run(capsys, container='web', checkpoint='cp1', keep_last=0), 'keep_last is 0: it must be 1 or more')
     assert engine.changes() == []
+
+
+def test_nothing_is_removed_when_the_files_are_not_on_this_host(engine, capsys, tmp_path):
+    web = engine.add('web')
+    take(engine, web, 'cp1', 1)
+    engine.reported_root = str(tmp_path / 'elsewhere' / 'docker')  # the engine's files are on another host
+    result = run(capsys, container='web', checkpoint='cp2', leave_running=True, keep_last=1)
+    assert result['changed'] and result['removed'] == [] and not engine.called('delete_checkpoint')
+    assert any(text.startswith('Retention (keep_last) was not applied: the checkpoint files are not on this host')
+               for text in warnings_of(result))
