@@ -149,6 +149,56 @@ def describe(path, name, container_name=None, container_id=None):
     )
 
 
+def taken_key(entry):
+    """Sort key of a checkpoint (a describe() entry) by when it was taken: its recorded time (seconds), then the
+    time its record was written (nanoseconds: two checkpoints taken within one second), then its name."""
+    created = entry.get('created') or ''
+    try:
+        when = datetime.datetime.fromisoformat(created.replace('Z', '+00:00')).timestamp()
+    except ValueError:
+        when = 0.0
+    written = 0
+    for path in (os.path.join(entry['directory'], METADATA_FILE), entry['directory']):
+        try:
+            written = os.stat(path).st_mtime_ns
+            break
+        except OSError:
+            pass
+    return when, written, entry['name']
+
+
+def newest_first(entries):
+    """Checkpoints (describe() entries), the newest first: the one order of "N checkpoints ago" (1 is the newest)
+    and of retention (the oldest goes first)."""
+    return sorted(entries, key=taken_key, reverse=True)
+
+
+def number_by_age(entries):
+    """Set each checkpoint's `ago`: 1 for its container's newest among entries, 2 for the one before, ... (the
+    checkpoints of no known container numbered together)."""
+    groups = {}
+    for entry in newest_first(entries):
+        groups.setdefault(entry['container_id'], []).append(entry)
+    for group in groups.values():
+        for ago, entry in enumerate(group, 1):
+            entry['ago'] = ago
+    return entries
+
+
+def usage(entries):
+    """The disk the checkpoints take, by container: [{container, container_id, checkpoints, size, newest, oldest}]
+    (size null when one's files are not on this host), sorted by container."""
+    groups = {}
+    for entry in newest_first(entries):
+        groups.setdefault(entry['container_id'], []).append(entry)
+    out = []
+    for container_id, group in groups.items():
+        sizes = [entry['size'] for entry in group]
+        out.append(dict(container=group[0]['container'], container_id=container_id, checkpoints=len(group),
+                        size=None if None in sizes else sum(sizes), newest=group[0]['name'], oldest=group[-1]['name']))
+    return sorted(out, key=lambda item: (item['container'] or '', item['container_id'] or ''))
+
+
 def looks_like_checkpoint(path):
     return os.path.isfile(os.path.join(path, 'inventory.img'))
 

@@ -60,7 +60,7 @@ CONTAINER_OPTIONS = ('container', 'containers', 'members', 'name')  # name: dock
 DIRECTORY_OPTIONS = ('checkpoint_dir', 'staging_dir', 'prefix')
 # Files a module reads: the TLS PEM files, a signing key, an allowed signers file, a signature.
 FILE_OPTIONS = ('ca_path', 'client_cert', 'client_key', 'signing_key', 'allowed_signers', 'signature_file')
-POSITIVE_OPTIONS = ('timeout', 'parallel')
+POSITIVE_OPTIONS = ('timeout', 'parallel', 'keep_last', 'max_size', 'host_max_size')
 FREE_TEXT_OPTIONS = ('command',)  # a program's arguments: any text but NUL
 
 # What Linux allows in a path (NAME_MAX, PATH_MAX): longer ones fail at the first open or mkdir (ENAMETOOLONG).

@@ -176,13 +176,14 @@ class Batch(Manager):
 
     def report_tasks(self):
         if self.single:
-            return self.tasks[0].report()
+            return dict(self.tasks[0].report(), **self.batch_report())
         results = [self.failed_entry(task) if task.error else task.entry() for task in self.tasks]
         result = dict(changed=any(entry['changed'] for entry in results), results=results,
-                      retries=sum_retries(task.retries() for task in self.tasks))
+                      retries=sum_retries(task.retries() for task in self.tasks), **self.batch_report())
         if self.group:
             result['group'] = self.group_report()
         diffs = [task.diff() for task in self.tasks if task.error is None and task.changed and self.module._diff]
+        diffs.extend(self.batch_diff() if self.module._diff else [])
         if diffs:
             result['diff'] = diffs
         failed = [task for task in self.tasks if task.error]
@@ -195,6 +196,14 @@ class Batch(Manager):
     def group_report(self):
         """The group entry of the result: its project, members in order, what the subclass adds."""
         return dict(project=self.project, members=[task.container_name for task in self.tasks])
+
+    def batch_report(self):
+        """What the batch as a whole returns besides its tasks' reports (docker_checkpoint: what retention removed)."""
+        return {}
+
+    def batch_diff(self):
+        """Diff entries of the batch as a whole, beside its tasks'."""
+        return []
 
     @staticmethod
     def failed_entry(task):

@@ -51,6 +51,9 @@ from ansible_collections.cryo.docker.plugins.module_utils._preflight import (
     unrestorable,
     unrestorable_msg,
 )
+from ansible_collections.cryo.docker.plugins.module_utils._retention import RULES as RETENTION_RULES
+from ansible_collections.cryo.docker.plugins.module_utils._retention import Retention
+from ansible_collections.cryo.docker.plugins.module_utils._retention import wanted as retention_wanted
 from ansible_collections.cryo.docker.plugins.module_utils._runtime import (
     RuntimeUnavailable,
     find_runtime,
@@ -77,7 +80,8 @@ class CheckpointParameters(Parameters):
 
     DEFAULTS = dict(CONNECTION_DEFAULTS, container=None, containers=None, parallel=None, checkpoint=None,
                     state='present', leave_running=False, checkpoint_dir=None, force=False, hold_restart_policy=True,
-                    allow_unrestorable=False, method='auto', project=None, group=False)
+                    allow_unrestorable=False, method='auto', project=None, group=False, keep_last=None, max_size=None,
+                    host_max_size=None)
 
 
 class CheckpointTask(Task):
@@ -486,11 +490,27 @@ class CheckpointTask(Task):
             after = 'running' if self.params['leave_running'] else 'exited'
         else:
             after = status
-        before, after = dict(checkpoints=self.before, container_state=status), dict(checkpoints=self.after,
-                                                                                    container_state=after)
+        gone = {entry['name'] for entry in self.batch.removed if self.owns(entry)}
+        before, after = dict(checkpoints=self.before, container_state=status), dict(
+            checkpoints=[name for name in self.after if name not in gone], container_state=after)
         if not self.batch.single:
             before['container'] = after['container'] = self.container_name
+        else:
+            before.update(self.batch.others_removed_diff()['before'])
+            after.update(self.batch.others_removed_diff()['after'])
         return dict(before=before, after=after)
+
+    def owns(self, entry):
+        """Whether a checkpoint retention removed is one of this container's where this run wrote."""
+        return entry['container_id'] == self.container_id and os.path.dirname(entry['directory']) == self.base
+
+    def retention_item(self):
+        """The checkpoint this task took (or would take), as retention (_retention.Retention) reads it."""
+        estimate = None
+        if self.module.check_mode and unix_socket_path(self.params['docker_host']) is not None:
+            estimate = self.batch.host.container_memory(self.info['State'].get('Pid')) or None
+        return dict(container_id=self.container_id, container=self.container_name, name=self.checkpoint,
+                    base=self.base, estimate=estimate, leave_running=self.params['leave_running'])
 
 
 class CheckpointBatch(Batch):
@@ -503,7 +523,58 @@ class CheckpointBatch(Batch):
         self.frozen = None
         self._info = None
         self._dockerd = False
+        self.retention = None
+        self.removed = []
         super().__init__(module, params, engine)
+        if retention_wanted(self.params) and self.params['state'] == 'absent':
+            raise ModuleError('%s apply when a checkpoint is taken (state=present): they remove the oldest '
+                              'checkpoints once a new one is recorded. Nothing was removed. Leave them out with '
+                              'state=absent.' % ', '.join(rule for rule in RETENTION_RULES if self.params.get(rule)))
+
+    # -- retention: the rules applied once the batch has taken its checkpoints
+
+    def plan(self):
+        super().plan()
+        if self.module.check_mode:
+            self.apply_retention(predict=True)
+
+    def act(self):
+        super().act()
+        self.apply_retention()
+
+    def apply_retention(self, predict=False):
+        """keep_last, max_size and host_max_size (_retention.py), after every checkpoint taken and recorded (in check
+        mode: predicted, as if taken); nothing when none was taken."""
+        taken = [task for task in self.tasks if task.changed and task.error is None and
+                 self.params['state'] == 'present']
+        if not retention_wanted(self.params) or not taken:
+            return
+        self.retention = Retention(self.module, self.engine, self.params, taken[0].data_root,
+                                   [task.retention_item() for task in taken],
+                                   [task.container_id for task in self.tasks if task.held is not None])
+        try:
+            self.retention.plan(predict)
+            if not predict:
+                self.retention.act()
+        except EngineError as exc:
+            self.module.warn('Retention was not applied, and the checkpoint just taken is kept: %s' % exc.msg)
+        finally:
+            self.retention.release()
+        self.removed = self.retention.report(predict)
+
+    def batch_report(self):
+        return dict(removed=self.removed) if self.params['state'] == 'present' else {}
+
+    def others_removed_diff(self):
+        """Diff of the checkpoints retention removed (or would) of containers this run did not checkpoint here."""
+        others = sorted('%s/%s' % (entry['container'], entry['name']) for entry in self.removed
+                        if not any(task.owns(entry) for task in self.tasks if task.error is None))
+        return dict(before=dict(other_checkpoints=others), after=dict(other_checkpoints=[])) if others else \
+            dict(before={}, after={})
+
+    def batch_diff(self):
+        found = self.others_removed_diff()
+        return [found] if found['before'] else []
 
     # -- a group: every member frozen before the first is dumped, none runs again before all are
 

@@ -108,6 +108,43 @@ options:
         (C(container:<holder>), see C(cryo.docker.docker_network_holder)), restore on those engines.
     type: bool
     default: false
+  keep_last:
+    description:
+      - Once the checkpoint is taken and recorded, keep only the O(keep_last) newest checkpoints of the container
+        (this one counted) and remove the older ones, oldest first.
+      - Counts the container's checkpoints in the place this one is written - the engine's, or O(checkpoint_dir)
+        (there, those recorded as the container's).
+      - Applied only when a checkpoint was taken (a changed run); an unchanged run removes nothing.
+      - What retention never removes, and what it leaves to others, is said under O(host_max_size).
+    type: int
+  max_size:
+    description:
+      - Once the checkpoint is taken and recorded, remove the container's oldest checkpoints until the ones left
+        take at most this much disk (bytes, or a size such as V(2G), V(500M); units of 1024).
+      - Counts the same checkpoints as O(keep_last), after O(keep_last) has removed its own.
+    type: bytes
+  host_max_size:
+    description:
+      - Once the checkpoint is taken and recorded, remove the oldest checkpoints of any container of the engine
+        until all of them take at most this much disk (bytes, or a size such as V(20G)). Counts the checkpoints
+        of every container in the engine's data root and, with O(checkpoint_dir), every checkpoint in that
+        directory; applied after O(keep_last) and O(max_size).
+      - Retention (O(keep_last), O(max_size), O(host_max_size)) counts and removes only the collection's own
+        checkpoints, those with its record (C(cryo-checkpoint.json), written when this module takes one and when
+        M(cryo.docker.docker_checkpoint_import) imports one). A checkpoint made by C(docker checkpoint create) or
+        another tool is neither counted nor removed.
+      - It never removes - they count, but stay - the checkpoint just taken; the golden checkpoint of a warm
+        container (M(cryo.docker.docker_warm)); of a container that is not running, its newest checkpoint and the
+        newest it stopped at (taken without O(leave_running)), one of which it resumes from; the checkpoints of a
+        container another operation of this collection is working on (its lock is held).
+      - Removal goes through the engine, as O(state=absent) does, oldest first (by the C(created) of RV(checkpoint), then by
+        when the record was written). A removal that fails, or a cap that cannot be met because what is left must
+        stay, gives a warning and never fails the task - the checkpoint just taken is kept.
+      - The checkpoints' files must be on the host that runs the module (the engine's host) - their record says
+        which is the oldest; otherwise nothing is removed, with a warning.
+      - RV(removed) lists what was removed; check mode predicts it (the new checkpoint counted at the container's
+        resident memory), and diff mode shows it.
+    type: bytes
 seealso:
   - name: CRIU and Docker
     description: How Docker checkpoints a container with CRIU, and what CRIU cannot dump.
@@ -144,6 +181,20 @@ EXAMPLES = r"""
     checkpoint: before-migration
     leave_running: true
     force: true
+
+- name: Hourly rewind point of a live container; keep the last 5, at most 2 GB of them, 20 GB on the host
+  cryo.docker.docker_checkpoint:
+    container: worker
+    checkpoint: "hourly-{{ now(utc=true, fmt='%Y%m%dT%H%M') }}"
+    leave_running: true
+    keep_last: 5
+    max_size: 2G
+    host_max_size: 20G
+  register: hourly
+
+- name: Say what retention removed
+  ansible.builtin.debug:
+    msg: "{{ hourly.removed | map(attribute='name') | list }}"
 
 - name: Freeze a container to move it to another host
   cryo.docker.docker_checkpoint:
@@ -281,6 +332,20 @@ results:
     - {container: web, changed: true, method: runtime, duration: 0.21, checkpoint: {name: maint, size: 264192}}
     - {container: db, changed: false, failed: true, msg: "Checkpoint maint of container db failed: ...",
        container_running: true}
+removed:
+  description:
+    - The checkpoints retention removed (in check mode, would remove), by rule (O(keep_last), O(max_size), then
+      O(host_max_size)) and oldest first, each with the fields of RV(checkpoint) it had (name, container,
+      container_id, directory, size, created) and C(rule), the option that removed it.
+    - Empty when no checkpoint was taken or nothing had to go. With O(containers), those of every container, here
+      and not in RV(results).
+  returned: when O(state=present)
+  type: list
+  elements: dict
+  sample:
+    - {name: hourly-20261207T0900, container: worker, container_id: 3db2fb40e346..., size: 264192,
+       directory: /var/lib/docker/containers/3db2fb40e346.../checkpoints/hourly-20261207T0900,
+       created: "2026-12-07T09:00:02+00:00", rule: keep_last}
 criu_errors:
   description: The C(Error) lines of CRIU's log when the checkpoint failed.
   returned: failure
@@ -324,6 +389,9 @@ def main():
         hold_restart_policy=dict(type='bool', default=True),
         allow_unrestorable=dict(type='bool', default=False),
         method=dict(type='str', default='auto', choices=['auto', 'engine', 'runtime']),
+        keep_last=dict(type='int'),
+        max_size=dict(type='bytes'),
+        host_max_size=dict(type='bytes'),
         **CONTAINERS_SPEC
     )
     run(CheckpointBatch, argument_spec, **CONTAINERS_RULES)

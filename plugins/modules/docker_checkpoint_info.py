@@ -17,6 +17,8 @@ description:
     when it was taken.
   - With O(details=true), also says what is inside each checkpoint - its process tree, open files,
     sockets and memory - decoded from CRIU's image files, and the statistics CRIU kept of the dump.
+  - Says how many checkpoints ago each was taken (RV(checkpoints[].ago)) and how much disk each container's
+    checkpoints take (RV(containers)).
   - Never changes anything.
 extends_documentation_fragment:
   - cryo.docker._docker
@@ -68,6 +70,17 @@ EXAMPLES = r"""
   ansible.builtin.assert:
     that: "'checkpoint1' in cr_checkpoints.checkpoints | map(attribute='name')"
 
+- name: The checkpoint the counter container took two checkpoints ago
+  ansible.builtin.debug:
+    msg: "{{ (cr_checkpoints.checkpoints | selectattr('ago', 'eq', 2) | first).name }}"
+
+- name: The disk each container's checkpoints take
+  ansible.builtin.debug:
+    msg: "{{ item.container }}: {{ item.checkpoints }} checkpoints, {{ item.size | human_readable }}, newest {{ item.newest }}"
+  loop: "{{ cr_checkpoints.containers }}"
+  loop_control:
+    label: "{{ item.container }}"
+
 - name: Every checkpoint on this host, largest first
   cryo.docker.docker_checkpoint_info:
   register: all_checkpoints
@@ -97,6 +110,35 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+containers:
+  description:
+    - The disk the listed checkpoints take, one entry per container (the checkpoints of no known container - in a
+      O(checkpoint_dir), without the collection's record - together, with a null container), sorted by container.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    container:
+      description: Name of the container.
+      type: str
+    container_id:
+      description: Full id of the container.
+      type: str
+    checkpoints:
+      description: How many checkpoints it has (among those listed).
+      type: int
+    size:
+      description: Bytes its checkpoints take, the sum of their RV(checkpoints[].size) (null when the files of one are not on this host).
+      type: int
+    newest:
+      description: Name of its newest checkpoint (RV(checkpoints[].ago) 1).
+      type: str
+    oldest:
+      description: Name of its oldest checkpoint.
+      type: str
+  sample:
+    - {container: cr, container_id: 3db2fb40e3463df60a235b0f47177b91c0c1d6c6715287195653dad083e95474, checkpoints: 3,
+       size: 792576, newest: checkpoint3, oldest: checkpoint1}
 checkpoints:
   description: The checkpoints found, sorted by container and name.
   returned: always
@@ -140,6 +182,15 @@ checkpoints:
         C(frozen_seconds)); null when it was taken alone.
       type: dict
       sample: {id: 6b16c685-e2b97ef8, project: shop, members: [shop-redis-1, shop-worker-1], frozen_seconds: 0.59}
+    ago:
+      description:
+        - How many checkpoints ago it was taken, among its container's listed - V(1) for the newest, V(2) for the
+          one before it, and so on. Ordered by RV(checkpoints[].created), then by when the collection's record was
+          written (two checkpoints taken within one second), then by name.
+        - The checkpoint to rewind to "N checkpoints ago" is the one with C(ago) N (the rewind playbook's
+          C(rewind_ago)). Retention (O(cryo.docker.docker_checkpoint#module:keep_last)) removes the highest first.
+      type: int
+      sample: 1
     processes:
       description:
         - The processes the checkpoint holds, parents before their children (the order of CRIU's
@@ -376,8 +427,10 @@ class CheckpointInfo(Manager):
             return []
 
     def report(self):
+        store.number_by_age(self.checkpoints)
         return dict(changed=False,
-                    checkpoints=sorted(self.checkpoints, key=lambda entry: (entry['container'] or '', entry['name'])))
+                    checkpoints=sorted(self.checkpoints, key=lambda entry: (entry['container'] or '', entry['name'])),
+                    containers=store.usage(self.checkpoints))
 
 
 def main():

@@ -181,3 +181,24 @@ def test_details_when_the_files_are_elsewhere(engine, capsys, tmp_path):
     assert entry['processes'] is None and entry['size'] is None
     assert entry['details_notes'] == ['the checkpoint directory %s is not on this host: run the module on the '
                                       'engine\'s host' % entry['directory']]
+
+
+def test_ago_numbers_each_container_s_checkpoints_newest_first_and_containers_sums_their_disk(engine, capsys):
+    cr, other = engine.add('cr'), engine.add('other')
+    for name, minute in (('b-first', 1), ('a-second', 2), ('c-third', 3)):
+        path = engine.take(cr, name, leave_running=True)
+        store.write_metadata(path, dict(store.read_metadata(path), created='2026-12-07T10:%02d:00+00:00' % minute))
+    # two taken within one second: the record written last is the newer
+    engine.take(other, 'o1', leave_running=True)
+    engine.take(other, 'o2', leave_running=True)
+    result = run(capsys)
+    ago = {(entry['container'], entry['name']): entry['ago'] for entry in result['checkpoints']}
+    assert ago == {('cr', 'c-third'): 1, ('cr', 'a-second'): 2, ('cr', 'b-first'): 3, ('other', 'o2'): 1,
+                   ('other', 'o1'): 2}
+    sizes = {}
+    for entry in result['checkpoints']:
+        sizes[entry['container']] = sizes.get(entry['container'], 0) + entry['size']
+    assert result['containers'] == [
+        dict(container='cr', container_id=cr.id, checkpoints=3, size=sizes['cr'], newest='c-third', oldest='b-first'),
+        dict(container='other', container_id=other.id, checkpoints=2, size=sizes['other'], newest='o2', oldest='o1')]
+    assert run(capsys, container='cr')['containers'][0]['checkpoints'] == 3
