@@ -32,6 +32,15 @@ network_mode container:<holder>) are never checkpointed: the plan lists them apa
 cannot be checkpointed are never stopped: the plan lists them in ``ineligible``, 'skipped' (the role
 aborts before anything is checkpointed unless the operator allows skipping them).
 
+Compose projects (the containers with the label com.docker.compose.project, which checkpoint_preflight reports as
+each container's ``project``) are applications: the plan lists them in ``projects``, and their members' entries
+carry ``project``. A project is checkpointed whole or not at all - one docker_checkpoint call with the members and
+``group: true`` (maintenance_checkpoints), every member frozen before the first is dumped - and restored whole, one
+docker_restore call with ``group: true`` (maintenance_restores). A project one of whose members cannot be
+checkpointed (ineligible in the plan, or its group checkpoint refused) is never half checkpointed: the role aborts,
+or (maintenance_on_project_failure=skip) the whole project is 'skipped', its members left running. A project's
+status follows its members' (maintenance_checkpointed, maintenance_restored, maintenance_recovering).
+
 Manifests written by cryo.docker 0.1.0 used other names (``frozen``, ``not_frozen``,
 ``freezing``, ``thawing``, ``freeze_seconds``); every filter reads them as today's names.
 """
@@ -64,6 +73,17 @@ START_FAILED = 'start_failed'          # exists, but could not be started
 HOLDER_STATUSES = (PLANNED, RUNNING, STARTED, MISSING, START_FAILED)
 # Holders whose members cannot be restored.
 HOLDER_DOWN = (MISSING, START_FAILED)
+
+# Status of a Compose project: SKIPPED (not checkpointed: one of its members cannot be, and the operator allowed
+# skipping it), or its members' - the first of PROJECT_ORDER that one of them has: a project is restored only
+# when every member is.
+PROJECT_ORDER = (RESTORE_FAILED, CHECKPOINT_FAILED, PLANNED, NOT_CHECKPOINTED, CHECKPOINTED, COLD_STARTED, RUNNING,
+                 RESTORED)
+PROJECT_STATUSES = (SKIPPED,) + PROJECT_ORDER
+# What a project that cannot be checkpointed whole does to the run (maintenance_on_project_failure).
+PROJECT_FAILURES = ('abort', 'skip')
+# Members of a project that a restore phase works on: a member whose group checkpoint failed never stopped.
+PROJECT_TO_RESTORE = (CHECKPOINTED, RESTORE_FAILED)
 
 # Status of the run, in the order a run goes through them.
 RUN_CHECKPOINTING = 'checkpointing'    # the containers are being checkpointed
@@ -124,8 +144,8 @@ def _manifest(manifest):
     if 'status' in out:
         out['status'] = LEGACY_RUN_STATUSES.get(out['status'], out['status'])
     out['containers'] = [_entry(entry) for entry in _sequence(out.get('containers') or [], 'the manifest\'s containers')]
-    # Manifests from before network holders and skipped containers have neither.
-    for key in ('holders', 'ineligible'):
+    # Manifests from before network holders, skipped containers and projects have none of them.
+    for key in ('holders', 'ineligible', 'projects'):
         if key in out:
             out[key] = [dict(_mapping(item, 'each entry of the manifest\'s %s' % key))
                         for item in _sequence(out[key] or [], 'the manifest\'s %s' % key)]
@@ -222,6 +242,13 @@ def maintenance_plan(containers, checkpoint):
         if container.get('holder') or container['name'] in joined:
             holders.append({'name': container['name'], 'id': container.get('id'), 'labelled': bool(container.get('holder')),
                             'members': joined.pop(container['name'], []), 'status': PLANNED})
+        elif container.get('project'):
+            # A member of a Compose project: checkpointed with its project, or not at all (_plan_projects).
+            entry = {'container': container['name'], 'id': container.get('id'), 'project': container['project'],
+                     'restart_policy': container.get('restart_policy'), 'checkpoint': checkpoint, 'status': PLANNED}
+            if not container.get('eligible'):
+                entry.update(status=SKIPPED, reasons=list(container.get('reasons') or []))
+            entries.append(entry)
         elif container.get('eligible'):
             entries.append({'container': container['name'], 'id': container['id'],
                             'restart_policy': container.get('restart_policy'), 'checkpoint': checkpoint,
@@ -232,7 +259,62 @@ def maintenance_plan(containers, checkpoint):
     # Holders of selected containers that were not selected themselves (excluded by a label, not named).
     for name in sorted(joined):
         holders.append({'name': name, 'id': None, 'labelled': None, 'members': joined[name], 'status': PLANNED})
-    return {'containers': entries, 'ineligible': ineligible, 'holders': holders}
+    return {'containers': entries, 'ineligible': ineligible, 'holders': holders, 'projects': _plan_projects(entries)}
+
+
+def _plan_projects(entries):
+    """The projects of the plan's entries, in the order of their first member; a project with a member that cannot
+    be checkpointed is skipped whole (its entries too): the role aborts, or leaves it running."""
+    projects = {}
+    for entry in entries:
+        if entry.get('project'):
+            projects.setdefault(entry['project'], []).append(entry)
+    out = []
+    for name, members in projects.items():
+        blocked = [entry for entry in members if entry['status'] == SKIPPED]
+        reasons = ['%s: %s' % (entry['container'], '; '.join(entry['reasons']) or 'cannot be checkpointed')
+                   for entry in blocked]
+        for entry in members:
+            if blocked and entry['status'] != SKIPPED:
+                entry.update(status=SKIPPED, reasons=['a member of Compose project %s, which is checkpointed whole '
+                                                      'or not at all: %s' % (name, '; '.join(reasons))])
+        out.append({'project': name, 'members': [entry['container'] for entry in members],
+                    'status': SKIPPED if blocked else PLANNED, 'reasons': reasons, 'frozen_seconds': None,
+                    'error': ''})
+    return out
+
+
+def _members(out, project):
+    return [entry for entry in out['containers'] if entry.get('project') == project]
+
+
+def _update_projects(out, calls=()):
+    """Each project's status from its members' (a skipped project stays skipped), and what the group calls of a phase
+    said of it: how long it was frozen, the call's error."""
+    said = {}
+    for call in calls:
+        item = call.get('item')
+        if isinstance(item, Mapping) and item.get('project'):
+            said[item['project']] = call
+    projects = []
+    for project in out.get('projects', []):
+        project = dict(project)
+        call = said.get(project.get('project'))
+        if call is not None:
+            group = call.get('group')
+            if isinstance(group, Mapping) and 'frozen_seconds' in group:
+                project['frozen_seconds'] = group['frozen_seconds']
+            elif call.get('frozen_seconds') is not None:
+                project['frozen_seconds'] = call['frozen_seconds']
+            failed = call.get('results') is None or call.get('failed_members')
+            project['error'] = (call.get('msg') or 'the call failed without a message') if failed else ''
+        if project.get('status') != SKIPPED:
+            have = {entry.get('status') for entry in _members(out, project.get('project'))}
+            project['status'] = next((status for status in PROJECT_ORDER if status in have), project.get('status'))
+        projects.append(project)
+    if 'projects' in out:
+        out['projects'] = projects
+    return out
 
 
 def maintenance_mark(manifest, status):
@@ -242,11 +324,34 @@ def maintenance_mark(manifest, status):
     return dict(_manifest(manifest), status=status)
 
 
-def maintenance_checkpointed(manifest, results):
-    """The manifest after the checkpoint batch: each entry checkpointed or checkpoint_failed."""
+def maintenance_checkpoints(manifest):
+    """The docker_checkpoint calls of a run: one per Compose project (its planned members, as one group), then one for
+    the other planned containers."""
+    out = _manifest(manifest)
+    planned = [entry for entry in out['containers'] if entry.get('status') == PLANNED]
+    calls = []
+    for project in out.get('projects', []):
+        members = [entry for entry in planned if entry.get('project') == project.get('project')]
+        if members:
+            calls.append({'project': project['project'], 'group': True,
+                          'containers': [{'container': e['container'], 'id': e['id']} for e in members]})
+    plain = [{'container': e['container'], 'id': e['id']} for e in planned if not e.get('project')]
+    if plain:
+        calls.append({'project': None, 'group': False, 'containers': plain})
+    return calls
+
+
+def maintenance_checkpointed(manifest, results, on_project_failure='abort'):
+    """The manifest after the checkpoint calls: each planned entry checkpointed or checkpoint_failed; a project whose
+    group checkpoint was refused (every member still running) skipped whole when on_project_failure is skip."""
+    if on_project_failure not in PROJECT_FAILURES:
+        raise AnsibleFilterError('on_project_failure must be one of %s, not %r'
+                                 % (', '.join(PROJECT_FAILURES), on_project_failure))
     out = _manifest(manifest)
     found, unnamed = _by_container(results, 'the checkpoint results')
     for entry in out['containers']:
+        if entry.get('status') != PLANNED:
+            continue  # skipped: a member of a project that is not checkpointed
         result = _lookup(found, entry) or unnamed
         if result is None:
             entry.update(status=CHECKPOINT_FAILED, checkpoint_size=None, checkpoint_seconds=None, frozen_seconds=None,
@@ -258,13 +363,33 @@ def maintenance_checkpointed(manifest, results):
                      checkpoint_seconds=result.get('duration') if ok else None,
                      frozen_seconds=_seconds(result.get('stats'), 'frozen_time') if ok else None,
                      error='' if ok else result.get('msg') or 'checkpoint did not finish')
+    calls = _calls(results, 'the checkpoint results')
+    _update_projects(out, calls)
+    if on_project_failure == 'skip':
+        stuck = {call['item']['project'] for call in calls if isinstance(call.get('item'), Mapping)
+                 and call['item'].get('project') and call.get('containers_running') is False}
+        for project in out.get('projects', []):
+            members = _members(out, project['project'])
+            # Refused whole (the module's promise: none checkpointed, all thawed); a member left frozen aborts.
+            if (project['status'] == CHECKPOINT_FAILED and project['project'] not in stuck
+                    and not any(entry['status'] == CHECKPOINTED for entry in members)):
+                project['status'] = SKIPPED
+                for entry in members:
+                    entry['status'] = SKIPPED
     out['status'] = RUN_CHECKPOINTED
     return out
 
 
+def _to_restore(entry):
+    """Whether a restore phase works on an entry (a project's member whose group checkpoint failed never stopped)."""
+    return entry.get('status') in (PROJECT_TO_RESTORE if entry.get('project') else TO_RESTORE)
+
+
 def maintenance_restores(manifest, fallback='fail', abort=False, grouped=False):
     """The restores to run: which container, from which checkpoint, with which fallback; grouped, one batch per
-    checkpoint name and fallback (those of the operator's fallback first)."""
+    checkpoint name and fallback (those of the operator's fallback first), and one per Compose project (a group:
+    every member back, in dependency order, or none - unless the fallback is cold_start, which allow_partial
+    lets start a member afresh beside the others)."""
     if fallback not in FALLBACKS:
         raise AnsibleFilterError('fallback must be one of %s, not %r' % (', '.join(FALLBACKS), fallback))
     manifest = _manifest(manifest)
@@ -276,20 +401,32 @@ def maintenance_restores(manifest, fallback='fail', abort=False, grouped=False):
             if entry.get('status') != CHECKPOINTED:
                 continue
             use = 'cold_start'
-        elif entry.get('status') in TO_RESTORE:
+        elif _to_restore(entry):
             use = 'cold_start' if entry['status'] == CHECKPOINT_FAILED else fallback
         else:
             continue
-        out.append({'container': entry['container'], 'id': entry['id'],
-                    'checkpoint': entry.get('checkpoint') or checkpoint, 'fallback': use})
+        restore = {'container': entry['container'], 'id': entry['id'],
+                   'checkpoint': entry.get('checkpoint') or checkpoint, 'fallback': use}
+        if entry.get('project'):
+            restore['project'] = entry['project']
+        out.append(restore)
     if not grouped:
         return out
-    groups = {}
+    groups, projects = {}, {}
     for restore in out:
-        groups.setdefault((restore['checkpoint'], restore['fallback']), []).append(restore)
+        if restore.get('project'):
+            projects.setdefault((restore['project'], restore['checkpoint']), []).append(restore)
+        else:
+            groups.setdefault((restore['checkpoint'], restore['fallback']), []).append(restore)
     # sorted() is stable: the groups keep the manifest's order among themselves.
-    return [{'checkpoint': key[0], 'fallback': key[1], 'containers': groups[key]}
-            for key in sorted(groups, key=lambda key: key[1] != fallback)]
+    plain = [{'checkpoint': key[0], 'fallback': key[1], 'containers': groups[key]}
+             for key in sorted(groups, key=lambda key: key[1] != fallback)]
+    use = 'cold_start' if abort else fallback
+    whole = [{'checkpoint': key[1], 'fallback': use, 'containers': projects[key], 'project': key[0], 'group': True,
+              'allow_partial': use == 'cold_start'} for key in projects]
+    # The projects after the restores with the operator's fallback, before the cold starts of the others.
+    return ([group for group in plain if group['fallback'] == fallback] + whole
+            + [group for group in plain if group['fallback'] != fallback])
 
 
 def _restore_outcome(result):
@@ -311,7 +448,7 @@ def maintenance_restored(manifest, results, finished=None):
         result = _lookup(found, entry)
         if result is None:
             # A call that failed as a whole without naming its containers: every one there was to restore.
-            if unnamed is None or entry.get('status') not in TO_RESTORE:
+            if unnamed is None or not _to_restore(entry):
                 continue
             result = unnamed
         outcome = _restore_outcome(result)
@@ -319,6 +456,7 @@ def maintenance_restored(manifest, results, finished=None):
                      checkpoint_removed=bool(result.get('checkpoint_removed')),
                      error=(entry.get('error') or '') if outcome != RESTORE_FAILED
                      else result.get('msg') or 'restore did not finish')
+    _update_projects(out, _calls(results, 'the restore results'))
     failed = any(entry.get('status') == RESTORE_FAILED for entry in out['containers'])
     out['status'] = RUN_RESTORE_FAILED if failed else RUN_COMPLETE
     if finished is not None:
@@ -367,6 +505,7 @@ def maintenance_recovering(manifest, checkpoints):
         if entry.get('status') == PLANNED:
             taken = (entry.get('id'), entry.get('checkpoint') or out.get('checkpoint')) in have
             entry['status'] = CHECKPOINTED if taken else NOT_CHECKPOINTED
+    _update_projects(out)
     out['status'] = RUN_RECOVERING
     return out
 
@@ -384,6 +523,9 @@ def maintenance_state(manifest):
         'checkpoint_failed': [e for e in entries if e.get('status') == CHECKPOINT_FAILED],
         'restore_failed': [e for e in entries if e.get('status') == RESTORE_FAILED],
         'holders_down': [h for h in out.get('holders', []) if h.get('status') in HOLDER_DOWN],
+        # Projects whose group checkpoint was refused (the run aborts), and those left running whole.
+        'projects_failed': [p for p in out.get('projects', []) if p.get('status') == CHECKPOINT_FAILED],
+        'projects_skipped': [p for p in out.get('projects', []) if p.get('status') == SKIPPED],
     }
 
 
@@ -411,6 +553,14 @@ def _frozen(value):
     return '-' if value is None else '%.3f' % value
 
 
+def _outcome(entry):
+    status = entry.get('status')
+    outcome = '%s%s' % (status, ' (verified)' if entry.get('verified') else '')
+    if status == SKIPPED:
+        outcome += ' (not checkpointed)'
+    return outcome + (', project %s' % entry['project'] if entry.get('project') else '')
+
+
 def maintenance_report_lines(manifest):
     """The report of a run as lines of a table: one per container, then the run's status."""
     out = _manifest(manifest)
@@ -423,8 +573,13 @@ def maintenance_report_lines(manifest):
             _cell(entry.get('checkpoint_seconds')),
             _frozen(entry.get('frozen_seconds')),
             _cell(entry.get('restore_seconds') or None),  # 0: nothing was restored
-            '%s%s' % (entry.get('status'), ' (verified)' if entry.get('verified') else ''),
+            _outcome(entry),
         ))
+    for project in out.get('projects', []):
+        # The group's freeze: from the first member's freeze to the last one's kill (or thaw), the time the
+        # application did not run.
+        rows.append((str(project.get('project')), '-', '-', _frozen(project.get('frozen_seconds')), '-',
+                     'project %s: %s' % (project.get('status'), ', '.join(project.get('members') or []))))
     for holder in out.get('holders', []):
         rows.append((str(holder.get('name')), '-', '-', '-', '-', 'holder %s' % holder.get('status')))
     for entry in out.get('ineligible', []):
@@ -443,6 +598,7 @@ class FilterModule:
         return {
             'maintenance_plan': maintenance_plan,
             'maintenance_mark': maintenance_mark,
+            'maintenance_checkpoints': maintenance_checkpoints,
             'maintenance_checkpointed': maintenance_checkpointed,
             'maintenance_restores': maintenance_restores,
             'maintenance_restored': maintenance_restored,

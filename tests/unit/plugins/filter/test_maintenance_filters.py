@@ -170,14 +170,14 @@ def test_plan_takes_the_eligible_containers_only():
 
 
 def test_plan_of_nothing():
-    assert m.maintenance_plan([], CHECKPOINT) == {'containers': [], 'ineligible': [], 'holders': []}
-    assert m.maintenance_plan(None, CHECKPOINT) == {'containers': [], 'ineligible': [], 'holders': []}
+    assert m.maintenance_plan([], CHECKPOINT) == {'containers': [], 'ineligible': [], 'holders': [], 'projects': []}
+    assert m.maintenance_plan(None, CHECKPOINT) == {'containers': [], 'ineligible': [], 'holders': [], 'projects': []}
 
 
 def test_plan_without_eligible_flag_is_ineligible():
     plan = m.maintenance_plan([{'name': 'odd', 'id': None}], CHECKPOINT)
     assert plan == {'containers': [], 'ineligible': [{'container': 'odd', 'id': None, 'reasons': [], 'status': 'skipped'}],
-                    'holders': []}
+                    'holders': [], 'projects': []}
 
 
 def test_plan_does_not_change_its_input():
@@ -696,7 +696,8 @@ def test_a_whole_run_with_cold_start():
     record = m.maintenance_restored(record, loop((groups[0], batch(restored(todo[0], **RESTORED))),
                                                  (groups[1], batch(restored(todo[1], **RUNNING)))), finished='t')
     assert m.maintenance_state(record) == {'run_id': RUN, 'status': 'complete', 'finished': True, 'may_be_stopped': [],
-                                           'checkpoint_failed': [], 'restore_failed': [], 'holders_down': []}
+                                           'checkpoint_failed': [], 'restore_failed': [], 'holders_down': [],
+                                           'projects_failed': [], 'projects_skipped': []}
     assert 'restored (verified)' in m.maintenance_report_lines(record)[1]
     # How long web was frozen, from CRIU's statistics (the runtime path keeps them).
     assert m.maintenance_report_lines(record)[1].split()[:5] == ['web', '154.1', 'kB', '0.183', '0.064']
@@ -854,3 +855,281 @@ def test_a_whole_run_on_docker_28_with_a_holder_that_is_gone_after_the_reboot():
     assert state['status'] == 'restore_failed' and state['may_be_stopped'] == ['web', 'worker']
     assert [h['name'] for h in state['holders_down']] == ['web-net']
     assert 'web-net             -             -         -          -  holder missing' in m.maintenance_report_lines(record)
+
+
+# -- Compose projects: checkpointed as one group, restored whole -------------------------------------
+
+REDIS_ID = '41aa0ffee3463df60a235b0f47177b91c0c1d6c6715287195653dad083e95471'
+COUNTER_ID = '52bb0ffee3463df60a235b0f47177b91c0c1d6c6715287195653dad083e95472'
+URING_ID = '63cc0ffee3463df60a235b0f47177b91c0c1d6c6715287195653dad083e95473'
+NO = {'Name': 'no', 'MaximumRetryCount': 0}
+URING = ('container shop-uring-1: open files: uring (pid 7) holds an io_uring instance (anon_inode:[io_uring] in '
+         '/proc/PID/fd): CRIU cannot dump it.')
+
+
+def member(name, container_id, project='shop', eligible=True, reasons=()):
+    """checkpoint_preflight's entry of a container with Compose's labels (its `project`)."""
+    return {'name': name, 'id': container_id, 'eligible': eligible, 'reasons': list(reasons), 'restart_policy': NO,
+            'project': project, 'holder': False, 'network_holder': None}
+
+
+# A plain container and a Compose project of two (redis and a counter).
+PREFLIGHT_SHOP = [
+    {'name': 'web', 'id': WEB_ID, 'eligible': True, 'reasons': [], 'restart_policy': NO},
+    member('shop-redis-1', REDIS_ID),
+    member('shop-counter-1', COUNTER_ID),
+]
+
+
+def shop_run(preflight=None):
+    plan = m.maintenance_plan(preflight or PREFLIGHT_SHOP, CHECKPOINT)
+    return m.maintenance_mark(dict(manifest(), containers=plan['containers'], holders=plan['holders'],
+                                   ineligible=plan['ineligible'], projects=plan['projects']), 'checkpointing')
+
+
+def group_ok(call, frozen=0.412):
+    """docker_checkpoint's result of a group call (containers + group: true) that checkpointed every member."""
+    members = [dict(c) for c in call['containers']]
+    return dict(batch(*[checkpoint_ok(c) for c in members]), ansible_loop_var='item', item=call,
+                group={'project': None, 'members': [c['container'] for c in members], 'checkpoint': CHECKPOINT,
+                       'frozen_seconds': frozen, 'leave_running': False})
+
+
+REFUSED = ('Checkpoint %s of the group (shop-redis-1, shop-counter-1) was not taken: [shop-counter-1] Checkpoint '
+           'failed: ... CRIU says: Connected TCP socket, consider using --tcp-established option. Every member was '
+           'thawed and runs on where it was; what the others\' dumps wrote was removed.' % CHECKPOINT)
+
+
+def group_refused(call, msg=REFUSED, running=True):
+    """docker_checkpoint's failure of a refused group, registered with failed_when: false: no results."""
+    return dict(call_failed(msg, failed_members=['shop-counter-1'], frozen_seconds=0.2, containers_running=running),
+                ansible_loop_var='item', item=call)
+
+
+def plain_ok(call):
+    return dict(batch(*[checkpoint_ok(c) for c in call['containers']]), ansible_loop_var='item', item=call)
+
+
+def test_plan_groups_a_project_and_keeps_the_plain_containers_as_they_were():
+    plan = m.maintenance_plan(PREFLIGHT_SHOP, CHECKPOINT)
+    assert plan['containers'][0] == {'container': 'web', 'id': WEB_ID, 'restart_policy': NO,
+                                     'checkpoint': CHECKPOINT, 'status': 'planned'}
+    assert [(e['container'], e['project'], e['status']) for e in plan['containers'][1:]] == [
+        ('shop-redis-1', 'shop', 'planned'), ('shop-counter-1', 'shop', 'planned')]
+    assert plan['projects'] == [{'project': 'shop', 'members': ['shop-redis-1', 'shop-counter-1'], 'status': 'planned',
+                                 'reasons': [], 'frozen_seconds': None, 'error': ''}]
+    assert plan['ineligible'] == []
+
+
+def test_plan_skips_a_project_whole_when_one_member_cannot_be_checkpointed():
+    preflight = PREFLIGHT_SHOP + [member('shop-uring-1', URING_ID, eligible=False, reasons=[URING])]
+    plan = m.maintenance_plan(preflight, CHECKPOINT)
+    assert {e['container']: e['status'] for e in plan['containers']} == {
+        'web': 'planned', 'shop-redis-1': 'skipped', 'shop-counter-1': 'skipped', 'shop-uring-1': 'skipped'}
+    [shop] = plan['projects']
+    assert shop['status'] == 'skipped' and shop['reasons'] == ['shop-uring-1: ' + URING]
+    assert 'a member of Compose project shop' in by_name(plan)['shop-redis-1']['reasons'][0]
+    # The member is the project's business, not maintenance_on_ineligible's.
+    assert plan['ineligible'] == []
+
+
+def test_plan_of_two_projects_one_blocked():
+    preflight = PREFLIGHT_SHOP + [member('blog-db-1', VPN_ID, project='blog', eligible=False, reasons=['x'])]
+    plan = m.maintenance_plan(preflight, CHECKPOINT)
+    assert [(p['project'], p['status']) for p in plan['projects']] == [('shop', 'planned'), ('blog', 'skipped')]
+
+
+def test_checkpoints_one_group_call_per_project_then_the_others():
+    record = shop_run()
+    assert m.maintenance_checkpoints(record) == [
+        {'project': 'shop', 'group': True, 'containers': [{'container': 'shop-redis-1', 'id': REDIS_ID},
+                                                          {'container': 'shop-counter-1', 'id': COUNTER_ID}]},
+        {'project': None, 'group': False, 'containers': [{'container': 'web', 'id': WEB_ID}]},
+    ]
+
+
+def test_checkpoints_leave_out_a_skipped_project_and_of_nothing():
+    record = shop_run(PREFLIGHT_SHOP + [member('shop-uring-1', URING_ID, eligible=False, reasons=[URING])])
+    assert m.maintenance_checkpoints(record) == [
+        {'project': None, 'group': False, 'containers': [{'container': 'web', 'id': WEB_ID}]}]
+    assert m.maintenance_checkpoints(manifest()) == []
+
+
+def test_checkpoints_of_a_manifest_from_before_projects():
+    record = manifest(entry('web'), entry('worker'))
+    assert m.maintenance_checkpoints(record) == [
+        {'project': None, 'group': False, 'containers': [{'container': 'web', 'id': WEB_ID},
+                                                         {'container': 'worker', 'id': WORKER_ID}]}]
+
+
+def test_checkpointed_records_the_group_freeze():
+    record = shop_run()
+    shop, plain = m.maintenance_checkpoints(record)
+    record = m.maintenance_checkpointed(record, {'results': [group_ok(shop), plain_ok(plain)]})
+    assert {e['container']: e['status'] for e in record['containers']} == {
+        'web': 'checkpointed', 'shop-redis-1': 'checkpointed', 'shop-counter-1': 'checkpointed'}
+    assert record['projects'][0]['status'] == 'checkpointed'
+    assert record['projects'][0]['frozen_seconds'] == 0.412 and record['projects'][0]['error'] == ''
+    state = m.maintenance_state(record)
+    assert state['projects_failed'] == [] and state['checkpoint_failed'] == []
+
+
+def test_a_refused_group_fails_the_project_whole_and_aborts():
+    record = shop_run()
+    shop, plain = m.maintenance_checkpoints(record)
+    record = m.maintenance_checkpointed(record, {'results': [group_refused(shop), plain_ok(plain)]})
+    entries = by_name(record)
+    assert entries['shop-redis-1']['status'] == entries['shop-counter-1']['status'] == 'checkpoint_failed'
+    assert entries['shop-redis-1']['error'] == REFUSED
+    assert entries['web']['status'] == 'checkpointed'
+    [project] = m.maintenance_state(record)['projects_failed']
+    assert project['project'] == 'shop' and project['error'] == REFUSED and project['frozen_seconds'] == 0.2
+    # The abort resumes web; the project's members never stopped.
+    assert [g['containers'][0]['container'] for g in m.maintenance_restores(record, abort=True, grouped=True)] == ['web']
+
+
+def test_a_refused_group_is_skipped_whole_when_allowed():
+    record = shop_run()
+    shop, plain = m.maintenance_checkpoints(record)
+    record = m.maintenance_checkpointed(record, {'results': [group_refused(shop), plain_ok(plain)]},
+                                        on_project_failure='skip')
+    entries = by_name(record)
+    assert entries['shop-redis-1']['status'] == entries['shop-counter-1']['status'] == 'skipped'
+    assert entries['shop-counter-1']['error'] == REFUSED
+    state = m.maintenance_state(record)
+    assert state['projects_failed'] == [] and [p['project'] for p in state['projects_skipped']] == ['shop']
+    assert state['checkpoint_failed'] == []
+    # After the action only web is restored; the skipped project is never restored nor counted as stopped.
+    record = m.maintenance_mark(record, 'action')
+    assert m.maintenance_state(record)['may_be_stopped'] == ['web']
+    assert [g['containers'][0]['container'] for g in m.maintenance_restores(record, grouped=True)] == ['web']
+
+
+def test_a_refused_group_with_a_member_left_frozen_is_not_skipped():
+    record = shop_run()
+    shop, plain = m.maintenance_checkpoints(record)
+    record = m.maintenance_checkpointed(record, {'results': [group_refused(shop, running=False), plain_ok(plain)]},
+                                        on_project_failure='skip')
+    assert [p['project'] for p in m.maintenance_state(record)['projects_failed']] == ['shop']
+
+
+def test_checkpointed_refuses_an_unknown_project_policy():
+    with pytest.raises(AnsibleFilterError, match='on_project_failure must be one of abort, skip'):
+        m.maintenance_checkpointed(shop_run(), [], on_project_failure='cold_start')
+
+
+def checkpointed_shop():
+    record = shop_run()
+    shop, plain = m.maintenance_checkpoints(record)
+    record = m.maintenance_checkpointed(record, {'results': [group_ok(shop), plain_ok(plain)]})
+    return m.maintenance_mark(m.maintenance_mark(record, 'action'), 'restoring')
+
+
+def shop_restores(fallback='fail', allow_partial=False):
+    return {'checkpoint': CHECKPOINT, 'fallback': fallback, 'project': 'shop', 'group': True,
+            'allow_partial': allow_partial,
+            'containers': [{'container': 'shop-redis-1', 'id': REDIS_ID, 'checkpoint': CHECKPOINT,
+                            'fallback': fallback, 'project': 'shop'},
+                           {'container': 'shop-counter-1', 'id': COUNTER_ID, 'checkpoint': CHECKPOINT,
+                            'fallback': fallback, 'project': 'shop'}]}
+
+
+def test_restores_one_group_call_per_project():
+    record = checkpointed_shop()
+    assert m.maintenance_restores(record, 'fail', grouped=True) == [
+        {'checkpoint': CHECKPOINT, 'fallback': 'fail', 'containers': [
+            {'container': 'web', 'id': WEB_ID, 'checkpoint': CHECKPOINT, 'fallback': 'fail'}]},
+        shop_restores()]
+
+
+def test_restores_of_a_project_with_cold_start_allow_partial():
+    groups = m.maintenance_restores(checkpointed_shop(), 'cold_start', grouped=True)
+    assert groups[1] == shop_restores('cold_start', allow_partial=True)
+
+
+def test_restores_of_an_abort_resume_a_project_whole_whatever_it_takes():
+    record = checkpointed_shop()
+    groups = m.maintenance_restores(record, abort=True, grouped=True)
+    assert groups[0] == shop_restores('cold_start', allow_partial=True)
+    assert [r['container'] for r in groups[1]['containers']] == ['web']
+
+
+def test_restores_put_the_projects_before_the_cold_starts():
+    record = checkpointed_shop()
+    by_name(record)['web'].update(status='checkpoint_failed')
+    groups = m.maintenance_restores(record, 'fail', grouped=True)
+    assert [(g.get('project'), g['fallback']) for g in groups] == [('shop', 'fail'), (None, 'cold_start')]
+
+
+def test_a_project_restored_whole():
+    record = checkpointed_shop()
+    plain, shop = m.maintenance_restores(record, 'fail', grouped=True)
+    redis, counter = shop['containers']
+    record = m.maintenance_restored(record, loop((plain, batch(restored(plain['containers'][0], **RESTORED))),
+                                                 (shop, batch(restored(redis, **RESTORED), restored(counter, **RESTORED),
+                                                              group={'project': None,
+                                                                     'members': ['shop-redis-1', 'shop-counter-1']}))))
+    assert record['status'] == 'complete'
+    assert record['projects'][0]['status'] == 'restored' and record['projects'][0]['frozen_seconds'] == 0.412
+    lines = m.maintenance_report_lines(record)
+    assert lines[2].endswith('restored (verified), project shop')
+    assert lines[4].split() == ['shop', '-', '-', '0.412', '-', 'project', 'restored:', 'shop-redis-1,', 'shop-counter-1']
+
+
+GROUP_RESTORE_FAILED = ('The group (shop-redis-1, shop-counter-1) was not restored: [shop-counter-1] Restore failed: ... '
+                        'Every member is stopped again with its checkpoint (shop-redis-1 restored before it and stopped '
+                        'again): never half an application.')
+
+
+def test_a_project_that_cannot_be_restored_whole_stays_stopped_whole():
+    record = checkpointed_shop()
+    plain, shop = m.maintenance_restores(record, 'fail', grouped=True)
+    record = m.maintenance_restored(record, loop(
+        (plain, batch(restored(plain['containers'][0], **RESTORED))),
+        (shop, call_failed(GROUP_RESTORE_FAILED, failed_members=['shop-counter-1'], stopped_again=['shop-redis-1']))))
+    entries = by_name(record)
+    assert entries['shop-redis-1']['status'] == entries['shop-counter-1']['status'] == 'restore_failed'
+    assert entries['web']['status'] == 'restored'
+    assert record['status'] == 'restore_failed'
+    assert record['projects'][0]['status'] == 'restore_failed'
+    assert record['projects'][0]['error'] == GROUP_RESTORE_FAILED
+    assert m.maintenance_state(record)['may_be_stopped'] == ['shop-redis-1', 'shop-counter-1']
+    # The recover playbook restores the project whole again.
+    again = m.maintenance_restores(m.maintenance_mark(record, 'recovering'), 'fail', grouped=True)
+    assert again == [shop_restores()]
+
+
+def test_a_project_restored_in_part_with_cold_start():
+    record = checkpointed_shop()
+    plain, shop = m.maintenance_restores(record, 'cold_start', grouped=True)
+    redis, counter = shop['containers']
+    record = m.maintenance_restored(record, loop((plain, batch(restored(plain['containers'][0], **RESTORED))),
+                                                 (shop, batch(restored(redis, **RESTORED),
+                                                              restored(counter, **COLD_STARTED)))))
+    assert record['projects'][0]['status'] == 'cold_started', 'a project is restored only when every member is'
+
+
+def test_recovering_a_project_interrupted_while_checkpointing():
+    record = shop_run()
+    have = [{'container_id': REDIS_ID, 'name': CHECKPOINT}, {'container_id': COUNTER_ID, 'name': CHECKPOINT}]
+    record = m.maintenance_recovering(record, have)
+    assert record['projects'][0]['status'] == 'checkpointed'
+    assert by_name(record)['web']['status'] == 'not_checkpointed'
+    assert [g.get('project') for g in m.maintenance_restores(record, grouped=True)] == ['shop']
+
+
+def test_report_of_a_skipped_project():
+    record = shop_run(PREFLIGHT_SHOP + [member('shop-uring-1', URING_ID, eligible=False, reasons=[URING])])
+    lines = m.maintenance_report_lines(record)
+    assert lines[2].endswith('skipped (not checkpointed), project shop')
+    assert 'project skipped: shop-redis-1, shop-counter-1, shop-uring-1' in lines[5]
+
+
+def test_state_of_a_manifest_without_projects():
+    state = m.maintenance_state(manifest(entry('web', 'checkpointed')))
+    assert state['projects_failed'] == [] and state['projects_skipped'] == []
+
+
+def test_project_statuses_are_container_statuses():
+    assert set(m.PROJECT_STATUSES) <= set(m.CONTAINER_STATUSES)
+    assert set(m.PROJECT_TO_RESTORE) <= set(m.TO_RESTORE)
