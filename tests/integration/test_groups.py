@@ -146,12 +146,14 @@ class Project:
             ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=self.subnet + '.0/24')]))
 
     def create(self, service, image, command=None, depends=None, ports=None, start=True):
+        """The service's container, restart policy unless-stopped (Compose's `restart: unless-stopped`)."""
         name = '%s-%s-1' % (self.name, service)
         client = self.client
         client.create_container(
             image, command, name=name, labels=compose_labels(self.name, service, depends),
             ports=list(ports) if ports else None, stop_timeout=1,
-            host_config=client.create_host_config(network_mode=self.network, port_bindings=ports),
+            host_config=client.create_host_config(network_mode=self.network, port_bindings=ports,
+                                                  restart_policy=dict(Name='unless-stopped')),
             networking_config=client.create_networking_config({self.network: client.create_endpoint_config(
                 aliases=[service, name], ipv4_address='%s.%d' % (self.subnet, 10 + len(self.names)))}))
         self.names[service] = name
@@ -172,6 +174,10 @@ class Project:
 
     def running(self):
         return {name: state(self.client, name).get('Running') for name in self.members()}
+
+    def policies(self):
+        """The members' restart policies by name: unless-stopped, or no while a checkpoint holds it."""
+        return {self.client.inspect_container(name)['HostConfig']['RestartPolicy']['Name'] for name in self.members()}
 
     def remove(self):
         for name in self.names.values():
@@ -244,13 +250,15 @@ def test_an_uncheckpointable_member_refuses_the_group(project):
         assert result['msg'].startswith('Checkpoint refused of the group Compose project %s was not taken: [%s] '
                                         % (shop.name, name)), result['msg']
         assert result['failed_members'] == [name] and result['containers_running'] is True, result
+        assert shop.policies() == {'unless-stopped'}, 'the held restart policies are put back'
         for member in shop.members() + [name]:
             current = state(shop.client, member)
             assert current['Running'] and not current['Paused'], (member, current)
             assert checkpoints(shop.client, member) == []
             assert not os.path.exists(checkpoint_path(shop.client, member, 'refused'))
         assert_carried_on(shop, before, time.monotonic() - started)
-        print('group refused (io_uring member): frozen %.3f s, every member running' % result['frozen_seconds'])
+        print('group refused (io_uring member): frozen %.3f s, every member running: %s'
+              % (result['frozen_seconds'], result['msg']))
     finally:
         shop.client.remove_container(name, force=True)
         del shop.names['cache']
@@ -292,7 +300,7 @@ def test_the_project_resumes_as_one_and_a_failed_member_stops_the_group(project,
     assert group['members'] == shop.members() and group['leave_running'] is False, group
     assert [entry['method'] for entry in taken['results']] == [method] * 3
     assert 0 < group['frozen_seconds'] < 10, group
-    assert not any(shop.running().values())
+    assert not any(shop.running().values()) and shop.policies() == {'no'}, 'held: the engine restarts nothing'
     assert all(name in checkpoints(shop.client, member) for member in shop.members())
 
     # The last member in the order (the worker) cannot be restored: a CRIU image of its checkpoint is away.
@@ -303,7 +311,7 @@ def test_the_project_resumes_as_one_and_a_failed_member_stops_the_group(project,
     assert failed['msg'].startswith('The group Compose project %s was not restored: [%s] '
                                     % (shop.name, shop.names['worker'])), failed['msg']
     assert failed['stopped_again'] == shop.members()[:2] and failed['failed_members'] == [shop.names['worker']]
-    assert not any(shop.running().values()), shop.running()
+    assert not any(shop.running().values()) and shop.policies() == {'no'}, shop.running()
     for member in shop.members():
         assert name in checkpoints(shop.client, member), member
     os.rename(os.path.join(worker_images, 'pstree.img.away'), os.path.join(worker_images, 'pstree.img'))
@@ -312,6 +320,7 @@ def test_the_project_resumes_as_one_and_a_failed_member_stops_the_group(project,
     assert restored['changed'] is True and restored['group']['members'] == shop.members()
     assert [entry['verified'] for entry in restored['results']] == [True, True, True], restored['results']
     assert all(shop.running().values()) and shop.addresses() == addresses
+    assert shop.policies() == {'unless-stopped'}
     assert all(shop.client.inspect_container(member)['RestartCount'] == 0 for member in shop.members())
     after = assert_carried_on(shop, before, time.monotonic() - started)
     again = ok(call_module('docker_restore', dict(project=shop.name, checkpoint=name)))
