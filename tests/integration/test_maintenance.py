@@ -447,8 +447,11 @@ def test_a_compose_project_resumes_whole_after_the_reboot(fleet, workload, state
     assert redis_run_id(client, redis) == run_id, 'redis started afresh'
     assert redis_cli(client, redis, 'GET', 'kept') == 'written before the reboot'
     assert 'project restored: ' in proc.stdout and shop in proc.stdout
-    print('maintenance with a Compose project of 2 and a container: %.1f s; the project frozen %.3f s'
-          % (took, project['frozen_seconds']))
+    print('maintenance with a Compose project of 2 and a container: %.1f s; the project frozen %.3f s; %s'
+          % (took, project['frozen_seconds'], ', '.join('%s checkpoint %s s, CRIU frozen %s s, restore %s s' % (
+              what, entries[name]['checkpoint_seconds'], entries[name]['frozen_seconds'],
+              entries[name]['restore_seconds']) for what, name in (('redis', redis), ('counter', count),
+                                                                   ('plain counter', plain)))))
 
 
 @pytest.mark.timeout(180)
