@@ -132,3 +132,18 @@ def test_a_counter_moves_to_a_matching_cpu_and_not_to_one_that_lacks_a_recorded_
     wait_counter(target, name, last + 2)
     lines = counter_lines(target, name)
     assert lines[0] <= last + 1 and lines == list(range(lines[0], lines[0] + len(lines))), (last, lines)
+
+
+def test_preflight_on_the_target_compares_the_source_cpu_before_anything_is_frozen(fleet, here):
+    """What move_container asks of move_to before the freeze: checkpoint_preflight with the source's facts.cpu.flags
+    passes this CPU's own, and fails a source CPU with a feature this one lacks, naming it."""
+    _image, _recorded, missing = here
+    source = call_module('checkpoint_preflight', dict(docker_host=fleet.docker_host('fleet-1')))
+    flags = source['facts']['cpu']['flags']
+    same = call_module('checkpoint_preflight', dict(docker_host=fleet.docker_host('fleet-2'), restore_cpu_flags=flags))
+    assert {c['name']: c['status'] for c in same['checks']}['restore cpu'] == 'pass', same['checks']
+    richer = call_module('checkpoint_preflight', dict(docker_host=fleet.docker_host('fleet-2'),
+                                                      restore_cpu_flags=flags + [missing]))
+    found = {c['name']: c for c in richer['checks']}['restore cpu']
+    assert found['status'] == 'fail' and 'lacks %s, which the CPU' % missing in found['detail'], found
+    assert richer['ready'] is False

@@ -10,6 +10,7 @@ import pytest
 
 from ansible_collections.cryo.docker.plugins.module_utils import _cpu
 from ansible_collections.cryo.docker.plugins.module_utils._criu import ImageError
+from ansible_collections.cryo.docker.plugins.module_utils._preflight import check_restore_cpu
 
 FIXTURES = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'cpu')
 CRIU = '/usr/local/sbin/criu'
@@ -247,3 +248,26 @@ def test_criu_s_instruction_refusal_that_no_flag_explains_is_still_refused():
     msg = caught.value.msg
     assert 'criu cpuinfo check finds an instruction set of the source host' in msg and 'SIGILL' in msg, msg
     assert '(criu cpuinfo check: CPU instruction capabilities do not match run time)' in msg, msg
+
+
+# -- the move's check before the freeze (checkpoint_preflight's `restore cpu`) ---------------------------
+
+def test_restore_cpu_passes_the_same_cpu_and_a_richer_one():
+    flags = _cpu.describe(EPYC)['flags']
+    for host in (EPYC, with_flags(EPYC, add=['avx512f']), with_flags(EPYC, drop=['hypervisor', 'constant_tsc'])):
+        found = check_restore_cpu(flags, _cpu.describe(host))
+        assert found['status'] == 'pass', found
+
+
+def test_restore_cpu_fails_naming_what_this_cpu_lacks():
+    flags = _cpu.describe(with_flags(EPYC, add=['avx512f', 'avx512bw', 'hypervisor']))['flags']
+    found = check_restore_cpu(flags, _cpu.describe(EPYC))
+    assert found['status'] == 'fail' and 'lacks avx512bw, avx512f, which the CPU' in found['detail'], found
+    assert 'SIGILL' in found['detail'] and 'hypervisor' not in found['detail']
+    assert 'move_cpu_check: none' in found['remedy']
+
+
+def test_restore_cpu_warns_when_this_cpu_cannot_be_read_and_fails_a_flag_that_is_none():
+    assert check_restore_cpu(['sse2'], None)['status'] == 'warn'
+    found = check_restore_cpu(['sse2', '../x'], _cpu.describe(EPYC))
+    assert found['status'] == 'fail' and "restore_cpu_flags holds '../x'" in found['detail'], found
