@@ -141,7 +141,7 @@ options:
   restore_cpu_flags:
     description:
       - The feature flags of the CPU that containers which are going to be restored here were (or will be)
-        checkpointed on - RV(facts.cpu.flags) of this module on that host. Adds the check C(restore cpu).
+        checkpointed on - the C(flags) of RV(facts.cpu) of this module on that host. Adds the check C(restore cpu).
     type: list
     elements: str
     version_added: 0.2.0
