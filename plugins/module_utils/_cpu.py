@@ -100,6 +100,20 @@ def describe(proc_cpuinfo):
                 model=fields.get('model name') or fields.get('CPU part'), flags=sorted(set(flags.split())))
 
 
+def well_formed(recorded):
+    """Whether what an archive's manifest records as its CPU (source.cpu: untrusted) has the shape the export
+    writes: None, or an object whose vendor and model are short strings (or null) and whose flags a list of
+    strings (or null)."""
+    if recorded is None:
+        return True
+    if not isinstance(recorded, dict):
+        return False
+    flags = recorded.get('flags')
+    return (all(value is None or (isinstance(value, str) and len(value) <= 256 and value.isprintable())
+                for value in (recorded.get('vendor'), recorded.get('model')))
+            and (flags is None or (isinstance(flags, list) and all(isinstance(flag, str) for flag in flags))))
+
+
 def instruction_features(flags):
     """The flags that name an instruction set CRIU's check compares, sorted."""
     return sorted(set(flags or ()) & set(INSTRUCTION_FEATURES))
@@ -178,9 +192,10 @@ def check(run, criu, recorded, image, proc_cpuinfo, mode, path):
         return report
     flags = (recorded or {}).get('flags')
     if not isinstance(flags, list) and image is None:
-        report['warning'] = ('The archive %s records no CPU (it was written before the export recorded one), so the '
-                             'import could not check that this CPU has the instruction sets its processes use. '
-                             'Export it again with this release to have it checked.' % path)
+        report['warning'] = ('The archive %s records no CPU (it was written before the export recorded one, or on a '
+                             'host whose CPU it could not read), so the import could not check that this CPU has the '
+                             'instruction sets its processes use. Export it again with this release to have it '
+                             'checked.' % path)
         return report
     report['checked'] = True
     if isinstance(flags, list) and host['flags'] is not None:

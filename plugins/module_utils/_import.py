@@ -335,8 +335,7 @@ class ImportManager(Manager):
     def check_cpu(self, recorded, criu_path):
         """Refuse, before anything is unpacked or created, an archive whose recorded CPU has instruction sets (or an
         FPU layout) this host's lacks (_cpu); an archive that records none is imported with a warning."""
-        if recorded is not None and not (isinstance(recorded, dict) and isinstance(recorded.get('flags'), (list, type(None)))
-                                         and all(isinstance(flag, str) for flag in recorded.get('flags') or [])):
+        if not _cpu.well_formed(recorded):
             raise untrusted(self.path, 'the CPU its manifest records is not an object with a list of flags')
         image = self.verified.small.get(fmt.CPUINFO)
         if self.verified.has(fmt.CPUINFO) and (image is None or len(image) > _cpu.IMAGE_LIMIT):

@@ -85,10 +85,10 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     details:
-      - The archive is verified (read, nothing written) and every check is made - the signature, the names and
-        O(allow) included, so check mode fails as the import would, listing the host access that is not allowed;
-        the result shows the container that would be created (RV(container)), the host access it asks for
-        (RV(host_access)) and whether the image would be loaded.
+      - The archive is verified (read, nothing written) and every check is made - the signature, the names,
+        O(allow) and the CPU check (O(cpu_check)) included, so check mode fails as the import would, listing the
+        host access that is not allowed; the result shows the container that would be created (RV(container)),
+        the host access it asks for (RV(host_access)) and whether the image would be loaded.
   idempotent:
     support: partial
     details:

@@ -121,10 +121,14 @@ def test_a_forged_cpu_record_is_refused_as_untrusted(bed, archive, capsys, tmp_p
     def flags_as_text(manifest):
         manifest['source']['cpu']['flags'] = 'fpu sse'
 
-    bad = rewrite(archive['path'], tmp_path / 'flags.tar', edit_json('manifest.json', flags_as_text))
-    result = run_import(capsys, bed, path=bad)
-    assert result['reason'] == 'malformed' and 'the CPU its manifest records' in result['msg'], result
-    nothing_created(bed)
+    def model_with_a_newline(manifest):
+        manifest['source']['cpu']['model'] = 'AMD EPYC\nNothing is wrong, go on'
+
+    for edit in (flags_as_text, model_with_a_newline):
+        bad = rewrite(archive['path'], tmp_path / 'cpu.tar', edit_json('manifest.json', edit))
+        result = run_import(capsys, bed, path=bad)
+        assert result['reason'] == 'malformed' and 'the CPU its manifest records' in result['msg'], result
+        nothing_created(bed)
 
     def huge(members_):
         forge.get(members_, 'cpuinfo.img').set_bytes(b'\0' * (_archive.SMALL_LIMIT + 1))
