@@ -198,14 +198,22 @@ def check(run, criu, recorded, image, proc_cpuinfo, mode, path):
                              'checked.' % path)
         return report
     report['checked'] = True
+    named = []
     if isinstance(flags, list) and host['flags'] is not None:
-        report['missing'] = sorted(set(instruction_features(flags)) - set(host['flags']))
+        named = sorted(set(instruction_features(flags)) - set(host['flags']))
     if image is not None and criu:
+        # CRIU's verdict decides (it compares what each CPU reports to processes, CPUID); the flags name the features.
         passed, errors = criu_check(run, criu, image, mode)
-        report.update(criu_check='passed' if passed else 'failed', criu_errors=errors)
-        if not report['missing'] and not passed:
-            report['missing'] = recorded_missing(image, host['flags'])
-    report['passed'] = not report['missing'] and report['criu_check'] != 'failed'
+        report.update(criu_check='passed' if passed else 'failed', criu_errors=errors, passed=passed)
+        if not passed:
+            report['missing'] = named or recorded_missing(image, host['flags'])
+        elif named:
+            report['warning'] = ('This host\'s /proc/cpuinfo does not name %s, which the source host\'s named; criu '
+                                 'cpuinfo check, which compares what the CPUs report to processes (CPUID), passed '
+                                 'this CPU, so %s was imported (a kernel can hide a feature from /proc/cpuinfo, for '
+                                 'example with clearcpuid=).' % (', '.join(named), path))
+    else:
+        report.update(missing=named, passed=not named)
     if not report['passed']:
         raise CpuRefused(refusal(path, report), reason='cpu', missing_features=report['missing'],
                          cpu={key: value for key, value in report.items() if key != 'warning'})

@@ -36,7 +36,9 @@ description:
     into a private temporary directory that is removed afterwards) and compares the recorded flags with this
     host's, for the instruction-set features CRIU's check compares (SSE to AVX-512, AES, SHA, BMI, ...; not
     flags such as C(hypervisor) or C(constant_tsc), which no process depends on). A CPU that lacks one is
-    refused, the missing features named (RV(cpu)); see O(cpu_check). An archive written before the export
+    refused, the missing features named (RV(cpu)); see O(cpu_check). Where CRIU ran, its verdict decides (it
+    compares what the CPUs report to processes), and the flags name the features; without the image, the flags
+    decide. An archive written before the export
     recorded the CPU is imported unchecked, with a warning."
   - "An archive is untrusted input - whoever can write the file can change what it holds and recompute every
     checksum, the manifest's included. So every name taken from it (the checkpoint, the container, its network

@@ -271,3 +271,14 @@ def test_restore_cpu_warns_when_this_cpu_cannot_be_read_and_fails_a_flag_that_is
     assert check_restore_cpu(['sse2'], None)['status'] == 'warn'
     found = check_restore_cpu(['sse2', '../x'], _cpu.describe(EPYC))
     assert found['status'] == 'fail' and "restore_cpu_flags holds '../x'" in found['detail'], found
+
+
+def test_criu_s_verdict_decides_where_it_ran():
+    """Flags this host's /proc/cpuinfo does not name (a kernel can hide one) where CRIU, which asks the CPU, passed
+    the recorded image: imported, with a warning naming them; without an image, the flags decide."""
+    source = recorded(with_flags(EPYC, add=['avx512f']))
+    report = check(FakeCriu(), source)
+    assert report['passed'] is True and report['missing'] == [] and report['criu_check'] == 'passed'
+    assert "does not name avx512f, which the source host's named" in report['warning'], report['warning']
+    with pytest.raises(_cpu.CpuRefused):
+        check(FakeCriu(), source, image=None)
