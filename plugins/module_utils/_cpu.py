@@ -230,8 +230,9 @@ def recorded_missing(image, host_flags):
     return sorted(set(features) - set(host_flags or ()) - {'osxsave'}) if host_flags is not None else []
 
 
-def cpu_name(side):
-    return ' '.join(str(part) for part in (side.get('vendor'), side.get('model')) if part) or 'unknown'
+def cpu_name(cpu):
+    """'vendor model' of a CPU as describe() gives it (or as an archive records it), for a person."""
+    return ' '.join(str(part)[:80] for part in (cpu.get('vendor'), cpu.get('model')) if part) or 'unknown'
 
 
 def refusal(path, report):

@@ -21,7 +21,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._common import (
     HOLDER_LABEL,
     container_state_reason,
 )
-from ansible_collections.cryo.docker.plugins.module_utils._cpu import instruction_features
+from ansible_collections.cryo.docker.plugins.module_utils._cpu import cpu_name, instruction_features
 from ansible_collections.cryo.docker.plugins.module_utils._criu import (
     min_version_for_kernel,
     version_at_least,
@@ -749,9 +749,7 @@ def check_restore_cpu(flags, cpu):
     if missing:
         return check(name, FAIL, 'This host\'s CPU (%s) lacks %s, which the CPU the containers were checkpointed on '
                                  'has: a restored process that uses them dies with SIGILL (podman#17496), and '
-                                 'docker_checkpoint_import refuses such an archive.'
-                     % (' '.join(part for part in (cpu['vendor'], cpu['model']) if part) or 'unknown',
-                        ', '.join(missing)),
+                                 'docker_checkpoint_import would refuse their archive.' % (cpu_name(cpu), ', '.join(missing)),
                      'Restore them on a host whose CPU has these features (or checkpoint them on a host with the '
                      'features of the oldest CPU they may move to). If you know the processes use none of them: '
                      'cpu_check: none on the import (move_cpu_check: none for cryo.docker.move_container).')
