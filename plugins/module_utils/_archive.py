@@ -17,11 +17,13 @@ use where they exist, so that `checkpointctl inspect` reads it:
     container.json         what is needed to create the container again (see _containers.record_container)
     deleted.files          JSON list of the paths deleted from the image (Podman's name and format)
     stats-dump             CRIU's dump statistics, where the checkpoint kept them (checkpointctl --stats)
+    cpuinfo.img            optional: the source host's CPU as `criu cpuinfo dump` records it (_cpu; the import
+                           runs `criu cpuinfo check` against it before it unpacks anything)
     checkpoint/            the checkpoint directory as it is (CRIU's images, cryo-checkpoint.json ...)
     rootfs-diff.tar        the writable layer's changed and added files, paths relative to / (Podman's name)
     volumes/<n>.tar        optional: the contents of the container's volumes
     image.tar              optional: the image (the Engine API's `GET /images/{id}/get`, docker save format)
-    manifest.json          sha256 and size of every member above, versions, CPU architecture
+    manifest.json          sha256 and size of every member above, versions, CPU architecture and features
     manifest.json.sha256   sha256 of manifest.json
 
 Nothing here talks to the Docker Engine. Only the standard library and the `zstd` program are used:
@@ -57,6 +59,7 @@ SPEC_DUMP = 'spec.dump'
 CONTAINER = 'container.json'
 DELETED_FILES = 'deleted.files'
 STATS_DUMP = 'stats-dump'
+CPUINFO = 'cpuinfo.img'
 CHECKPOINT_DIR = 'checkpoint'
 ROOTFS_DIFF = 'rootfs-diff.tar'
 VOLUMES_DIR = 'volumes'
@@ -65,7 +68,7 @@ MANIFEST = 'manifest.json'
 MANIFEST_DIGEST = 'manifest.json.sha256'
 
 # Members read into memory during the verification (all small): what the import needs before it unpacks.
-SMALL_MEMBERS = (IDENTITY, CONFIG_DUMP, CONTAINER, DELETED_FILES, MANIFEST, MANIFEST_DIGEST,
+SMALL_MEMBERS = (IDENTITY, CONFIG_DUMP, CONTAINER, DELETED_FILES, MANIFEST, MANIFEST_DIGEST, CPUINFO,
                  CHECKPOINT_DIR + '/mm-1.img', CHECKPOINT_DIR + '/cryo-checkpoint.json')
 SMALL_LIMIT = 16 << 20
 # The checkpoint's core images (one per thread: its credentials, which CRIU restores), kept too, at most this

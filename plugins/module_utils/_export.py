@@ -19,6 +19,7 @@ import time
 
 from ansible_collections.cryo.docker.plugins.module_utils import _archive as fmt
 from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
+from ansible_collections.cryo.docker.plugins.module_utils import _cpu
 from ansible_collections.cryo.docker.plugins.module_utils import _signing
 from ansible_collections.cryo.docker.plugins.module_utils._common import (
     Manager,
@@ -279,6 +280,11 @@ class ExportManager(Manager):
         criu_path, criu_version = engine_criu(self.module, self.params['docker_host'])
         source = dict(engine_versions(self.version), criu=dumped_by(self.checkpoint_path) or criu_version,
                       machine=os.uname().machine, hostname=os.uname().nodename, criu_path=criu_path)
+        cpu_image, source['cpu'] = _cpu.record(_cpu.runner(self.module), criu_path, Host().read('cpuinfo'))
+        if cpu_image is None:
+            self.module.warn('The archive records this host\'s CPU by its /proc/cpuinfo flags only: criu cpuinfo '
+                             'dump wrote no image (%s). The import compares the flags, without CRIU\'s own check.'
+                             % source['cpu']['image_error'])
         identity = dict(format=fmt.FORMAT, checkpoint=self.checkpoint, checkpoint_created=checkpoint['created'],
                         container=self.container_name, container_id=self.container_id, created=fmt.now_iso())
         writer = fmt.Writer(self.path, self.compression, self.level, self.zstd).open()
@@ -291,6 +297,8 @@ class ExportManager(Manager):
             stats = os.path.join(self.checkpoint_path, fmt.STATS_DUMP)
             if os.path.isfile(stats):
                 writer.add_file(fmt.STATS_DUMP, stats)
+            if cpu_image is not None:
+                writer.add_bytes(fmt.CPUINFO, cpu_image)
             writer.add_tree(fmt.CHECKPOINT_DIR, self.checkpoint_path)
             writer.add_file(fmt.ROOTFS_DIFF, diff)
             if volumes:

@@ -37,7 +37,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._criu import ImageErro
 IMG_COMMON_MAGIC = 0x54564319
 IMG_SERVICE_MAGIC = 0x55105940
 MAGIC = dict(pstree=0x50273030, core=0x55053847, ids=0x54432030, fs=0x51403912, fdinfo=0x56213732,
-             files=0x56303138, mm=0x57492820, pagemap=0x56084025)
+             files=0x56303138, mm=0x57492820, pagemap=0x56084025, cpuinfo=0x61404013)
 
 # CoreEntry.mtype (core.proto): the page size is fixed by the architecture on x86-64 only.
 MTYPE_X86_64, MTYPE_S390 = 1, 5

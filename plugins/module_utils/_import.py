@@ -29,6 +29,7 @@ import types
 
 from ansible_collections.cryo.docker.plugins.module_utils import _archive as fmt
 from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
+from ansible_collections.cryo.docker.plugins.module_utils import _cpu
 from ansible_collections.cryo.docker.plugins.module_utils import _signing
 from ansible_collections.cryo.docker.plugins.module_utils._common import (
     Manager,
@@ -52,7 +53,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._containers import (
 from ansible_collections.cryo.docker.plugins.module_utils._criu import version_at_least
 from ansible_collections.cryo.docker.plugins.module_utils._engine import EngineError, connection
 from ansible_collections.cryo.docker.plugins.module_utils._holder import bound_ports, parse_port
-from ansible_collections.cryo.docker.plugins.module_utils._host import free_space
+from ansible_collections.cryo.docker.plugins.module_utils._host import Host, free_space
 from ansible_collections.cryo.docker.plugins.module_utils._host_access import (
     checkpoint_access,
     effective,
@@ -203,6 +204,7 @@ class ImportManager(Manager):
         self.runtime = None   # the runtime of the container's own this import defines
         self.method_reason = None
         self.warnings = []
+        self.cpu = None  # what the CPU check found
 
     # -- plan
 
@@ -302,6 +304,7 @@ class ImportManager(Manager):
                               'cryo.docker.criu role). Nothing was created.'
                               % (self.path, dumped, criu_version, criu_path, dumped), reason='criu',
                               archive_criu=dumped, engine_criu=criu_version)
+        self.check_cpu(source.get('cpu'), criu_path)
         network = record.get('network_mode') or 'default'
         entry = unrestorable(self.version.get('Version'), (record.get('host_config') or {}).get('NetworkMode'))
         if entry is not None:
@@ -330,6 +333,20 @@ class ImportManager(Manager):
                 'overlay2 (a whiteout in the container\'s upper directory). Nothing was created. Set deleted_files: '
                 'ignore to import it with those files present, as the image has them.'
                 % (self.path, len(deleted), self.engine_info.get('Driver') or 'unknown'), reason='deleted_files')
+
+    def check_cpu(self, recorded, criu_path):
+        """Refuse, before anything is unpacked or created, an archive whose recorded CPU has instruction sets (or an
+        FPU layout) this host's lacks (_cpu); an archive that records none is imported with a warning."""
+        if not _cpu.well_formed(recorded):
+            raise untrusted(self.path, 'the CPU its manifest records is not an object with a list of flags')
+        image = self.verified.small.get(fmt.CPUINFO)
+        if self.verified.has(fmt.CPUINFO) and (image is None or len(image) > _cpu.IMAGE_LIMIT):
+            raise untrusted(self.path, 'its %s is larger than any CPU\'s image' % fmt.CPUINFO)
+        self.cpu = _cpu.check(_cpu.runner(self.module), criu_path, recorded, image, Host().read('cpuinfo'),
+                              self.params['cpu_check'], self.path)
+        warning = self.cpu.pop('warning')
+        if warning:
+            self.module.warn(warning)
 
     def unpack_room(self):
         """The bytes an archive may unpack to here: the free space where it is staged, less the margin."""
@@ -708,6 +725,7 @@ class ImportManager(Manager):
             restore['method_reason'] = self.method_reason
         result.update(restore)
         result['import_duration'] = getattr(self, 'import_duration', 0.0)
+        result['cpu'] = self.cpu
         if self.changed and self.module._diff and self.action == 'finish':
             result['diff'] = dict(before=dict(restart_policy='no'), after=dict(restart_policy=self.held_policy['Name']))
         elif self.changed and self.module._diff:

@@ -21,6 +21,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._common import (
     HOLDER_LABEL,
     container_state_reason,
 )
+from ansible_collections.cryo.docker.plugins.module_utils._cpu import cpu_name, instruction_features
 from ansible_collections.cryo.docker.plugins.module_utils._criu import (
     min_version_for_kernel,
     version_at_least,
@@ -723,3 +724,34 @@ def check_restore_network(network, engine_version, found):
                      'Create it first (docker network create %s, with the subnet the container\'s addresses need).'
                      % network)
     return check(name, PASS, 'Network %s exists here.' % network)
+
+
+CPU_FLAG_RE = re.compile(r'[a-z0-9_]{1,64}')
+
+
+def check_restore_cpu(flags, cpu):
+    """The check `restore cpu` for containers checkpointed on a CPU with these flags (/proc/cpuinfo's, of the host
+    they come from) that are going to be restored here, before anything is frozen there: this CPU (cpu: _cpu.describe
+    of this host's /proc/cpuinfo, None when it cannot be read) has every instruction-set feature among them that
+    CRIU's cpuinfo check compares (_cpu)."""
+    name = 'restore cpu'
+    bad = [flag for flag in flags if not (isinstance(flag, str) and CPU_FLAG_RE.fullmatch(flag))]
+    if bad:
+        return check(name, FAIL, 'restore_cpu_flags holds %r, which is no CPU feature flag (a word of lower-case '
+                                 'letters, digits and underscores, as /proc/cpuinfo lists them).' % (str(bad[0])[:80],),
+                     'Give the flags of the source host\'s CPU as checkpoint_preflight reports them there (facts.cpu.flags).')
+    wanted = instruction_features(flags)
+    if cpu is None:
+        return check(name, WARN, 'The CPU of this host cannot be read (/proc/cpuinfo names no flags), so it was not '
+                                 'compared with the source\'s.',
+                     'docker_checkpoint_import still runs criu cpuinfo check against the CPU the archive records.')
+    missing = sorted(set(wanted) - set(cpu['flags']))
+    if missing:
+        return check(name, FAIL, 'This host\'s CPU (%s) lacks %s, which the CPU the containers were checkpointed on '
+                                 'has: a restored process that uses them dies with SIGILL (podman#17496), and '
+                                 'docker_checkpoint_import would refuse their archive.' % (cpu_name(cpu), ', '.join(missing)),
+                     'Restore them on a host whose CPU has these features (or checkpoint them on a host with the '
+                     'features of the oldest CPU they may move to). If you know the processes use none of them: '
+                     'cpu_check: none on the import (move_cpu_check: none for cryo.docker.move_container).')
+    return check(name, PASS, 'This host\'s CPU has the %d instruction-set features of the source\'s that CRIU\'s '
+                             'check compares.' % len(wanted))

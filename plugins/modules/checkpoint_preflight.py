@@ -89,6 +89,11 @@ description:
     on the engines above, when the network holder of C(container:NAME) does not exist or does not run
     here, or when a user network does not exist here. The C(cryo.docker.move_container)
     playbook asks this of the target with the source container's networks before it freezes anything.
+  - B(restore cpu), with O(restore_cpu_flags) - whether this host's CPU has every instruction-set feature of
+    the CPU the containers were checkpointed on (among those C(criu cpuinfo check) compares, as
+    M(cryo.docker.docker_checkpoint_import) does) - V(fail) naming the features it lacks (a restored process
+    that uses one dies with SIGILL). The C(cryo.docker.move_container) playbook asks this of the target with
+    the source's RV(facts.cpu) flags before it freezes anything.
   - Runs on the engine's host - the kernel, CRIU, C(/proc) and the free space it reads are local.
 extends_documentation_fragment:
   - cryo.docker._docker
@@ -132,6 +137,13 @@ options:
     type: list
     elements: str
     default: []
+    version_added: 0.2.0
+  restore_cpu_flags:
+    description:
+      - The feature flags of the CPU that containers which are going to be restored here were (or will be)
+        checkpointed on - the C(flags) of RV(facts.cpu) of this module on that host. Adds the check C(restore cpu).
+    type: list
+    elements: str
     version_added: 0.2.0
   criu_path:
     description:
@@ -274,7 +286,7 @@ checks:
         C(host reboot), and for each of
         O(containers) C(container NAME) followed by C(: running), C(: restart policy), C(: tty),
         C(: privileged), C(: network), C(: mounts), C(: engine restart), and for each of
-        O(restore_networks) C(restore network NETWORK).
+        O(restore_networks) C(restore network NETWORK); with O(restore_cpu_flags) C(restore cpu).
       type: str
       sample: criu version
     status:
@@ -314,6 +326,12 @@ facts:
           whether systemd runs the host, V(dbus) whether the D-Bus system bus is there.
       type: dict
       sample: {pid1: systemd, systemd: true, dbus: true}
+    cpu:
+      description:
+        - This host's CPU, from C(/proc/cpuinfo) - C(vendor), C(model) and C(flags) (its feature flags); null
+          when it names no flags.
+      type: dict
+      sample: {vendor: AuthenticAMD, model: AMD EPYC, flags: [aes, avx, avx2, fpu, sha_ni, sse2]}
     criu_path:
       description: The CRIU that was checked; null when none was found.
       type: str
@@ -484,6 +502,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._common import (
     run,
 )
 from ansible_collections.cryo.docker.plugins.module_utils._containers import record_container
+from ansible_collections.cryo.docker.plugins.module_utils._cpu import describe as describe_cpu
 from ansible_collections.cryo.docker.plugins.module_utils._criu import min_version_for_kernel, probe
 from ansible_collections.cryo.docker.plugins.module_utils._engine import (
     HAS_DOCKER,
@@ -516,6 +535,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._preflight import (
     check_kernel_config,
     check_live_restore,
     check_reboot,
+    check_restore_cpu,
     check_restore_network,
     count_statuses,
     engine_components,
@@ -546,6 +566,9 @@ class Preflight(Manager):
         init = self.host.init_system()
         self.facts['init'] = init
         self.checks.append(check_reboot(init))
+        self.facts['cpu'] = describe_cpu(self.host.read('cpuinfo'))
+        if self.params['restore_cpu_flags'] is not None:
+            self.checks.append(check_restore_cpu(self.params['restore_cpu_flags'], self.facts['cpu']))
 
     def report(self):
         ready, counts = count_statuses(self.checks)
@@ -733,6 +756,7 @@ def main():
         include_labels=dict(type='list', elements='str', default=[]),
         exclude_labels=dict(type='list', elements='str', default=[]),
         restore_networks=dict(type='list', elements='str', default=[]),
+        restore_cpu_flags=dict(type='list', elements='str'),
         criu_path=dict(type='path'),
         checkpoint_dir=dict(type='path'),
     )

@@ -30,6 +30,11 @@ description:
     for a host that does not have it. The image's reference, id and layers are always recorded.
   - A manifest with the size and sha256 of every member, the Docker Engine, containerd, runc, CRIU and
     kernel versions and the CPU architecture; the import refuses an archive that does not match it.
+  - "This host's CPU - C(criu cpuinfo dump)'s image of it (member C(cpuinfo.img), made by the engine's CRIU in a
+    private temporary directory) and the feature flags of C(/proc/cpuinfo) (in the manifest, RV(source)), covered by
+    the checksums and the signature like every member. The import refuses a host whose CPU lacks an instruction
+    set of this one's, before it unpacks anything: a restored process would die with SIGILL (see
+    O(cryo.docker.docker_checkpoint_import#module:cpu_check))."
   - "The layout is the one C(checkpointctl) and Podman's C(checkpoint --export) use where they overlap
     (C(checkpoint/), C(spec.dump), C(config.dump), C(stats-dump), C(rootfs-diff.tar), C(deleted.files)), so
     C(checkpointctl inspect ARCHIVE --ps-tree) shows the process tree. C(spec.dump) is the container's OCI spec,
@@ -397,11 +402,18 @@ volumes:
   type: list
   elements: dict
 source:
-  description: The versions and architecture the manifest records - engine, api_version, containerd, runc, criu,
-    kernel, os, architecture, machine, hostname, criu_path.
+  description:
+    - The versions and architecture the manifest records - engine, api_version, containerd, runc, criu,
+      kernel, os, architecture, machine, hostname, criu_path.
+    - And C(cpu), this host's CPU, which M(cryo.docker.docker_checkpoint_import) checks before it unpacks anything
+      (see its O(cryo.docker.docker_checkpoint_import#module:cpu_check)) - C(vendor), C(model) and C(flags) (the
+      feature flags of C(/proc/cpuinfo)); C(image), whether the archive carries C(criu cpuinfo dump)'s image of it
+      (member C(cpuinfo.img)), and C(image_error), why not (a warning says so too; the import then compares the
+      flags alone).
   returned: when the archive was written
   type: dict
-  sample: {engine: 20.10.24+dfsg1, containerd: 1.6.20~ds1, runc: 1.1.5+ds1, criu: 4.2.1, architecture: amd64}
+  sample: {engine: 20.10.24+dfsg1, containerd: 1.6.20~ds1, runc: 1.1.5+ds1, criu: 4.2.1, architecture: amd64,
+           cpu: {vendor: AuthenticAMD, model: AMD EPYC, flags: [fpu, sse2, avx2, sha_ni], image: true, image_error: null}}
 """
 
 from ansible_collections.cryo.docker.plugins.module_utils._common import run

@@ -26,7 +26,20 @@ description:
     CRIU than the one this engine runs; an image that is not here and not in the archive; a network, or the
     network holder of a C(container:<name>) network mode, that does not exist here; a container network
     mode this engine cannot restore (Docker 28 and 29 with a network namespace of its own, see
-    M(cryo.docker.checkpoint_preflight)); too little room."
+    M(cryo.docker.checkpoint_preflight)); a CPU that lacks an instruction set of the source's (O(cpu_check));
+    too little room."
+  - "The CPU check, before anything is unpacked - a restored process goes on with the instructions it chose
+    when it started, on the source's CPU, and dies with SIGILL the first time it runs one this CPU lacks
+    (runc asks CRIU for no CPU check of its own). The export records the source's CPU (C(criu cpuinfo dump),
+    the archive's C(cpuinfo.img), and the flags of C(/proc/cpuinfo) in its manifest); the import runs
+    C(criu cpuinfo check) of the engine's CRIU against that image (written, under a name of the module's own,
+    into a private temporary directory that is removed afterwards) and compares the recorded flags with this
+    host's, for the instruction-set features CRIU's check compares (SSE to AVX-512, AES, SHA, BMI, ...; not
+    flags such as C(hypervisor) or C(constant_tsc), which no process depends on). A CPU that lacks one is
+    refused, the missing features named (RV(cpu)); see O(cpu_check). Where CRIU ran, its verdict decides (it
+    compares what the CPUs report to processes), and the flags name the features; without the image, the flags
+    decide. An archive written before the export
+    recorded the CPU is imported unchecked, with a warning."
   - "An archive is untrusted input - whoever can write the file can change what it holds and recompute every
     checksum, the manifest's included. So every name taken from it (the checkpoint, the container, its network
     holder, networks, volumes, volume members and destinations, deleted paths) is checked by the rules an
@@ -83,10 +96,10 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     details:
-      - The archive is verified (read, nothing written) and every check is made - the signature, the names and
-        O(allow) included, so check mode fails as the import would, listing the host access that is not allowed;
-        the result shows the container that would be created (RV(container)), the host access it asks for
-        (RV(host_access)) and whether the image would be loaded.
+      - The archive is verified (read, nothing written) and every check is made - the signature, the names,
+        O(allow) and the CPU check (O(cpu_check)) included, so check mode fails as the import would, listing the
+        host access that is not allowed; the result shows the container that would be created (RV(container)),
+        the host access it asks for (RV(host_access)) and whether the image would be loaded.
   idempotent:
     support: partial
     details:
@@ -189,6 +202,20 @@ options:
     type: str
     choices: [remove, ignore]
     default: remove
+  cpu_check:
+    description:
+      - How this host's CPU is checked against the one the archive records, before anything is unpacked (see
+        above). A refusal names the features this CPU lacks, and creates nothing.
+      - V(full) refuses a CPU that lacks an instruction-set feature the source's CPU has, or whose FPU state CRIU
+        finds laid out otherwise (other xsave features or frame size - a libc that measured the frame when the
+        process started would overrun it); what C(criu cpuinfo check) checks by default (C(--cpu-cap) fpu and ins).
+      - V(instructions) refuses only a CPU that lacks an instruction-set feature (C(--cpu-cap=^fpu)).
+      - V(none) does not check, with a warning - for an operator who knows the container's programs use none of
+        the features named.
+    type: str
+    choices: [full, instructions, none]
+    default: full
+    version_added: 0.2.0
   staging_dir:
     description:
       - Directory the archive is unpacked in (a private directory below it, removed afterwards). On the file
@@ -559,6 +586,30 @@ restart_policy_put_back:
     that was cut after its restore).
   returned: success
   type: bool
+cpu:
+  description: What the CPU check found (see O(cpu_check)); also returned, as part of the failure, when it refused.
+  returned: success
+  type: dict
+  contains:
+    mode: {description: The O(cpu_check) it ran with., type: str}
+    checked:
+      description: Whether the CPU was checked (false with O(cpu_check=none), and for an archive that records no CPU).
+      type: bool
+    passed: {description: Whether this CPU passed (null when not checked)., type: bool}
+    missing:
+      description: The instruction-set features (by their C(/proc/cpuinfo) names) the source's CPU has and this one
+        lacks; empty when it passed.
+      type: list
+      elements: str
+    criu_check:
+      description: V(passed), V(failed) or V(not run) (no C(cpuinfo.img) in the archive, or not checked) - the
+        verdict of C(criu cpuinfo check).
+      type: str
+    criu_errors: {description: "CRIU's error lines when it failed, for example C(CPU xsave size mismatch (832/2696)).", type: list, elements: str}
+    source: {description: "The source's CPU, C(vendor) and C(model), as recorded.", type: dict}
+    host: {description: "This host's CPU, C(vendor) and C(model).", type: dict}
+  sample: {"mode": "full", "checked": true, "passed": true, "missing": [], "criu_check": "passed", "criu_errors": [],
+           "source": {"vendor": "AuthenticAMD", "model": "AMD EPYC"}, "host": {"vendor": "AuthenticAMD", "model": "AMD EPYC"}}
 import_duration:
   description: Seconds spent before the restore - unpacking, image load, creation, files, staging.
   returned: success
@@ -578,7 +629,7 @@ stats:
 reason:
   description: A short code for why the archive or the import was refused (for example V(member_damaged),
     V(absolute_path), V(parent_path), V(link_outside), V(device), V(damaged), V(architecture), V(criu),
-    V(image_missing), V(name_taken), V(unrestorable), V(deleted_files)).
+    V(image_missing), V(name_taken), V(unrestorable), V(deleted_files), V(cpu)).
   returned: failure
   type: str
 member:
@@ -607,6 +658,7 @@ def main():
         restore_method=dict(type='str', default='auto', choices=['auto', 'engine', 'image_path']),
         warm=dict(type='bool', default=False),
         deleted_files=dict(type='str', default='remove', choices=['remove', 'ignore']),
+        cpu_check=dict(type='str', default='full', choices=['full', 'instructions', 'none']),
         staging_dir=dict(type='path'),
         force=dict(type='bool', default=False),
         allow=dict(type='list', elements='str', default=[], choices=list(ALLOW_CHOICES)),

@@ -153,3 +153,30 @@ def core_image(bounding=DEFAULT_CAPABILITIES, effective=None, seccomp=None, oom=
     task = field(1, 1) + field(2, 0) + field(3, 0) + field(4, 0) + field(5, 0) + field(6, b'sh') + field(14, oom)
     entry = field(1, 1) + field(3, task) + field(5, thread)
     return struct.pack('<III', 0x54564319, 0x55053847, len(entry)) + entry
+
+
+# -- CRIU cpuinfo images ------------------------------------------------------------------------------
+
+
+def edit_cpuinfo(data, add=(), **set_fields):
+    """A cpuinfo.img (as `criu cpuinfo dump` writes it) with the features add names set in its capability words,
+    and its xfeatures_mask, xsave_size or xsave_size_max set to the values given: every other field as it was, each
+    capability word a field of its own (proto2's repeated uint32, as CRIU writes it). Read, and the features'
+    bits taken, with the collection's own reader and table (_images, _cpu)."""
+    from ansible_collections.cryo.docker.plugins.module_utils._cpu import INSTRUCTION_FEATURES
+    from ansible_collections.cryo.docker.plugins.module_utils._images import parse_image
+
+    magic, kind = struct.unpack_from('<II', data, 0)
+    entries = parse_image(data, 'cpuinfo')
+    assert len(entries) == 1 and list(entries[0].fields) == [1], 'not one x86 entry'
+    entry = entries[0].messages(1)[0].fields
+    words = entry[6]
+    for name in add:
+        word, bit = INSTRUCTION_FEATURES[name]
+        words[word] |= 1 << bit
+    numbers = dict(xfeatures_mask=8, xsave_size=9, xsave_size_max=10)
+    entry.update({numbers[key]: [value] for key, value in set_fields.items()})
+    # In field number order, as CRIU (protobuf-c) writes them.
+    out = b''.join(field(number, value) for number in sorted(entry) for value in entry[number])
+    body = field(1, out)
+    return struct.pack('<III', magic, kind, len(body)) + body

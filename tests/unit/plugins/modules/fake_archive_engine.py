@@ -17,7 +17,8 @@ import tarfile
 
 from ansible_collections.cryo.docker.plugins.module_utils._engine import EngineError
 
-from fake_engine import Container, FakeEngine
+from fake_criu import FakeCriu
+from fake_engine import FIXTURES, Container, FakeEngine
 
 IMAGE_ID = 'sha256:' + hashlib.sha256(b'counter image').hexdigest()
 IMAGE_REF = 'counter:1'
@@ -251,6 +252,11 @@ class ArchiveFakeEngine(FakeEngine):
         return [call for call in self.calls if call[0] in ARCHIVE_CHANGES]
 
 
+def read_fixture(*parts):
+    with open(os.path.join(FIXTURES, *parts), 'rb') as handle:
+        return handle.read()
+
+
 # -- the test bed: two engines, the modules connected to one of them -----------------------------------
 
 class Bed:
@@ -262,7 +268,7 @@ class Bed:
         import functools
 
         from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
-        from ansible_collections.cryo.docker.plugins.module_utils import _containers, _criu, _export, _import, _lifecycle
+        from ansible_collections.cryo.docker.plugins.module_utils import _containers, _cpu, _criu, _export, _import, _lifecycle
         from ansible_collections.cryo.docker.plugins.module_utils._host import Host
 
         self.tmp_path = tmp_path
@@ -282,6 +288,11 @@ class Bed:
         proc_host = functools.partial(Host, proc=self.source.proc)
         monkeypatch.setattr(store, 'Host', proc_host)
         monkeypatch.setattr(_export, 'Host', proc_host)
+        monkeypatch.setattr(_import, 'Host', proc_host)
+        # The CPU: this fake /proc's cpuinfo (both engines' host), and criu cpuinfo dump and check as recorded.
+        self.set_cpuinfo(read_fixture('cpu', 'epyc-proc-cpuinfo.txt').decode('ascii'))
+        self.criu_cpu = FakeCriu(read_fixture('cpu', 'epyc-cpuinfo.img'))
+        monkeypatch.setattr(_cpu, 'runner', lambda module: self.criu_cpu)
         real_remove = store.remove_containerd_copies
         monkeypatch.setattr(store, 'remove_containerd_copies',
                             lambda path, tmpdir=None: real_remove(path, self.current.tmpdir))
@@ -297,6 +308,10 @@ class Bed:
             return None
 
         monkeypatch.setattr(_containers, 'make_whiteout', make_whiteout)
+
+    def set_cpuinfo(self, text):
+        with open(os.path.join(self.source.proc, 'cpuinfo'), 'w', encoding='ascii') as handle:
+            handle.write(text)
 
     def path(self, name='web.tar.zst'):
         return os.path.join(self.dir, name)

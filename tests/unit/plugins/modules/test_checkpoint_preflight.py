@@ -12,7 +12,7 @@ from ansible_collections.cryo.docker.plugins.module_utils import _engine, _prefl
 from ansible_collections.cryo.docker.plugins.module_utils._host import Host
 from ansible_collections.cryo.docker.plugins.modules import checkpoint_preflight
 
-from fake_engine import DOCKER_HOST, run_module, warnings_of
+from fake_engine import DOCKER_HOST, FIXTURES, run_module, warnings_of
 
 KERNEL = '6.18.44-fc-v657'
 GiB = 1024 ** 3
@@ -342,6 +342,24 @@ def test_restore_networks_that_all_restore_keep_the_host_ready(host, engine, cap
     assert result['ready'] is True
     assert [c['name'] for c in result['checks'] if c['name'].startswith('restore network')] == [
         'restore network bridge', 'restore network container:web-net']
+
+
+def test_the_cpu_in_the_facts_and_restore_cpu_flags_of_a_richer_source(host, engine, capsys, tmp_path):
+    """The move's check before the freeze: this host's CPU (recorded /proc/cpuinfo of the lab machine) in facts,
+    and the flags of a source CPU with avx512f - refused, the feature named; without restore_cpu_flags no check."""
+    with open(os.path.join(FIXTURES, 'cpu', 'epyc-proc-cpuinfo.txt'), encoding='ascii') as handle:
+        text = handle.read()
+    (tmp_path / 'proc' / 'cpuinfo').write_text(text)
+    result = run(capsys)
+    cpu = result['facts']['cpu']
+    assert cpu['vendor'] == 'AuthenticAMD' and cpu['model'] == 'AMD EPYC' and 'sha_ni' in cpu['flags']
+    assert 'restore cpu' not in statuses(result) and result['ready'] is True
+    same = run(capsys, restore_cpu_flags=cpu['flags'])
+    assert statuses(same)['restore cpu'] == 'pass' and same['ready'] is True
+    richer = run(capsys, restore_cpu_flags=cpu['flags'] + ['avx512f', 'hypervisor'])
+    found = by_name(richer)['restore cpu']
+    assert found['status'] == 'fail' and 'lacks avx512f, which the CPU' in found['detail'], found
+    assert richer['ready'] is False and engine.changes() == []
 
 
 def test_labels_include_and_exclude(host, engine, capsys):
