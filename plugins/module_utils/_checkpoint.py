@@ -145,6 +145,7 @@ def describe(path, name, container_name=None, container_id=None):
         created=created,
         leave_running=meta.get('leave_running'),
         restart_policy=meta.get('restart_policy'),
+        criu_options=meta.get('criu_options'),
     )
 
 

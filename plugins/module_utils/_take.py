@@ -26,6 +26,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._common import (
     policy_still_held,
     what_is,
 )
+from ansible_collections.cryo.docker.plugins.module_utils import _criuconf
 from ansible_collections.cryo.docker.plugins.module_utils._criu import (
     failure_log,
     quote_errors,
@@ -74,7 +75,7 @@ class CheckpointParameters(Parameters):
 
     DEFAULTS = dict(CONNECTION_DEFAULTS, container=None, containers=None, parallel=None, checkpoint=None,
                     state='present', leave_running=False, checkpoint_dir=None, force=False, hold_restart_policy=True,
-                    allow_unrestorable=False, method='auto')
+                    allow_unrestorable=False, method='auto', **_criuconf.DEFAULTS)
 
 
 class CheckpointTask(Task):
@@ -97,6 +98,8 @@ class CheckpointTask(Task):
         self.runtime = None
         self.method_reason = None
         self.taken = dict(duration=0.0, stats=None, retries={})
+        self.options = _criuconf.given(self.params)  # the CRIU options of this call
+        self.criu_options = None  # the ones in force when it was taken (_criuconf.CriuConfig.effective)
 
     def describe(self):
         return store.describe(os.path.join(self.base, self.checkpoint), self.checkpoint, self.container_name,
@@ -127,6 +130,7 @@ class CheckpointTask(Task):
                 % (self.container_name, self.info['State'].get('Status'),
                    ' (its checkpoint %s was left as it is)' % self.checkpoint if exists else ''))
         self.refuse_unrestorable()
+        self.refuse_options_unreached()
         self.choose_method()
         self.check_room()
         self.changed = True
@@ -197,6 +201,19 @@ class CheckpointTask(Task):
                               'checkpoint to inspect.' % (self.checkpoint, self.container_name, msg),
                               engine_version=version, network_mode=network, reference=entry['reference'])
 
+    def refuse_options_unreached(self):
+        """Per-call CRIU options go into the engine host's runc.conf: refused where they would not reach CRIU."""
+        if not self.options:
+            return
+        if unix_socket_path(self.params['docker_host']) is None:
+            raise ModuleError('Checkpoint %s of container %s was not taken, and the container is untouched: the CRIU '
+                              'options of a call (%s) go into %s on the engine\'s host, and the engine at %s is '
+                              'remote. Run the module on the engine\'s host (its unix socket).'
+                              % (self.checkpoint, self.container_name, ', '.join(sorted(self.options)),
+                                 _criuconf.RUNC_CONF, self.params['docker_host']))
+        _criuconf.refuse_annotation('Checkpoint %s of container' % self.checkpoint, self.container_name, self.info,
+                                    self.options)
+
     def choose_method(self):
         """method: engine, runtime, or auto (the runtime path where it can be taken, else the engine's)."""
         if self.params['method'] == 'engine':
@@ -241,12 +258,14 @@ class CheckpointTask(Task):
             self.engine.set_restart_policy(self.container_id, {'Name': 'no'})
         started = time.monotonic()
         try:
-            if self.runtime:
-                self.take_through_runtime(os.path.join(self.base, target))
-            else:
-                self.taken['attempts'] = self.engine.create_checkpoint(
-                    self.container_id, target, self.params['leave_running'], self.custom_dir,
-                    retried=self.taken['retries'])
+            with self.criu_config() as conf:
+                self.criu_options = conf.effective
+                if self.runtime:
+                    self.take_through_runtime(os.path.join(self.base, target))
+                else:
+                    self.taken['attempts'] = self.engine.create_checkpoint(
+                        self.container_id, target, self.params['leave_running'], self.custom_dir,
+                        retried=self.taken['retries'])
             if not self.params['leave_running']:
                 self.engine.wait_stopped(self.container_id)
         except EngineError as exc:
@@ -272,7 +291,12 @@ class CheckpointTask(Task):
             checkpoint=self.checkpoint, container=self.container_name, container_id=self.container_id,
             image=self.info['Config'].get('Image'), created=store.now_iso(), method=self.method,
             leave_running=self.params['leave_running'], restart_policy=policy, duration=self.taken['duration'],
-            stats=self.taken['stats']))
+            stats=self.taken['stats'], criu_options=_criuconf.positive(self.criu_options or self.options)))
+
+    def criu_config(self):
+        """runc.conf for this take: the call's CRIU options in it, or the host's held unchanged (_criuconf)."""
+        conf = _criuconf.CriuConfig(self.options, local=unix_socket_path(self.params['docker_host']) is not None)
+        return _criuconf.held(conf, 'Checkpoint %s of container' % self.checkpoint, self.container_name, self.module)
 
     def policy_to_record(self):
         """The container's restart policy; or, while it has the "no" of a hold that no restore put back (a run cut
@@ -357,6 +381,7 @@ class CheckpointTask(Task):
         msg = 'Checkpoint %s of container %s failed: %s' % (self.checkpoint, self.container_name, reason)
         if errors:
             msg += ' CRIU says: %s (log: %s).' % (quote_errors(errors), log)
+        msg += _criuconf.established_tcp_hint(list(errors) + [engine_message or '', reason], self.options)
         if DISK_FULL in ' '.join([reason, engine_message or ''] + list(errors)).lower():
             directory, free = free_space(self.base)
             msg += (' The disk is full: the filesystem of %s ran out of room (%s free now, what the checkpoint wrote '
@@ -441,6 +466,7 @@ class CheckpointTask(Task):
                 result['method'] = self.method
                 if self.method_reason:
                     result['method_reason'] = self.method_reason
+                result.update(_criuconf.report(self.criu_options, self.options, {}))
         if self.changed and self.module._diff and self.batch.single:
             result['diff'] = self.diff()
         return result

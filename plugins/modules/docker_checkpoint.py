@@ -26,11 +26,14 @@ description:
   - Records beside CRIU's images (in C(cryo-checkpoint.json)) the container, the time, whether
     it was taken with O(leave_running), and the restart policy it had, so that
     M(cryo.docker.docker_restore) can put that policy back.
+  - CRIU options for this one checkpoint (O(tcp_established), O(file_locks), ...) instead of the host-wide
+    C(/etc/criu/runc.conf) - see the notes. The options in force are recorded with the checkpoint.
   - Checkpoint files hold the memory of the container's processes, secrets included.
     Directories this module creates are mode C(0700), owned by root.
 extends_documentation_fragment:
   - cryo.docker._docker
   - cryo.docker._docker.checkpoint
+  - cryo.docker._criu
   - cryo.docker._attributes
 options:
   method:
@@ -242,6 +245,19 @@ stats:
       type: int
   sample: {freezing_time: 101065, frozen_time: 63941, memdump_time: 557, memwrite_time: 224, pages_scanned: 48,
            pages_skipped_parent: 0, pages_written: 34, pages_lazy: 0}
+criu_options:
+  description:
+    - The CRIU options in force for the checkpoint - the call's (O(tcp_established), ...) and the host's
+      C(/etc/criu/runc.conf)'s - those on, and O(manage_cgroups_mode) when set. Recorded with the checkpoint, so that
+      M(cryo.docker.docker_restore) restores it with them.
+  returned: when a checkpoint was taken
+  type: dict
+  sample: {tcp_established: true}
+criu_options_from:
+  description: Where each of RV(criu_options) came from - V(operator) (this call's options) or V(host) (C(/etc/criu/runc.conf)).
+  returned: when a checkpoint was taken
+  type: dict
+  sample: {tcp_established: operator}
 results:
   description:
     - With O(containers) - one entry per container, in the order given, with the keys a run with
@@ -283,6 +299,7 @@ disk_full:
 """
 
 from ansible_collections.cryo.docker.plugins.module_utils._common import CONTAINERS_RULES, CONTAINERS_SPEC, run
+from ansible_collections.cryo.docker.plugins.module_utils._criuconf import ARGUMENT_SPEC as CRIU_OPTIONS_SPEC
 from ansible_collections.cryo.docker.plugins.module_utils._engine import docker_argument_spec
 from ansible_collections.cryo.docker.plugins.module_utils._take import CheckpointBatch
 
@@ -297,6 +314,7 @@ def main():
         hold_restart_policy=dict(type='bool', default=True),
         allow_unrestorable=dict(type='bool', default=False),
         method=dict(type='str', default='auto', choices=['auto', 'engine', 'runtime']),
+        **CRIU_OPTIONS_SPEC,
         **CONTAINERS_SPEC
     )
     run(CheckpointBatch, argument_spec, **CONTAINERS_RULES)

@@ -69,6 +69,7 @@ description:
     engine refuses to start a second container on an address that is taken)."
 extends_documentation_fragment:
   - cryo.docker._docker
+  - cryo.docker._criu
   - cryo.docker._attributes
   - cryo.docker._attributes.action
 attributes:
@@ -513,6 +514,18 @@ method:
   returned: success
   type: str
   sample: image_path
+criu_options:
+  description:
+    - The CRIU options in force for the restore - those the archive's checkpoint recorded (checked as untrusted
+      input - an unknown option or a value of the wrong type refuses the archive before anything is created), each
+      overridden by the options given here, and the host's C(/etc/criu/runc.conf)'s.
+  returned: when the container was restored
+  type: dict
+  sample: {tcp_established: true}
+criu_options_from:
+  description: Where each of RV(criu_options) came from - V(operator), V(checkpoint) or V(host).
+  returned: when the container was restored
+  type: dict
 method_reason:
   description: Why O(restore_method=auto) took the engine's path.
   returned: when O(restore_method=auto) could not take the image path
@@ -557,6 +570,7 @@ member:
 """
 
 from ansible_collections.cryo.docker.plugins.module_utils._common import run
+from ansible_collections.cryo.docker.plugins.module_utils._criuconf import ARGUMENT_SPEC as CRIU_OPTIONS_SPEC
 from ansible_collections.cryo.docker.plugins.module_utils._engine import docker_argument_spec
 from ansible_collections.cryo.docker.plugins.module_utils._host_access import ALLOW_CHOICES
 from ansible_collections.cryo.docker.plugins.module_utils._import import ImportManager
@@ -581,6 +595,7 @@ def main():
         allow=dict(type='list', elements='str', default=[], choices=list(ALLOW_CHOICES)),
         allowed_signers=dict(type='path'),
         signature_file=dict(type='path'),
+        **CRIU_OPTIONS_SPEC
     )
     run(ImportManager, argument_spec, mutually_exclusive=[('published_ports', 'publish')])
 

@@ -37,7 +37,8 @@ def test_checkpoint_stops_the_container_and_records_it(engine, capsys):
     assert result['attempts'] == 1 and isinstance(result['duration'], float)
     assert result['checkpoint'] == dict(
         name='cp1', container='cr', container_id=cr.id, directory=path, size=result['checkpoint']['size'],
-        created=metadata(path)['created'], leave_running=False, restart_policy=dict(Name='no', MaximumRetryCount=0))
+        created=metadata(path)['created'], leave_running=False, restart_policy=dict(Name='no', MaximumRetryCount=0),
+        criu_options={})
     assert result['checkpoint']['size'] > 500
     assert engine.changes() == [('create_checkpoint', cr.id, 'cp1.cryo-new', False, None)]
     assert engine.called('wait_stopped') == [('wait_stopped', cr.id)]
