@@ -224,9 +224,7 @@ class CriuConfig:
     def __enter__(self):
         if not self.local:
             return self
-        directory = os.path.dirname(self.lock_file)
-        if not os.path.isdir(directory):
-            os.makedirs(directory, 0o700)
+        os.makedirs(os.path.dirname(self.lock_file), 0o700, exist_ok=True)  # tasks of a batch race to it
         self.fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
             self.flock(fcntl.LOCK_SH)
@@ -279,9 +277,7 @@ class CriuConfig:
         if data is not None:
             st = os.stat(self.conf)
             record.update(mode=st.st_mode & 0o7777, uid=st.st_uid, gid=st.st_gid)
-        directory = os.path.dirname(self.conf)
-        if not os.path.isdir(directory):
-            os.makedirs(directory, 0o755)
+        os.makedirs(os.path.dirname(self.conf), 0o755, exist_ok=True)
         write_atomic(self.record, json.dumps(record).encode('utf-8'), mode=0o600)
         self.rewritten = True
         mode = record.get('mode', 0o644)
