@@ -37,7 +37,7 @@ import os
 import time
 
 from ansible_collections.cryo.docker.plugins.module_utils._common import ModuleError
-from ansible_collections.cryo.docker.plugins.module_utils._criu import RUNC_CONF
+from ansible_collections.cryo.docker.plugins.module_utils._criu import RUNC_CONF, conf_entry
 
 # The module options, and CRIU's names for them (criu/config.c).
 OPTIONS = ('tcp_established', 'tcp_close', 'file_locks', 'ext_unix_sk', 'link_remap', 'manage_cgroups_mode')
@@ -88,15 +88,14 @@ def check_recorded(value):
 def line_option(raw):
     """(option name, value) a runc.conf line sets: ('tcp_established', True), ('file_locks', False) for
     no-file-locks, ('manage_cgroups_mode', 'full'); None for a comment, a blank line or another option."""
-    line = raw.split('#', 1)[0].strip()
-    if not line:
+    entry = conf_entry(raw)
+    if entry is None:
         return None
-    word = line.split(None, 1)[0].lstrip('-')
-    key, _sep, value = word.partition('=')
+    key, value = entry
     for name, criu in CRIU_NAMES.items():
         if key == criu:
             if name == 'manage_cgroups_mode':
-                return name, value or (line.split(None, 1)[1:] or ['soft'])[0]
+                return name, 'soft' if value is True else value
             return name, True
         if key == 'no-' + criu and name in NEGATABLE:
             return name, False
@@ -269,19 +268,21 @@ class CriuConfig:
         return effective(merged(text, self.options)) != effective(text)
 
     def write(self):
-        """The record of the host's file first (synced), then the call's file in its place."""
-        data = read_bytes(self.conf)
+        """The record of the host's file first (synced), then the call's file in its place. A runc.conf that is a
+        symbolic link (configuration management's) stays one: its target is what is written and put back."""
+        target = os.path.realpath(self.conf)
+        data = read_bytes(target)
         new = merged(None if data is None else data.decode('utf-8', 'replace'), self.options).encode('utf-8')
-        record = dict(pid=os.getpid(), since=datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        record = dict(pid=os.getpid(), since=datetime.datetime.now(datetime.timezone.utc).isoformat(), path=target,
                       host=None if data is None else base64.b64encode(data).decode('ascii'), written=sha256(new))
         if data is not None:
-            st = os.stat(self.conf)
+            st = os.stat(target)
             record.update(mode=st.st_mode & 0o7777, uid=st.st_uid, gid=st.st_gid)
-        os.makedirs(os.path.dirname(self.conf), 0o755, exist_ok=True)
+        os.makedirs(os.path.dirname(self.record), 0o755, exist_ok=True)
+        os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
         write_atomic(self.record, json.dumps(record).encode('utf-8'), mode=0o600)
         self.rewritten = True
-        mode = record.get('mode', 0o644)
-        write_atomic(self.conf, new, mode=mode, uid=record.get('uid'), gid=record.get('gid'))
+        write_atomic(target, new, mode=record.get('mode', 0o644), uid=record.get('uid'), gid=record.get('gid'))
 
     def put_back(self):
         """The host's file back as the record has it, then the record gone (under the exclusive lock). None when
@@ -299,13 +300,14 @@ class CriuConfig:
         except (ValueError, KeyError, TypeError):
             record = host = None
         outcome = 'kept'
-        current = read_bytes(self.conf)
+        target = (record or {}).get('path') or self.conf
+        current = read_bytes(target)
         if record is not None and current is not None and sha256(current) == record.get('written'):
             if host is None:
-                os.unlink(self.conf)
-                fsync_dir(os.path.dirname(self.conf))
+                os.unlink(target)
+                fsync_dir(os.path.dirname(target))
             else:
-                write_atomic(self.conf, host, mode=record.get('mode', 0o644), uid=record.get('uid'),
+                write_atomic(target, host, mode=record.get('mode', 0o644), uid=record.get('uid'),
                              gid=record.get('gid'))
             outcome = 'put back'
         os.unlink(self.record)

@@ -106,6 +106,23 @@ def test_put_back_when_the_call_fails(criu_conf):
     assert read(criu_conf) == HOST and not os.path.exists(criu_conf + '.cryo-host')
 
 
+def test_a_runc_conf_that_is_a_link_stays_one(criu_conf, tmp_path):
+    managed = str(tmp_path / 'managed' / 'runc.conf')
+    write_host(managed)
+    os.makedirs(os.path.dirname(criu_conf))
+    os.symlink(managed, criu_conf)
+    with CriuConfig(dict(tcp_established=True)):
+        assert os.path.islink(criu_conf) and b'tcp-established' in read(managed)
+    assert os.path.islink(criu_conf) and os.readlink(criu_conf) == managed
+    assert read(managed) == HOST and not os.path.exists(criu_conf + '.cryo-host')
+    conf = CriuConfig(dict(file_locks=True))
+    conf.__enter__()
+    conf.release()  # killed
+    with CriuConfig({}) as after:
+        assert after.recovered == 'put back'
+    assert os.path.islink(criu_conf) and read(managed) == HOST
+
+
 def test_no_host_file_is_made_for_the_call_and_removed_after(criu_conf):
     assert not os.path.exists(criu_conf)
     with CriuConfig(dict(tcp_established=True)):
