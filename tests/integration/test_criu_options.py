@@ -14,24 +14,34 @@ and on a Docker 26.1 engine of the test bed (fleet.Engine, started for this file
 checkpoint recorded (criu_options_from: checkpoint), none given to it. On 26.1 the image path too: the container
 exported with tcp_established (it stops) and imported as a new container, restored through its own runtime by
 containerd's shim (which runs `runc restore`, reading runc.conf) with the options the archive's checkpoint recorded.
+
+A fault: docker_checkpoint SIGKILLed while CRIU dumps with the call's options in runc.conf; the next call puts the
+host's file back first.
 """
 
+import json
 import os
 import re
 import socket
+import subprocess
+import sys
 import time
 import uuid
 
 import docker
 import pytest
 
-from helpers import DOCKER_HOST, IMAGE, FleetBed, call_module, counter_lines, ok, runs, state, wait_counter
+from ansible_collections.cryo.docker.plugins.module_utils import _criuconf
+from helpers import (COLLECTIONS, COUNTER, DOCKER_HOST, HOST, IMAGE, FleetBed, call_module, counter_lines, ok, runs,
+                     state, wait_counter)
 
 RUNC_CONF = '/etc/criu/runc.conf'
 # A ticker into nc, connected to the peer; what the peer sends comes out on the container's stdout.
 NC_TICKER = ('(i=0; while true; do echo t$i; i=$(expr $i + 1); sleep 1; done) | nc 127.0.0.1 {port} & '
              'i=0; while true; do echo $i; i=$(expr $i + 1); sleep 1; done')
 TICK = re.compile(rb't(\d+)\n')
+# The counter after PID 1 filled 256 MB of its memory: a dump of about a second, for a killer to catch.
+BIG_COUNTER = 'x=$(head -c %d /dev/zero | tr "\\0" a); echo allocated; ' % (256 << 20) + COUNTER
 
 
 @pytest.fixture(scope='module')
@@ -199,3 +209,64 @@ def test_an_imported_connection_restores_through_the_image_path_with_the_recorde
             except docker.errors.NotFound:
                 pass
     assert read_conf() == host_conf
+
+
+# -- a run killed while its options stand in runc.conf ----------------------------------------------------
+
+def criu_runs_for(container_id):
+    """Whether a CRIU runs for this container (runc's command line ends with its id; runc is CRIU's parent)."""
+    table = HOST.processes()
+    for _pid, (ppid, cmdline, _cgroup) in table.items():
+        argv, parent = cmdline.split(), table.get(ppid, (0, '', ''))[1].split()
+        if argv and os.path.basename(argv[0]) == 'criu' and parent and parent[-1] == container_id:
+            return True
+    return False
+
+
+@pytest.mark.timeout(180)
+def test_fault_a_module_killed_while_its_options_stand_leaves_them_to_the_next_call(engine, make_container, tmp_path):
+    """docker_checkpoint SIGKILLed while CRIU dumps with the call's options in runc.conf (file_locks): the file
+    stays the call's, with its record beside it; the next call of the collection (another container's checkpoint,
+    no options) puts the host's file back first, byte for byte, says so, and runs with the host's options."""
+    host_conf = read_conf()
+    try:
+        name = make_container(BIG_COUNTER)
+        deadline = time.monotonic() + 60
+        while b'allocated' not in engine.logs(name):
+            assert time.monotonic() < deadline, 'the counter did not allocate its memory'
+            time.sleep(0.2)
+        other = make_container()
+        wait_counter(engine, other, 1)
+        cid = engine.inspect_container(name)['Id']
+        args = tmp_path / 'args.json'
+        args.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': dict(container=name, checkpoint='cp1', method='engine',
+                                                                file_locks=True, docker_host=DOCKER_HOST)}))
+        module = subprocess.Popen([sys.executable, os.path.join(COLLECTIONS, 'ansible_collections', 'cryo', 'docker',
+                                                                'plugins', 'modules', 'docker_checkpoint.py'), str(args)],
+                                  env=dict(os.environ, PYTHONPATH=COLLECTIONS), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while not (criu_runs_for(cid) and b'file-locks' in (read_conf() or b'')):
+                assert module.poll() is None, 'the module ended before CRIU was seen dumping with its options'
+                assert time.monotonic() < deadline, 'CRIU was not seen dumping with the call\'s options'
+                time.sleep(0.005)
+            module.kill()
+        finally:
+            module.wait(30)
+        deadline = time.monotonic() + 60
+        while criu_runs_for(cid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = read_conf()
+        assert left != host_conf and b'file-locks' in left, 'the kill came too late: %r' % left
+        assert os.path.exists(RUNC_CONF + '.cryo-host')
+
+        result = ok(call_module('docker_checkpoint', dict(container=other, checkpoint='cp1', leave_running=True)))
+        assert any('the host\'s file was put back first' in warning for warning in result.get('warnings', [])), result
+        assert result['criu_options'] == {}, result
+        assert read_conf() == host_conf and not os.path.exists(RUNC_CONF + '.cryo-host')
+    finally:
+        # Whatever happened, the machine's runc.conf is the host's again for the tests after this one.
+        with _criuconf.CriuConfig({}):
+            pass
+        assert read_conf() == host_conf
