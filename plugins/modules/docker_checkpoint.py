@@ -154,6 +154,12 @@ EXAMPLES = r"""
     checkpoint: move
     checkpoint_dir: /srv/checkpoints
 
+- name: Freeze a service with an open connection to its database on this host (for this checkpoint only)
+  cryo.docker.docker_checkpoint:
+    container: api
+    checkpoint: before-upgrade
+    tcp_established: true
+
 - name: Remove a checkpoint that is no longer needed
   cryo.docker.docker_checkpoint:
     container: cr

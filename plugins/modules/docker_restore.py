@@ -143,6 +143,12 @@ EXAMPLES = r"""
     container: api
     checkpoint: maintenance
     keep_checkpoint: false
+
+- name: Restore with the CRIU options the checkpoint recorded, file locks on for this restore too
+  cryo.docker.docker_restore:
+    container: api
+    checkpoint: before-upgrade
+    file_locks: true
 """
 
 RETURN = r"""
