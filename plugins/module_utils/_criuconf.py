@@ -19,6 +19,10 @@ them: runc.conf, for the length of the call -
 - the host's lines kept, the call's options added (CRIU's own `no-<option>` turns off one the host's file sets),
   written atomically (a synced temporary file renamed), under an exclusive flock; put back exactly afterwards;
 - a call without options of its own takes the lock shared, so that it never runs CRIU with another call's;
+- within one process (the tasks of a batch), calls with the same options share one rewrite: the first takes the
+  lock and writes the file, the others join it, and the last one out puts the host's file back - a batch with
+  options runs its CRIU runs side by side, and a caller may hold the options around its tasks (calls with
+  other options wait, as another process's do);
 - before the file is changed, a record of the host's (its bytes, mode, owner, and what this call wrote) is synced
   beside it: a run killed in the middle leaves it, and the next call puts the host's file back first (unless the
   file was changed since by someone else: that one is then kept).
@@ -34,6 +38,7 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
 import time
 
 from ansible_collections.cryo.docker.plugins.module_utils._common import ModuleError
@@ -181,6 +186,12 @@ def write_atomic(path, data, mode=0o644, uid=None, gid=None):
     fsync_dir(directory)
 
 
+# Calls of this process that share one rewrite: (conf, options) -> {owner: the CriuConfig that holds the lock (None
+# while it takes it), count: the calls in it}.
+_PROCESS = threading.Condition()
+_SHARED = {}
+
+
 class Busy(Exception):
     """The runc.conf lock stayed held by other calls for longer than the wait."""
 
@@ -203,6 +214,7 @@ class CriuConfig:
         self.rewritten = False
         self.recovered = None
         self.effective = None
+        self.shared = None  # the key of _SHARED this call is counted in
 
     # -- the lock
 
@@ -223,6 +235,49 @@ class CriuConfig:
     def __enter__(self):
         if not self.local:
             return self
+        if not self.options:
+            self.acquire()
+            return self
+        key = (self.conf, tuple(sorted(self.options.items())))
+        with _PROCESS:
+            while key in _SHARED and _SHARED[key]['owner'] is None:
+                _PROCESS.wait()
+            entry = _SHARED.setdefault(key, dict(owner=None, count=0))
+            entry['count'] += 1
+            self.shared = key
+            if entry['owner'] is not None:
+                self.effective = entry['owner'].effective
+                return self
+        try:
+            self.acquire()
+        except BaseException:
+            with _PROCESS:
+                del _SHARED[key]
+                _PROCESS.notify_all()
+            self.shared = None
+            raise
+        with _PROCESS:
+            entry['owner'] = self
+            _PROCESS.notify_all()
+        return self
+
+    def __exit__(self, *_exc):
+        if self.shared is None:
+            self.finish()
+            return False
+        with _PROCESS:
+            entry = _SHARED[self.shared]
+            entry['count'] -= 1
+            if entry['count'] == 0:
+                del _SHARED[self.shared]
+        self.shared = None
+        if entry['count'] == 0:
+            entry['owner'].finish()
+        return False
+
+    def acquire(self):
+        """Take the lock (shared, or exclusive while the file is this call's), the host's file put back first if a
+        killed run left its own."""
         os.makedirs(os.path.dirname(self.lock_file), 0o700, exist_ok=True)  # tasks of a batch race to it
         self.fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
@@ -239,15 +294,14 @@ class CriuConfig:
         except BaseException:
             self.release()
             raise
-        return self
 
-    def __exit__(self, *_exc):
+    def finish(self):
+        """The host's file back if it was this call's, and the lock let go."""
         try:
             if self.rewritten:
                 self.put_back()
         finally:
             self.release()
-        return False
 
     def release(self):
         if self.fd is not None:

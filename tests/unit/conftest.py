@@ -27,6 +27,7 @@ def criu_conf(tmp_path, monkeypatch):
     path = tmp_path / 'etc' / 'criu' / 'runc.conf'
     monkeypatch.setattr(_criuconf, 'CONF', str(path))
     monkeypatch.setattr(_criuconf, 'LOCK_FILE', str(tmp_path / 'run' / 'criu-runc-conf.lock'))
+    monkeypatch.setattr(_criuconf, '_SHARED', {})  # a test that simulates a killed call leaves its entry
     return str(path)
 
 

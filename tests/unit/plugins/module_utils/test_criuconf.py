@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -167,6 +168,50 @@ def test_calls_without_options_share_and_hold_off_one_with_options(criu_conf):
         assert read(criu_conf) == HOST
     with CriuConfig(dict(tcp_established=True), wait=0.3) as conf:
         assert conf.rewritten
+    assert read(criu_conf) == HOST
+
+
+def test_calls_of_one_process_with_the_same_options_share_one_rewrite(criu_conf):
+    """The tasks of a batch (threads): the first writes, the others join at once, the last one out puts it back."""
+    write_host(criu_conf)
+    first, second = CriuConfig(dict(tcp_established=True)), CriuConfig(dict(tcp_established=True), wait=0.3)
+    first.__enter__()
+    joined = threading.Event()
+    leave = threading.Event()
+    seen = []
+
+    def other():
+        with second:
+            seen.append(second.effective['tcp_established'])
+            joined.set()
+            leave.wait(5)
+            seen.append(read(criu_conf))
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    assert joined.wait(5), 'the second call did not join the first one\'s rewrite'
+    first.__exit__(None, None, None)  # the first one out: the second still runs CRIU with the options
+    assert b'tcp-established' in read(criu_conf)
+    leave.set()
+    thread.join(5)
+    assert seen[0] is True and b'tcp-established' in seen[1]
+    assert read(criu_conf) == HOST and not os.path.exists(criu_conf + '.cryo-host') and _criuconf._SHARED == {}
+    with CriuConfig(dict(tcp_established=True)):  # nested in one thread: joined, no deadlock
+        with CriuConfig(dict(tcp_established=True), wait=0.3) as inner:
+            assert inner.effective['tcp_established'] is True
+    assert read(criu_conf) == HOST
+
+
+def test_calls_of_one_process_with_other_options_wait_as_another_processs_do(criu_conf):
+    write_host(criu_conf)
+    with CriuConfig(dict(tcp_established=True)):
+        with pytest.raises(_criuconf.Busy):
+            CriuConfig(dict(file_locks=True), wait=0.3).__enter__()
+        with pytest.raises(_criuconf.Busy):
+            CriuConfig({}, wait=0.3).__enter__()
+    assert _criuconf._SHARED == {}
+    with CriuConfig(dict(file_locks=True)) as conf:
+        assert conf.effective['file_locks'] is True and conf.effective['tcp_established'] is False
     assert read(criu_conf) == HOST
 
 

@@ -74,6 +74,19 @@ def test_tcp_established_for_one_checkpoint_is_recorded_and_the_host_file_comes_
     assert not web.running
 
 
+def test_a_batch_with_options_takes_each_checkpoint_with_them(engine, host_conf, capsys):
+    names = ['c%d' % i for i in range(4)]
+    for name in names:
+        engine.add(name)
+    engine.checkpoint_error = 'tcp'
+    result = run_module(capsys, docker_checkpoint, dict(containers=names, checkpoint='cp1', method='engine',
+                                                        tcp_established=True, parallel=4, docker_host=DOCKER_HOST))
+    assert result['changed'] is True and 'failed' not in result, result
+    assert [entry['criu_options'] for entry in result['results']] == [dict(tcp_established=True)] * 4
+    assert len(engine.conf_seen) == 4 and all('tcp-established' in seen.split() for seen in engine.conf_seen)
+    assert read(host_conf) == HOST and not os.path.exists(host_conf + '.cryo-host')
+
+
 def test_a_checkpoint_records_the_options_the_host_file_gives_too(engine, host_conf, capsys):
     web = engine.add('web')
     with open(host_conf, 'a') as handle:
