@@ -401,7 +401,15 @@ class CheckpointTask(Task):
                               '(unpause): the container is running again where it was; nothing was lost.')
             except EngineError as exc:
                 msg_thawed = None
-                details = dict(details, thawed=False, thaw_error=exc.msg)
+                # Paused only for a moment: CRIU was still thawing it when the engine looked (measured on Docker
+                # 26.1), and it is not paused any more when the module unpauses it. What the engine says now counts.
+                try:
+                    state = self.engine.inspect(self.container_id)['State']
+                    running = state.get('Running')
+                except EngineError:
+                    pass
+                if state.get('Paused'):
+                    details = dict(details, thawed=False, thaw_error=exc.msg)
         else:
             msg_thawed = None
         problem = container_state_problem(self.container_name, state, 'checkpointed')

@@ -37,9 +37,9 @@ from helpers import (COLLECTIONS, COUNTER, DOCKER_HOST, HOST, IMAGE, FleetBed, c
 
 RUNC_CONF = '/etc/criu/runc.conf'
 # A ticker into nc, connected to the peer; what the peer sends comes out on the container's stdout.
-NC_TICKER = ('(i=0; while true; do echo t$i; i=$(expr $i + 1); sleep 1; done) | nc 127.0.0.1 {port} & '
+NC_TICKER = ('(i=0; while true; do echo {tag}$i; i=$(expr $i + 1); sleep 1; done) | nc 127.0.0.1 {port} & '
              'i=0; while true; do echo $i; i=$(expr $i + 1); sleep 1; done')
-TICK = re.compile(rb't(\d+)\n')
+TICK = rb'%s(\d+)\n'  # a tick of the container whose tag is %s
 # The counter after PID 1 filled 256 MB of its memory: a dump of about a second, for a killer to catch.
 BIG_COUNTER = 'x=$(head -c %d /dev/zero | tr "\\0" a); echo allocated; ' % (256 << 20) + COUNTER
 
@@ -55,9 +55,9 @@ def engines():
         yield dict(hosts, **{'26.1': bed.engine('26.1').docker_host})
 
 
-def ticker(client, port):
+def ticker(client, port, tag='t'):
     name = 'cryo-co-%s' % uuid.uuid4().hex[:8]
-    client.create_container(IMAGE, ['/bin/sh', '-c', NC_TICKER.format(port=port)], name=name,
+    client.create_container(IMAGE, ['/bin/sh', '-c', NC_TICKER.format(port=port, tag=tag)], name=name,
                             host_config=client.create_host_config(network_mode='host'))
     client.start(name)
     wait_counter(client, name, 2)
@@ -72,7 +72,7 @@ def read_conf():
         return None
 
 
-def ticks(peer, until=None, timeout=15):
+def ticks(peer, until=None, timeout=15, tag=b't'):
     """The tick numbers that arrive on the peer's socket, read until one >= until arrived (or for a second)."""
     found, data = [], b''
     deadline = time.monotonic() + (timeout if until is not None else 1.5)
@@ -85,7 +85,7 @@ def ticks(peer, until=None, timeout=15):
         if chunk == b'':
             raise AssertionError('the container closed the connection; ticks so far %s' % found)
         data += chunk or b''
-        found = [int(n) for n in TICK.findall(data)]
+        found = [int(n) for n in re.findall(TICK % tag, data)]
         if until is not None and found and found[-1] >= until:
             break
     return found
@@ -208,6 +208,55 @@ def test_an_imported_connection_restores_through_the_image_path_with_the_recorde
                 client.remove_container(one, force=True)
             except docker.errors.NotFound:
                 pass
+    assert read_conf() == host_conf
+
+
+# -- a batch: the containers of one task share the call's runc.conf ---------------------------------------
+
+@pytest.mark.timeout(240)
+def test_a_batch_with_tcp_established_keeps_every_connection(engine, tcp_peer):
+    """Three containers, each with its connection to the peer, checkpointed in one task (containers, parallel,
+    tcp_established, the runtime path) and restored in one task with what each checkpoint recorded: every connection
+    is the one the peer accepted, and the host's runc.conf is the same bytes."""
+    host_conf = read_conf()
+    port, peers = tcp_peer
+    tags = ['a', 'b', 'c']
+    names = []
+    try:
+        for tag in tags:
+            names.append(ticker(engine, port, tag))
+        deadline = time.monotonic() + 10
+        while len(peers) < len(tags) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(peers) == len(tags), 'each container connects once: %d connections' % len(peers)
+        # Which connection is whose: the tag of the ticks it carries.
+        by_tag = {}
+        for peer in peers:
+            data = b''
+            peer.settimeout(3)
+            while not re.search(rb'([abc])\d+\n', data):
+                data += peer.recv(4096)
+            by_tag[re.search(rb'([abc])\d+\n', data).group(1)] = peer
+        assert sorted(by_tag) == [b'a', b'b', b'c'], by_tag
+
+        taken = ok(call_module('docker_checkpoint', dict(containers=names, checkpoint='cp1', method='runtime',
+                                                         tcp_established=True, parallel=3)))
+        assert [entry['criu_options'] for entry in taken['results']] == [{'tcp_established': True}] * 3, taken
+        assert read_conf() == host_conf
+        last = {tag: (ticks(peer, tag=tag) or [0])[-1] for tag, peer in by_tag.items()}
+        restored = ok(call_module('docker_restore', dict(containers=names, checkpoint='cp1', parallel=3)))
+        for entry in restored['results']:
+            assert entry['restored'] and entry['verified'], entry
+            assert entry['criu_options_from'] == {'tcp_established': 'checkpoint'}, entry
+        assert read_conf() == host_conf and not os.path.exists(RUNC_CONF + '.cryo-host')
+        for tag, peer in by_tag.items():
+            after = ticks(peer, until=last[tag] + 2, tag=tag)
+            assert after and after[-1] >= last[tag] + 2 and all(b == a + 1 for a, b in zip(after, after[1:])), (
+                tag, last[tag], after)
+        assert len(peers) == len(tags), 'a container connected again: %d connections' % len(peers)
+    finally:
+        for name in names:
+            engine.remove_container(name, force=True)
     assert read_conf() == host_conf
 
 

@@ -181,6 +181,7 @@ class FakeEngine(Engine):
         self.conf_seen = []  # /etc/criu/runc.conf (its text, None when absent) at each checkpoint and restore
         self.checkpoint_kills = False
         self.checkpoint_freezes = False  # a failed dump leaves the freezer on: the engine's runc says paused
+        self.thaws_itself = False  # ... for a moment only: CRIU thaws it before the module's unpause comes
         self.stuck_running = False
         self.restore_error = None
         self.after_restore = 'resumed'
@@ -375,6 +376,8 @@ class FakeEngine(Engine):
     def unpause(self, container):
         found = self._get(container)
         self._record('unpause', found.id)
+        if self.thaws_itself:
+            found.state = {key: value for key, value in found.state.items() if key not in ('Paused', 'Status')}
         if not found.state.get('Paused'):
             raise self._answer(409, 'Container %s is not paused' % found.id, container)
         found.state = {key: value for key, value in found.state.items() if key not in ('Paused', 'Status')}

@@ -323,6 +323,18 @@ def test_a_dump_that_left_the_container_frozen_is_thawed_through_the_engine(engi
     assert engine.called('unpause') == [('unpause', cr.id)] and not cr.inspect()['State']['Paused']
 
 
+def test_a_container_paused_for_a_moment_after_a_failed_dump_is_reported_running(engine, capsys):
+    """The engine called it paused while CRIU still thawed it (Docker 26.1, an established TCP connection): by the
+    time of the module's unpause it runs again, the engine answers 409, and the container is reported running."""
+    cr = engine.add('cr')
+    engine.checkpoint_error, engine.checkpoint_freezes, engine.thaws_itself = 'criu', True, True
+    result = run(capsys, container='cr', checkpoint='cp1')
+    msg = failed_clearly(result, 'Checkpoint cp1 of container cr failed: ')
+    assert msg.endswith(' The container is still running; nothing was lost.'), msg
+    assert result['container_running'] is True and not result.get('thawed')
+    assert 'thaw_error' not in result and not cr.inspect()['State']['Paused']
+
+
 def test_failure_without_a_criu_log(engine, capsys):
     engine.add('cr')
     engine.checkpoint_error = 'transient'
