@@ -15,7 +15,8 @@ checkpoint recorded (criu_options_from: checkpoint), none given to it. On 26.1 t
 exported with tcp_established (it stops) and imported as a new container, restored through its own runtime by
 containerd's shim (which runs `runc restore`, reading runc.conf) with the options the archive's checkpoint recorded.
 
-A fault: docker_checkpoint SIGKILLed while CRIU dumps with the call's options in runc.conf; the next call puts the
+A batch: three containers, each with its connection, checkpointed and restored in one task each (they share the
+call's runc.conf). A fault: docker_checkpoint SIGKILLed while CRIU dumps with the call's options in runc.conf; the next call puts the
 host's file back first.
 """
 
