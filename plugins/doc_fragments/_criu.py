@@ -48,7 +48,7 @@ notes:
     such option, runc's flags lack some, and CRIU lets that file override what runc asks. For the length of one
     checkpoint or restore, the module writes the host's file with the call's options added (atomically, under an
     exclusive lock), and puts the host's bytes back when the call ends. Calls without options of their own take
-    the lock shared, so none runs CRIU with another call's options; the containers of one task (O(containers))
+    the lock shared, so none runs CRIU with another call's options; the containers of one task (C(containers))
     with the same options share one rewrite. A call waits for the lock up to 15 minutes.
   - A run killed meanwhile leaves C(/etc/criu/runc.conf.cryo-host), the record of the host's file - the next
     call puts it back first (with a warning; a file changed since by someone else is kept). Checkpoints and
