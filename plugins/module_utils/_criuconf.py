@@ -199,9 +199,10 @@ class Busy(Exception):
 class CriuConfig:
     """runc.conf for one call, as a context manager around the CRIU run (a checkpoint, a restore).
 
-    options: the call's ({} for none); conf, lock_file and wait default to CONF, LOCK_FILE and WAIT. local: False when the engine is not
-    on this host (nothing is done, nothing is locked). After __enter__: effective (the six in force), rewritten
-    (whether the file was the call's), recovered (what a killed run's record led to: None, 'put back', 'kept')."""
+    options: the call's ({} for none); conf, lock_file and wait default to CONF, LOCK_FILE and WAIT. local: False
+    when the engine is not on this host (nothing is done, nothing is locked). After __enter__: effective (the six in
+    force), rewritten (whether the file was the call's), recovered (what a killed run's record led to: None, 'put
+    back', 'kept'). A call nested in one with other options (one thread) waits for itself: give the same options."""
 
     def __init__(self, options, conf=None, lock_file=None, wait=None, local=True):
         self.options = dict(options or {})
