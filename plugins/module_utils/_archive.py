@@ -66,10 +66,11 @@ VOLUMES_DIR = 'volumes'
 IMAGE = 'image.tar'
 MANIFEST = 'manifest.json'
 MANIFEST_DIGEST = 'manifest.json.sha256'
+CHECKPOINT_METADATA = CHECKPOINT_DIR + '/cryo-checkpoint.json'  # the checkpoint's (_checkpoint.METADATA_FILE)
 
 # Members read into memory during the verification (all small): what the import needs before it unpacks.
 SMALL_MEMBERS = (IDENTITY, CONFIG_DUMP, CONTAINER, DELETED_FILES, MANIFEST, MANIFEST_DIGEST, CPUINFO,
-                 CHECKPOINT_DIR + '/mm-1.img', CHECKPOINT_DIR + '/cryo-checkpoint.json')
+                 CHECKPOINT_DIR + '/mm-1.img', CHECKPOINT_METADATA)
 SMALL_LIMIT = 16 << 20
 # The checkpoint's core images (one per thread: its credentials, which CRIU restores), kept too, at most this
 # many bytes in all (a few KB each).

@@ -146,6 +146,7 @@ def describe(path, name, container_name=None, container_id=None):
         leave_running=meta.get('leave_running'),
         restart_policy=meta.get('restart_policy'),
         group=meta.get('group'),
+        criu_options=meta.get('criu_options'),
     )
 
 

@@ -111,17 +111,22 @@ def log_errors(text, limit=20):
     return out[-limit:]
 
 
+def conf_entry(raw):
+    """(option, value) one line of a CRIU configuration file sets, as CRIU reads it (criu/config.c: the first word
+    is the option, `--` optional, the rest its value; `option=value` is getopt's form): ('log-file',
+    '/var/log/criu.log'), ('tcp-established', True) for a flag; None for a blank line or a comment."""
+    line = raw.split('#', 1)[0].strip()
+    if not line:
+        return None
+    word, *rest = line.split(None, 1)
+    key, equals, inline = word.lstrip('-').partition('=')
+    value = inline if equals else (rest[0].strip() if rest else '')
+    return key, value or True
+
+
 def parse_runc_conf(text):
     """Options of /etc/criu/runc.conf as a dict ({'log-file': '/var/log/criu.log', 'tcp-established': True})."""
-    options = {}
-    for raw in (text or '').splitlines():
-        line = raw.split('#', 1)[0].strip()
-        if not line:
-            continue
-        key, _sep, value = line.partition(' ')
-        key = key.lstrip('-')
-        options[key] = value.strip() if value.strip() else True
-    return options
+    return dict(entry for entry in map(conf_entry, (text or '').splitlines()) if entry)
 
 
 def runc_log_file(path=RUNC_CONF):

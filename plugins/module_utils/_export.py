@@ -20,6 +20,7 @@ import time
 from ansible_collections.cryo.docker.plugins.module_utils import _archive as fmt
 from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
 from ansible_collections.cryo.docker.plugins.module_utils import _cpu
+from ansible_collections.cryo.docker.plugins.module_utils import _criuconf
 from ansible_collections.cryo.docker.plugins.module_utils import _signing
 from ansible_collections.cryo.docker.plugins.module_utils._common import (
     Manager,
@@ -97,7 +98,7 @@ class ExportManager(Manager):
         self.batch = CheckpointBatch(module, CheckpointParameters(
             container=params['container'], checkpoint=params['checkpoint'], checkpoint_dir=params['checkpoint_dir'],
             leave_running=params['leave_running'], allow_unrestorable=params['allow_unrestorable'],
-            method=params['method'], **connection(params)), self.engine)
+            method=params['method'], **dict(connection(params), **_criuconf.given(params))), self.engine)
         self.task = self.batch.tasks[0]
         self.info = self.task.info
         self.container_id = self.task.container_id
@@ -375,7 +376,8 @@ class ExportManager(Manager):
                           source=written['manifest']['source'])
             if self.take:
                 result.update(checkpoint_duration=self.taken.get('duration'), method=self.taken.get('method'),
-                              stats=self.taken.get('stats'))
+                              stats=self.taken.get('stats'), criu_options=self.taken.get('criu_options'),
+                              criu_options_from=self.taken.get('criu_options_from'))
                 if self.taken.get('method_reason'):
                     result['method_reason'] = self.taken['method_reason']
         else:

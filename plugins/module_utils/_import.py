@@ -30,6 +30,7 @@ import types
 from ansible_collections.cryo.docker.plugins.module_utils import _archive as fmt
 from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
 from ansible_collections.cryo.docker.plugins.module_utils import _cpu
+from ansible_collections.cryo.docker.plugins.module_utils import _criuconf
 from ansible_collections.cryo.docker.plugins.module_utils import _signing
 from ansible_collections.cryo.docker.plugins.module_utils._common import (
     Manager,
@@ -223,6 +224,13 @@ class ImportManager(Manager):
             raise fmt.ArchiveError('The archive %s has no container record (%s): it cannot create the container.'
                                    % (self.path, fmt.CONTAINER))
         check_record(self.path, record, manifest, self.verified.json(fmt.DELETED_FILES, []), self.verified.members)
+        meta = self.verified.json(fmt.CHECKPOINT_METADATA) or {}
+        if not isinstance(meta, dict):
+            raise untrusted(self.path, 'the metadata of its checkpoint (%s) is not an object' % fmt.CHECKPOINT_METADATA)
+        try:
+            _criuconf.check_recorded(meta.get('criu_options'))
+        except ValueError as exc:
+            raise untrusted(self.path, str(exc))
         name = self.params['container'] or record.get('name')
         self.check_engine(manifest, record)
         self.check_host_access(record, manifest)
@@ -663,7 +671,7 @@ class ImportManager(Manager):
             container=self.created_id, checkpoint=checkpoint, verify=self.params['verify'],
             fallback=self.params['fallback'], keep_checkpoint=self.params['keep_checkpoint'] or self.params['warm'],
             method=self.params['restore_method'] if self.runtime or self.action == 'finish' else 'engine',
-            **connection(self.params)), self.engine)
+            **dict(connection(self.params), **_criuconf.given(self.params))), self.engine)
         batch.plan()
         if batch.changed:
             batch.act()

@@ -18,6 +18,7 @@ import shutil
 import time
 
 from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
+from ansible_collections.cryo.docker.plugins.module_utils import _criuconf
 from ansible_collections.cryo.docker.plugins.module_utils._common import (
     C_LOCALE,
     ModuleError,
@@ -51,7 +52,8 @@ class RestoreParameters(Parameters):
 
     DEFAULTS = dict(CONNECTION_DEFAULTS, container=None, containers=None, parallel=None, checkpoint=None,
                     checkpoint_dir=None, force=False, verify=True, restore_restart_policy=True, fallback='fail',
-                    keep_checkpoint=True, method='auto', project=None, group=False, allow_partial=False)
+                    keep_checkpoint=True, method='auto', project=None, group=False, allow_partial=False,
+                    **_criuconf.DEFAULTS)
 
 
 def remove_stale_content(module, docker_host, digest):
@@ -101,6 +103,10 @@ class RestoreTask(Task):
         self.recorded = None  # the restart policy to put back
         self.staged = False
         self.runtimes = None  # the engine's image-path runtimes, when this restore takes that path
+        self.explicit = _criuconf.given(self.params)  # the operator's CRIU options
+        self.recorded_options = {}  # the checkpoint's
+        self.options = {}  # this restore's: the checkpoint's, each overridden by the operator's
+        self.criu_options = None  # the ones in force (_criuconf.CriuConfig.effective)
         self.outcome = dict(restored=False, verified=None, fallback_used=False, checkpoint_removed=False, method=None,
                             restart_policy_put_back=False, duration=0.0, containerd_copies_removed=0,
                             checkpoint={}, stats=None, verification=dict(method='none', detail='not verified'),
@@ -141,9 +147,36 @@ class RestoreTask(Task):
                 self.changed = True
             return
         self.check_network_holder()
+        self.choose_options()
         self.choose_method()
         self.action = 'restore'
         self.changed = True
+
+    def choose_options(self):
+        """The CRIU options of this restore: what the checkpoint recorded (it needs them: a connection dumped with
+        tcp-established restores only with it), each overridden by the operator's."""
+        try:
+            self.recorded_options = _criuconf.check_recorded(store.read_metadata(self.source).get('criu_options'))
+        except ValueError as exc:
+            raise ModuleError('Restore of container %s was not done, and nothing was changed: checkpoint %s cannot be '
+                              'trusted: %s (%s). A checkpoint taken by cryo.docker.docker_checkpoint never records '
+                              'that; give the CRIU options yourself, or take the checkpoint again.'
+                              % (self.container_name, self.checkpoint, exc,
+                                 os.path.join(self.source, store.METADATA_FILE)))
+        self.options = dict(self.recorded_options, **self.explicit)
+        if self.options and unix_socket_path(self.params['docker_host']) is None:
+            if not self.explicit:
+                self.module.warn('Checkpoint %s was taken with CRIU options (%s) that its restore needs, and the engine '
+                                 'at %s is remote: its runc.conf must hold them.'
+                                 % (self.checkpoint, ', '.join(sorted(self.options)), self.params['docker_host']))
+                self.options = {}
+                return
+            raise ModuleError('Restore of container %s was not done, and nothing was changed: the CRIU options of a '
+                              'call (%s) go into %s on the engine\'s host, and the engine at %s is remote. Run the '
+                              'module on the engine\'s host (its unix socket).'
+                              % (self.container_name, ', '.join(sorted(self.explicit)), _criuconf.RUNC_CONF,
+                                 self.params['docker_host']))
+        _criuconf.refuse_annotation('Restore of container', self.container_name, self.info, self.options)
 
     def choose_method(self):
         """method: engine, image_path, or auto (the image path where the engine and the container allow it)."""
@@ -238,7 +271,10 @@ class RestoreTask(Task):
         self.stage()
         try:
             started = time.monotonic()
-            failure = self.restore()
+            conf = _criuconf.CriuConfig(self.options, local=unix_socket_path(self.params['docker_host']) is not None)
+            with _criuconf.held(conf, 'Restore of container', self.container_name, self.module):
+                self.criu_options = conf.effective
+                failure = self.restore()
             self.outcome['duration'] = round(time.monotonic() - started, 3)
             if failure is None and self.params['verify']:
                 failure = self.verify()
@@ -469,6 +505,8 @@ class RestoreTask(Task):
     def report(self):
         info = self.engine.inspect(self.container_id)
         result = dict(self.outcome, changed=self.changed, restart_policy=info['HostConfig'].get('RestartPolicy'),
+                      **(_criuconf.report(self.criu_options, self.explicit, self.recorded_options)
+                         if self.action == 'restore' else {}),
                       container=dict(name=self.container_name, id=self.container_id,
                                      status=info['State'].get('Status'), running=bool(info['State'].get('Running'))))
         if self.action == 'cold_start' and self.changed:

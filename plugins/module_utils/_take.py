@@ -27,6 +27,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._common import (
     policy_still_held,
     what_is,
 )
+from ansible_collections.cryo.docker.plugins.module_utils import _criuconf
 from ansible_collections.cryo.docker.plugins.module_utils._criu import (
     failure_log,
     quote_errors,
@@ -81,7 +82,7 @@ class CheckpointParameters(Parameters):
     DEFAULTS = dict(CONNECTION_DEFAULTS, container=None, containers=None, parallel=None, checkpoint=None,
                     state='present', leave_running=False, checkpoint_dir=None, force=False, hold_restart_policy=True,
                     allow_unrestorable=False, method='auto', project=None, group=False, keep_last=None, max_size=None,
-                    host_max_size=None)
+                    host_max_size=None, **_criuconf.DEFAULTS)
 
 
 class CheckpointTask(Task):
@@ -108,6 +109,8 @@ class CheckpointTask(Task):
         self.temporary = self.holding = False
         self.policy = {}
         self.frozen_by_group = False
+        self.options = _criuconf.given(self.params)  # the CRIU options of this call
+        self.criu_options = None  # the ones in force when it was taken (_criuconf.CriuConfig.effective)
 
     def describe(self):
         return store.describe(os.path.join(self.base, self.checkpoint), self.checkpoint, self.container_name,
@@ -138,6 +141,7 @@ class CheckpointTask(Task):
                 % (self.container_name, self.info['State'].get('Status'),
                    ' (its checkpoint %s was left as it is)' % self.checkpoint if exists else ''))
         self.refuse_unrestorable()
+        self.refuse_options_unreached()
         self.choose_method()
         self.check_room()
         self.changed = True
@@ -208,6 +212,19 @@ class CheckpointTask(Task):
                               'checkpoint to inspect.' % (self.checkpoint, self.container_name, msg),
                               engine_version=version, network_mode=network, reference=entry['reference'])
 
+    def refuse_options_unreached(self):
+        """Per-call CRIU options go into the engine host's runc.conf: refused where they would not reach CRIU."""
+        if not self.options:
+            return
+        if unix_socket_path(self.params['docker_host']) is None:
+            raise ModuleError('Checkpoint %s of container %s was not taken, and the container is untouched: the CRIU '
+                              'options of a call (%s) go into %s on the engine\'s host, and the engine at %s is '
+                              'remote. Run the module on the engine\'s host (its unix socket).'
+                              % (self.checkpoint, self.container_name, ', '.join(sorted(self.options)),
+                                 _criuconf.RUNC_CONF, self.params['docker_host']))
+        _criuconf.refuse_annotation('Checkpoint %s of container' % self.checkpoint, self.container_name, self.info,
+                                    self.options)
+
     def choose_method(self):
         """method: engine, runtime, or auto (the runtime path where it can be taken, else the engine's)."""
         if self.params['method'] == 'engine':
@@ -261,11 +278,13 @@ class CheckpointTask(Task):
         """The dump, through the runtime or the engine; on failure the policy back and the failure explained."""
         started = time.monotonic()
         try:
-            if self.runtime:
-                self.take_through_runtime(os.path.join(self.base, self.target), leave_running)
-            else:
-                self.taken['attempts'] = self.engine.create_checkpoint(
-                    self.container_id, self.target, leave_running, self.custom_dir, retried=self.taken['retries'])
+            with self.criu_config() as conf:
+                self.criu_options = conf.effective
+                if self.runtime:
+                    self.take_through_runtime(os.path.join(self.base, self.target), leave_running)
+                else:
+                    self.taken['attempts'] = self.engine.create_checkpoint(
+                        self.container_id, self.target, leave_running, self.custom_dir, retried=self.taken['retries'])
             if not leave_running:
                 self.engine.wait_stopped(self.container_id)
         except EngineError as exc:
@@ -307,10 +326,15 @@ class CheckpointTask(Task):
             checkpoint=self.checkpoint, container=self.container_name, container_id=self.container_id,
             image=self.info['Config'].get('Image'), created=store.now_iso(), method=self.method,
             leave_running=self.params['leave_running'], restart_policy=self.policy, duration=self.taken['duration'],
-            stats=self.taken['stats'])
+            stats=self.taken['stats'], criu_options=_criuconf.positive(self.criu_options or self.options))
         if group:
             metadata['group'] = group
         store.write_metadata(path, metadata)
+
+    def criu_config(self):
+        """runc.conf for this take: the call's CRIU options in it, or the host's held unchanged (_criuconf)."""
+        conf = _criuconf.CriuConfig(self.options, local=unix_socket_path(self.params['docker_host']) is not None)
+        return _criuconf.held(conf, 'Checkpoint %s of container' % self.checkpoint, self.container_name, self.module)
 
     def policy_to_record(self):
         """The container's restart policy; or, while it has the "no" of a hold that no restore put back (a run cut
@@ -394,6 +418,7 @@ class CheckpointTask(Task):
         msg = 'Checkpoint %s of container %s failed: %s' % (self.checkpoint, self.container_name, reason)
         if errors:
             msg += ' CRIU says: %s (log: %s).' % (quote_errors(errors), log)
+        msg += _criuconf.established_tcp_hint(list(errors) + [engine_message or '', reason], self.options)
         if DISK_FULL in ' '.join([reason, engine_message or ''] + list(errors)).lower():
             directory, free = free_space(self.base)
             msg += (' The disk is full: the filesystem of %s ran out of room (%s free now, what the checkpoint wrote '
@@ -413,7 +438,15 @@ class CheckpointTask(Task):
                               '(unpause): the container is running again where it was; nothing was lost.')
             except EngineError as exc:
                 msg_thawed = None
-                details = dict(details, thawed=False, thaw_error=exc.msg)
+                # Paused only for a moment: CRIU was still thawing it when the engine looked (measured on Docker
+                # 26.1), and it is not paused any more when the module unpauses it. What the engine says now counts.
+                try:
+                    state = self.engine.inspect(self.container_id)['State']
+                    running = state.get('Running')
+                except EngineError:
+                    pass
+                if state.get('Paused'):
+                    details = dict(details, thawed=False, thaw_error=exc.msg)
         else:
             msg_thawed = None
         problem = container_state_problem(self.container_name, state, 'checkpointed')
@@ -480,6 +513,7 @@ class CheckpointTask(Task):
                 result['method'] = self.method
                 if self.method_reason:
                     result['method_reason'] = self.method_reason
+                result.update(_criuconf.report(self.criu_options, self.options, {}))
         if self.changed and self.module._diff and self.batch.single:
             result['diff'] = self.diff()
         return result

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 
 from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
+from ansible_collections.cryo.docker.plugins.module_utils import _criuconf
 from ansible_collections.cryo.docker.plugins.module_utils._common import Manager, ModuleError, check_checkpoint_name
 from ansible_collections.cryo.docker.plugins.module_utils._engine import EngineError, connect
 from ansible_collections.cryo.docker.plugins.module_utils._imagepath import (
@@ -77,10 +78,29 @@ class WarmManager(Manager):
                               'one of its own checkpoints. cryo.docker.docker_checkpoint_info lists them.'
                               % (self.container_name, checkpoint, path))
         self.golden = (checkpoint, path)
+        self.check_options(checkpoint, path)
         self.changed = (not self.before['warm'] or self.before['checkpoint'] != checkpoint
                         or self.runtimes.pointed(self.runtime) != path
                         or self.runtimes.defined(self.runtime) != armed_definition(
                             self.runtimes.base, self.runtimes.slot(self.runtime)))
+
+    def check_options(self, checkpoint, path):
+        """A warm start is the engine's restore, with the host's runc.conf as it is then: a golden checkpoint taken
+        with CRIU options of its own (tcp_established, ...) restores only where that file gives them."""
+        try:
+            recorded = _criuconf.check_recorded(store.read_metadata(path).get('criu_options'))
+        except ValueError as exc:
+            raise ModuleError('Checkpoint %s of container %s cannot be its golden checkpoint: %s (%s). Nothing was '
+                              'changed; take another one with cryo.docker.docker_checkpoint.'
+                              % (checkpoint, self.container_name, exc, os.path.join(path, store.METADATA_FILE)))
+        lacking = _criuconf.host_lacks(recorded)
+        if lacking:
+            self.module.warn('Golden checkpoint %s of container %s was taken with CRIU options that %s does not give '
+                             '(%s): every start of the warm container is a restore the engine runs with that file, '
+                             'which may fail without them. Add them to it (the cryo.docker.criu role: '
+                             'criu_tcp_established, criu_file_locks), or take the golden checkpoint without them.'
+                             % (checkpoint, self.container_name, _criuconf.CONF,
+                                ', '.join('%s=%s' % item for item in sorted(lacking.items()))))
 
     def state(self):
         found = golden(self.runtimes.read_slot(self.runtime))

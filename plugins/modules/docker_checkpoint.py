@@ -26,11 +26,14 @@ description:
   - Records beside CRIU's images (in C(cryo-checkpoint.json)) the container, the time, whether
     it was taken with O(leave_running), and the restart policy it had, so that
     M(cryo.docker.docker_restore) can put that policy back.
+  - CRIU options for this one checkpoint (O(tcp_established), O(file_locks), ...) instead of the host-wide
+    C(/etc/criu/runc.conf) - see the notes. The options in force are recorded with the checkpoint.
   - Checkpoint files hold the memory of the container's processes, secrets included.
     Directories this module creates are mode C(0700), owned by root.
 extends_documentation_fragment:
   - cryo.docker._docker
   - cryo.docker._docker.checkpoint
+  - cryo.docker._criu
   - cryo.docker._attributes
 options:
   method:
@@ -202,6 +205,12 @@ EXAMPLES = r"""
     checkpoint: move
     checkpoint_dir: /srv/checkpoints
 
+- name: Freeze a service with an open connection to its database on this host (for this checkpoint only)
+  cryo.docker.docker_checkpoint:
+    container: api
+    checkpoint: before-upgrade
+    tcp_established: true
+
 - name: Remove a checkpoint that is no longer needed
   cryo.docker.docker_checkpoint:
     container: cr
@@ -320,6 +329,19 @@ group:
   type: dict
   sample: {project: shop, members: [shop-redis-1, shop-worker-1, shop-web-1], checkpoint: maint,
            frozen_seconds: 0.62, leave_running: false}
+criu_options:
+  description:
+    - The CRIU options in force for the checkpoint - the call's (O(tcp_established), ...) and the host's
+      C(/etc/criu/runc.conf)'s - those on, and O(manage_cgroups_mode) when set. Recorded with the checkpoint, so that
+      M(cryo.docker.docker_restore) restores it with them.
+  returned: when a checkpoint was taken
+  type: dict
+  sample: {tcp_established: true}
+criu_options_from:
+  description: Where each of RV(criu_options) came from - V(operator) (this call's options) or V(host) (C(/etc/criu/runc.conf)).
+  returned: when a checkpoint was taken
+  type: dict
+  sample: {tcp_established: operator}
 results:
   description:
     - With O(containers) or a group - one entry per container, in the order given (a group's - its order), with the keys a run with
@@ -375,6 +397,7 @@ disk_full:
 """
 
 from ansible_collections.cryo.docker.plugins.module_utils._common import CONTAINERS_RULES, CONTAINERS_SPEC, run
+from ansible_collections.cryo.docker.plugins.module_utils._criuconf import ARGUMENT_SPEC as CRIU_OPTIONS_SPEC
 from ansible_collections.cryo.docker.plugins.module_utils._engine import docker_argument_spec
 from ansible_collections.cryo.docker.plugins.module_utils._take import CheckpointBatch
 
@@ -392,6 +415,7 @@ def main():
         keep_last=dict(type='int'),
         max_size=dict(type='bytes'),
         host_max_size=dict(type='bytes'),
+        **CRIU_OPTIONS_SPEC,
         **CONTAINERS_SPEC
     )
     run(CheckpointBatch, argument_spec, **CONTAINERS_RULES)

@@ -64,6 +64,7 @@ attributes:
       - With O(force=true) the archive is written again on every run.
 extends_documentation_fragment:
   - cryo.docker._docker
+  - cryo.docker._criu
   - cryo.docker._attributes
   - cryo.docker._attributes.action
 options:
@@ -335,6 +336,17 @@ method:
   description: The path the checkpoint was taken through (V(engine) or V(runtime)).
   returned: when the checkpoint was taken
   type: str
+criu_options:
+  description:
+    - The CRIU options in force for the checkpoint (see RV(cryo.docker.docker_checkpoint#module:criu_options)); the
+      archive carries them in the checkpoint's metadata, and the import restores with them.
+  returned: when the checkpoint was taken
+  type: dict
+  sample: {tcp_established: true}
+criu_options_from:
+  description: Where each of RV(criu_options) came from - V(operator) or V(host).
+  returned: when the checkpoint was taken
+  type: dict
 method_reason:
   description: Why O(method=auto) took the engine path.
   returned: when O(method=auto) could not take the runtime path
@@ -417,6 +429,7 @@ source:
 """
 
 from ansible_collections.cryo.docker.plugins.module_utils._common import run
+from ansible_collections.cryo.docker.plugins.module_utils._criuconf import ARGUMENT_SPEC as CRIU_OPTIONS_SPEC
 from ansible_collections.cryo.docker.plugins.module_utils._engine import docker_argument_spec
 from ansible_collections.cryo.docker.plugins.module_utils._group_archive import export_manager
 
@@ -438,6 +451,7 @@ def main():
         include_volumes=dict(type='bool', default=False),
         include_image=dict(type='bool', default=False),
         signing_key=dict(type='path'),
+        **CRIU_OPTIONS_SPEC
     )
     run(export_manager, argument_spec, mutually_exclusive=[('container', 'containers', 'project')],
         required_one_of=[('container', 'containers', 'project')])

@@ -91,6 +91,7 @@ description:
     removed at the end)."
 extends_documentation_fragment:
   - cryo.docker._docker
+  - cryo.docker._criu
   - cryo.docker._attributes
   - cryo.docker._attributes.action
 attributes:
@@ -571,6 +572,18 @@ method:
   returned: success
   type: str
   sample: image_path
+criu_options:
+  description:
+    - The CRIU options in force for the restore - those the archive's checkpoint recorded (checked as untrusted
+      input - an unknown option or a value of the wrong type refuses the archive before anything is created), each
+      overridden by the options given here, and the host's C(/etc/criu/runc.conf)'s.
+  returned: when the container was restored
+  type: dict
+  sample: {tcp_established: true}
+criu_options_from:
+  description: Where each of RV(criu_options) came from - V(operator), V(checkpoint) or V(host).
+  returned: when the container was restored
+  type: dict
 method_reason:
   description: Why O(restore_method=auto) took the engine's path.
   returned: when O(restore_method=auto) could not take the image path
@@ -639,6 +652,7 @@ member:
 """
 
 from ansible_collections.cryo.docker.plugins.module_utils._common import run
+from ansible_collections.cryo.docker.plugins.module_utils._criuconf import ARGUMENT_SPEC as CRIU_OPTIONS_SPEC
 from ansible_collections.cryo.docker.plugins.module_utils._engine import docker_argument_spec
 from ansible_collections.cryo.docker.plugins.module_utils._host_access import ALLOW_CHOICES
 from ansible_collections.cryo.docker.plugins.module_utils._group_archive import import_manager
@@ -664,6 +678,7 @@ def main():
         allow=dict(type='list', elements='str', default=[], choices=list(ALLOW_CHOICES)),
         allowed_signers=dict(type='path'),
         signature_file=dict(type='path'),
+        **CRIU_OPTIONS_SPEC
     )
     run(import_manager, argument_spec, mutually_exclusive=[('published_ports', 'publish')])
 

@@ -191,6 +191,14 @@ checkpoints:
           C(rewind_ago)). Retention (O(cryo.docker.docker_checkpoint#module:keep_last)) removes the highest first.
       type: int
       sample: 1
+    criu_options:
+      description:
+        - The CRIU options in force when it was taken - its call's and the host's C(/etc/criu/runc.conf)'s - among
+          C(tcp_established), C(tcp_close), C(file_locks), C(ext_unix_sk), C(link_remap) (those on) and
+          C(manage_cgroups_mode). M(cryo.docker.docker_restore) restores it with them.
+        - Null when not taken by this collection (or by a release before it recorded them).
+      type: dict
+      sample: {tcp_established: true}
     processes:
       description:
         - The processes the checkpoint holds, parents before their children (the order of CRIU's

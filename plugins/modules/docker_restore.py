@@ -30,6 +30,9 @@ description:
     start cannot be told apart, and the result says so."
   - Puts back the restart policy recorded when the checkpoint was taken (see
     O(cryo.docker.docker_checkpoint#module:hold_restart_policy)).
+  - Restores with the CRIU options the checkpoint recorded (RV(cryo.docker.docker_checkpoint#module:criu_options));
+    an option given here (O(tcp_established), ...) overrides the recorded one. A recorded value that is not
+    an option this collection passes, or not of its type, is refused before anything is done.
   - Never removes a checkpoint unless O(keep_checkpoint=false) and the restore was verified.
   - "Two paths (O(method)). The engine's (C(docker start --checkpoint)) tars the checkpoint into containerd's
     content store and containerd untars it into a temporary directory before CRIU reads it (45-85 MB/s). The
@@ -42,6 +45,7 @@ description:
 extends_documentation_fragment:
   - cryo.docker._docker
   - cryo.docker._docker.checkpoint
+  - cryo.docker._criu
   - cryo.docker._attributes
 options:
   checkpoint_dir:
@@ -150,6 +154,12 @@ EXAMPLES = r"""
   cryo.docker.docker_restore:
     project: shop
     checkpoint: maint
+
+- name: Restore with the CRIU options the checkpoint recorded, file locks on for this restore too
+  cryo.docker.docker_restore:
+    container: api
+    checkpoint: before-upgrade
+    file_locks: true
 """
 
 RETURN = r"""
@@ -297,6 +307,21 @@ stopped_again:
   returned: failure of a group restore
   type: list
   elements: str
+criu_options:
+  description:
+    - The CRIU options in force for the restore - those on, and O(manage_cgroups_mode) when set. By default the
+      ones the checkpoint recorded (what it was taken with - a connection dumped with C(tcp-established) restores
+      only with it), each overridden by the options given, and the host's C(/etc/criu/runc.conf)'s.
+  returned: when a restore was attempted
+  type: dict
+  sample: {tcp_established: true}
+criu_options_from:
+  description:
+    - Where each of RV(criu_options) came from - V(operator) (given to this call), V(checkpoint) (recorded by it)
+      or V(host) (C(/etc/criu/runc.conf)).
+  returned: when a restore was attempted
+  type: dict
+  sample: {tcp_established: checkpoint}
 results:
   description:
     - With O(containers) or a group - one entry per container, in the order given (a group's - its order), with the keys a run with
@@ -319,6 +344,7 @@ criu_log:
 """
 
 from ansible_collections.cryo.docker.plugins.module_utils._common import CONTAINERS_RULES, CONTAINERS_SPEC, run
+from ansible_collections.cryo.docker.plugins.module_utils._criuconf import ARGUMENT_SPEC as CRIU_OPTIONS_SPEC
 from ansible_collections.cryo.docker.plugins.module_utils._engine import docker_argument_spec
 from ansible_collections.cryo.docker.plugins.module_utils._restore import RestoreBatch
 
@@ -334,6 +360,7 @@ def main():
         keep_checkpoint=dict(type='bool', default=True),
         method=dict(type='str', default='auto', choices=['auto', 'engine', 'image_path']),
         allow_partial=dict(type='bool', default=False),
+        **CRIU_OPTIONS_SPEC,
         **CONTAINERS_SPEC
     )
     run(RestoreBatch, argument_spec, **CONTAINERS_RULES)

@@ -6,6 +6,7 @@ import tarfile
 import pytest
 
 from ansible.module_utils import _internal
+from ansible_collections.cryo.docker.plugins.module_utils import _criuconf
 
 
 @pytest.fixture(autouse=True)
@@ -17,6 +18,17 @@ def module_side_warnings(request, monkeypatch):
     """
     if '/plugins/modules/' in str(request.path):
         monkeypatch.setattr(_internal, 'is_controller', False)
+
+
+@pytest.fixture(autouse=True)
+def criu_conf(tmp_path, monkeypatch):
+    """No unit test reads or writes this machine's /etc/criu/runc.conf, or takes its lock: the path of the one
+    the code under test uses (tmp_path/etc/criu/runc.conf, absent until a test writes it)."""
+    path = tmp_path / 'etc' / 'criu' / 'runc.conf'
+    monkeypatch.setattr(_criuconf, 'CONF', str(path))
+    monkeypatch.setattr(_criuconf, 'LOCK_FILE', str(tmp_path / 'run' / 'criu-runc-conf.lock'))
+    monkeypatch.setattr(_criuconf, '_SHARED', {})  # a test that simulates a killed call leaves its entry
+    return str(path)
 
 
 @pytest.fixture

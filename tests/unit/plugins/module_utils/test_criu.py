@@ -51,6 +51,9 @@ def test_failure_log_falls_back_to_the_persistent_log(tmp_path, monkeypatch):
 def test_runc_conf():
     options = _criu.parse_runc_conf('# comment\nlog-file /var/log/criu/runc-criu.log\n--tcp-established\n\nfile-locks # x\n')
     assert options == {'log-file': '/var/log/criu/runc-criu.log', 'tcp-established': True, 'file-locks': True}
+    # getopt's form, a tab, and the last line winning, as CRIU reads them.
+    options = _criu.parse_runc_conf('log-file=/a.log\nmanage-cgroups=full\nverbosity\t4\nlog-file /b.log\n')
+    assert options == {'log-file': '/b.log', 'manage-cgroups': 'full', 'verbosity': '4'}
 
 
 @pytest.mark.parametrize('kernel,minimum', [

@@ -118,6 +118,7 @@ class Container:
         self.devices = devices or []
         self.restart_pending = False
         self.state = {}  # inspect's State as recorded for a paused, restarting, dead or removing one (set_state)
+        self.annotations = None  # HostConfig.Annotations (API 1.43), {} or None (an older engine has none)
 
     def inspect(self):
         state = dict(Status=self.status, Running=self.running, Paused=False, Restarting=False, Pid=self.pid,
@@ -127,7 +128,8 @@ class Container:
             Id=self.id, Name='/' + self.name,
             State=state,
             HostConfig=dict(RestartPolicy=self.restart_policy, NetworkMode=self.network,
-                            Privileged=self.privileged, Devices=self.devices, Runtime=self.runtime or 'runc'),
+                            Privileged=self.privileged, Devices=self.devices, Runtime=self.runtime or 'runc',
+                            Annotations=self.annotations),
             Config=dict(Image=self.image, Labels=self.labels, Tty=self.tty),
             NetworkSettings=dict(Networks={} if self.network.startswith('container:') else {
                 'bridge' if self.network == 'default' else self.network: {}}),
@@ -138,7 +140,8 @@ class FakeEngine(Engine):
     """An engine of API 1.41 (Docker 20.10.24, containerd 1.6.20) in experimental mode, in tmp_path.
 
     Knobs, all off by default, make it fail the way the real one does:
-      checkpoint_error   'criu' (CRIU cannot dump; the message names criu-dump.log with Error lines),
+      checkpoint_error   'criu' (CRIU cannot dump; the message names criu-dump.log with Error lines), 'tcp' (the
+                         same, unless runc.conf says tcp-established: an established TCP connection),
                          'transient' (a containerd error that names no log), or None
       failing            {container name: checkpoint_error}: only that container's checkpoint fails (a group's member)
       restore_failing    {container name: restore_error}: only that container's restore fails
@@ -179,8 +182,10 @@ class FakeEngine(Engine):
         self.checkpoint_error = None
         self.failing = {}
         self.restore_failing = {}
+        self.conf_seen = []  # /etc/criu/runc.conf (its text, None when absent) at each checkpoint and restore
         self.checkpoint_kills = False
         self.checkpoint_freezes = False  # a failed dump leaves the freezer on: the engine's runc says paused
+        self.thaws_itself = False  # ... for a moment only: CRIU thaws it before the module's unpause comes
         self.stuck_running = False
         self.restore_error = None
         self.after_restore = 'resumed'
@@ -231,6 +236,7 @@ class FakeEngine(Engine):
                 created='2026-12-02T10:05:00+00:00', leave_running=leave_running, duration=0.2,
                 restart_policy=restart_policy or dict(container.restart_policy)))
         self.calls = []
+        self.conf_seen = []
         return path
 
     def start_fresh(self, container):
@@ -395,6 +401,8 @@ class FakeEngine(Engine):
     def unpause(self, container):
         found = self._get(container)
         self._record('unpause', found.id)
+        if self.thaws_itself:
+            found.state = {key: value for key, value in found.state.items() if key not in ('Paused', 'Status')}
         if not found.state.get('Paused'):
             raise self._answer(409, 'Container %s is not paused' % found.id, container)
         found.state = {key: value for key, value in found.state.items() if key not in ('Paused', 'Status')}
@@ -435,8 +443,10 @@ class FakeEngine(Engine):
         if os.path.exists(path):
             raise self._answer(500, 'checkpoint with name %s already exists for container %s'
                                % (checkpoint, container), container, checkpoint)
+        conf = self.see_conf()
         checkpoint_error = self.failing.get(found.name, self.checkpoint_error)
-        if checkpoint_error == 'criu':
+        if checkpoint_error == 'criu' or (checkpoint_error == 'tcp' and 'tcp-established' not in (
+                conf or '').split()):
             log = os.path.join(self.exec_root, 'containerd', 'daemon', 'io.containerd.runtime.v2.task', 'moby',
                                found.id, 'criu-dump.log')
             os.makedirs(os.path.dirname(log))
@@ -468,6 +478,15 @@ class FakeEngine(Engine):
             found.restart_pending = found.restart_policy['Name'] in ('always', 'unless-stopped')
         return 1
 
+    def see_conf(self):
+        """runc.conf as runc reads it for this checkpoint or restore (what the fake's CRIU runs with), recorded."""
+        try:
+            conf = read(self.runc_conf)
+        except OSError:
+            conf = None
+        self.conf_seen.append(conf)
+        return conf
+
     def delete_checkpoint(self, container, checkpoint, checkpoint_dir=None):
         found = self._get(container, checkpoint)
         self._record('delete_checkpoint', found.id, checkpoint, checkpoint_dir)
@@ -492,6 +511,7 @@ class FakeEngine(Engine):
             raise self._answer(500, 'checkpoint %s does not exist for container /%s' % (checkpoint, found.name),
                                container, checkpoint)
         self.restores += 1
+        self.see_conf()
         if self.containerd_copies:
             shutil.copytree(path, os.path.join(self.tmpdir, 'ctrd-checkpoint%d' % (81000 + self.restores)))
         if self.restore_failing.get(found.name, self.restore_error) == 'criu':
