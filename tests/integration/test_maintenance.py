@@ -19,6 +19,7 @@ maintenance_on_project_failure=skip, is left running whole while the rest goes t
 
 import json
 import os
+import subprocess
 import time
 import uuid
 
@@ -87,13 +88,15 @@ class Workload:
         self.made.append((host, name))
         return name
 
-    def member(self, host, project, service, depends=None, **kwargs):
+    def member(self, host, project, service, depends=None, bridge=None, **kwargs):
         """A container of a Compose-style project, with the labels Compose writes, on the project's own network
-        (made with the first member) unless network_mode says otherwise."""
+        (made with the first member; its Linux bridge named `bridge` when given) unless network_mode says
+        otherwise."""
         name = '%s-%s' % (project, self.tag)
         if (host, name) not in self.networks:
             self.fleet.clients[host].create_network(name + '_default', driver='bridge', labels={
-                'com.docker.compose.project': name, 'com.docker.compose.network': 'default'})
+                'com.docker.compose.project': name, 'com.docker.compose.network': 'default'},
+                options={'com.docker.network.bridge.name': bridge} if bridge else None)
             self.networks.append((host, name))
         labels = {'com.docker.compose.project': name, 'com.docker.compose.service': service,
                   'com.docker.compose.container-number': '1', 'com.docker.compose.oneoff': 'False'}
@@ -578,3 +581,41 @@ def test_recover_brings_a_project_back_whole(fleet, workload, state_dir, engine,
     assert_continued(client, count, frozen)
     assert client.inspect_container(redis)['HostConfig']['RestartPolicy']['Name'] == 'always'
     assert 'project %s, fail' % shop in proc.stdout, 'not one group call for the project'
+
+
+@pytest.fixture
+def members_may_talk():
+    """A Linux bridge name for a project's network whose members may talk to each other: the fleet's engines run
+    without iptables, and this machine's FORWARD policy (the main engine's) drops traffic between two containers on
+    one bridge; a rule lets it through for this bridge, removed afterwards."""
+    bridge = 'cryo-mnt%s' % uuid.uuid4().hex[:6]
+    rule = ['FORWARD', '-i', bridge, '-o', bridge, '-j', 'ACCEPT']
+    subprocess.run(['iptables', '-I'] + rule, check=True)
+    yield bridge
+    subprocess.run(['iptables', '-D'] + rule, check=False)
+
+
+@pytest.mark.timeout(180)
+def test_members_talking_over_tcp_resume_with_tcp_established(fleet, workload, state_dir, members_may_talk):
+    """maintenance_tcp_established=true: a client member sends 0, 1, 2 ... over one TCP connection to a server
+    member (busybox nc), which prints them. The project is checkpointed as one with the connection, the host
+    "reboots", and the server's output carries on without a gap: the same connection, both ends restored."""
+    host = fleet.hosts[2]
+    client = fleet.clients[host]
+    server = workload.member(host, 'talk', 'server', bridge=members_may_talk, command=(
+        # nc ends when its input does: an input that never ends.
+        'while true; do sleep 3600; done | nc -l -p 7000'))
+    sender = workload.member(host, 'talk', 'client', depends='server', command=(
+        'sleep 1; i=0; while true; do echo $i; i=$(expr $i + 1); sleep 1; done | nc %s 7000' % server))
+    last = warm(fleet, {host: [server]})
+    pid = fleet.engine(host).pid()
+
+    proc = reboot(fleet, state_dir, host, maintenance_tcp_established=True)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+
+    assert fleet.engine(host).pid() != pid, '%s was not "rebooted"' % host
+    record = manifest(state_dir, host)
+    assert record['status'] == 'complete' and record['projects'][0]['status'] == 'restored', record
+    # The server prints what arrives on its one connection: no gap, no restart (nc -l takes one connection).
+    assert_continued(client, server, last[(host, server)])
+    assert state(client, sender)['Running']
