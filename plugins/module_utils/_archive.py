@@ -70,7 +70,8 @@ CHECKPOINT_METADATA = CHECKPOINT_DIR + '/cryo-checkpoint.json'  # the checkpoint
 
 # Members read into memory during the verification (all small): what the import needs before it unpacks.
 SMALL_MEMBERS = (IDENTITY, CONFIG_DUMP, CONTAINER, DELETED_FILES, MANIFEST, MANIFEST_DIGEST, CPUINFO,
-                 CHECKPOINT_DIR + '/mm-1.img', CHECKPOINT_METADATA)
+                 CHECKPOINT_DIR + '/mm-1.img', CHECKPOINT_METADATA, CHECKPOINT_DIR + '/pstree.img',
+                 CHECKPOINT_DIR + '/seccomp.img')
 SMALL_LIMIT = 16 << 20
 # The checkpoint's core images (one per thread: its credentials, which CRIU restores), kept too, at most this
 # many bytes in all (a few KB each).

@@ -494,12 +494,28 @@ def _confined_by_seccomp(host_config):
     return not (unconfined or host_config.get('Privileged') is True)
 
 
-def checkpoint_access(threads, record):
+def synced_by_leader(thread, threads, leaders, tsync):
+    """Whether a thread with no seccomp mode of its own gets its process's filter: CRIU restores the leader's filter
+    with SECCOMP_FILTER_FLAG_TSYNC (tsync: those filter indices), which the kernel puts on every thread. leaders:
+    {thread id: its process's pid} (pstree.img); threads: the thread_credentials of every core image."""
+    name = thread.get('name') or ''
+    tid = name[len('core-'):-len('.img')] if name.startswith('core-') and name.endswith('.img') else ''
+    leader = leaders.get(int(tid)) if tid.isdigit() else None
+    if leader is None or str(leader) == tid:
+        return False
+    lead = next((item for item in threads if item.get('name') == 'core-%d.img' % leader), None)
+    return bool(lead and lead.get('seccomp') == 2 and lead.get('seccomp_filters')
+                and set(lead['seccomp_filters']) <= set(tsync))
+
+
+def checkpoint_access(threads, record, leaders=None, tsync=()):
     """What the checkpoint's own images would give its processes beyond what the recorded configuration gives the
     container: CRIU restores each thread's capability sets, seccomp mode and OOM score adjustment from them, not
     from the configuration, so a forged image could hand a process CAP_SYS_ADMIN in a container without it.
 
-    threads: _images.thread_credentials of every core image. Items in host_access's form: a capability no
+    threads: _images.thread_credentials of every core image; leaders and tsync: _images.thread_leaders and
+    tsync_filters (a thread without a mode of its own is confined when its leader's filter is synced to it). Items
+    in host_access's form: a capability no
     configuration item gives (capabilities), a thread without the seccomp filter the container runs with
     (security_options), an OOM score adjustment below the container's (oom_score), an image that cannot be
     read for them (privileged, failing closed)."""
@@ -521,7 +537,8 @@ def checkpoint_access(threads, record):
             if extra:
                 found.append(('capabilities', 'checkpoint %s holds %s in its %s set, which the container is not '
                                               'given' % (name, ', '.join(extra), label)))
-        if confined and thread.get('seccomp') != 2:
+        if confined and thread.get('seccomp') != 2 and not (
+                thread.get('seccomp') == 0 and synced_by_leader(thread, threads, leaders or {}, tsync)):
             found.append(('security_options', 'checkpoint %s runs without the seccomp filter the container has '
                                               '(seccomp mode %s)' % (name, thread.get('seccomp'))))
         oom = thread.get('oom_score_adj')

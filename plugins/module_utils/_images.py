@@ -37,7 +37,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._criu import ImageErro
 IMG_COMMON_MAGIC = 0x54564319
 IMG_SERVICE_MAGIC = 0x55105940
 MAGIC = dict(pstree=0x50273030, core=0x55053847, ids=0x54432030, fs=0x51403912, fdinfo=0x56213732,
-             files=0x56303138, mm=0x57492820, pagemap=0x56084025, cpuinfo=0x61404013)
+             files=0x56303138, mm=0x57492820, pagemap=0x56084025, cpuinfo=0x61404013, seccomp=0x64413049)
 
 # CoreEntry.mtype (core.proto): the page size is fixed by the architecture on x86-64 only.
 MTYPE_X86_64, MTYPE_S390 = 1, 5
@@ -229,10 +229,35 @@ def thread_credentials(data, name):
         capabilities[label] = (words[0] | words[1] << 32) if len(words) == 2 else (0 if not words else None)
     modes = [mode for thread in core.messages(5) for mode in thread.ints(11)]
     modes += [mode for task in core.messages(3) for mode in task.ints(11)]
+    filters = [index for thread in core.messages(5) for index in thread.ints(12)]
+    filters += [index for task in core.messages(3) for index in task.ints(12)]
     oom = [value for task in core.messages(3) for value in task.ints(14)]
     # The lowest mode any copy records: a forged image cannot hide a disabled filter behind a second field.
-    return dict(name=name, capabilities=capabilities, seccomp=min(modes) if modes else 0,
+    return dict(name=name, capabilities=capabilities, seccomp=min(modes) if modes else 0, seccomp_filters=filters,
                 oom_score_adj=(oom[-1] - (1 << 64) if oom[-1] >= 1 << 63 else oom[-1]) if oom else None)
+
+
+# seccomp_filter.flags (seccomp.proto): the kernel's SECCOMP_FILTER_FLAG_TSYNC.
+SECCOMP_FILTER_FLAG_TSYNC = 1
+
+
+def thread_leaders(data):
+    """{thread id: the pid of its process} from pstree.img's bytes (pstree_entry: pid = 1, threads = 5)."""
+    leaders = {}
+    for entry in parse_image(data, 'pstree', 'pstree.img'):
+        for tid in entry.ints(5):
+            leaders[tid] = entry.int(1)
+    return leaders
+
+
+def tsync_filters(data):
+    """The indices of seccomp.img's filters (seccomp_entry.seccomp_filters = 1) that CRIU restores with
+    SECCOMP_FILTER_FLAG_TSYNC (seccomp_filter.flags = 3): every thread of the process gets them. CRIU dumps a
+    process whose threads share their leader's filters that way, and leaves the threads' own mode out
+    (criu/seccomp.c try_use_tsync)."""
+    filters = [item for entry in parse_image(data, 'seccomp', 'seccomp.img') for item in entry.messages(1)]
+    return {index for index, item in enumerate(filters)
+            if item.ints(3) and all(flags & SECCOMP_FILTER_FLAG_TSYNC for flags in item.ints(3))}
 
 
 def pagemap(entries):

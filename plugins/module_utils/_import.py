@@ -63,7 +63,12 @@ from ansible_collections.cryo.docker.plugins.module_utils._host_access import (
     refused,
 )
 from ansible_collections.cryo.docker.plugins.module_utils._imagepath import Runtimes, Unavailable, is_slot_runtime, new_runtime_name
-from ansible_collections.cryo.docker.plugins.module_utils._images import ImageError, thread_credentials
+from ansible_collections.cryo.docker.plugins.module_utils._images import (
+    ImageError,
+    thread_credentials,
+    thread_leaders,
+    tsync_filters,
+)
 from ansible_collections.cryo.docker.plugins.module_utils._portable import ROOM_MARGIN, engine_criu, room_error
 from ansible_collections.cryo.docker.plugins.module_utils._preflight import human_bytes, unrestorable, unrestorable_msg
 from ansible_collections.cryo.docker.plugins.module_utils._restore import RestoreBatch, RestoreParameters
@@ -373,7 +378,13 @@ class ImportManager(Manager):
                     threads.append(thread_credentials(data, posixpath.basename(name)))
                 except ImageError as exc:
                     raise untrusted(self.path, 'its checkpoint image %s cannot be read (%s)' % (name, exc))
-        self.host_access = host_access(record, carried) + checkpoint_access(threads, record)
+        # Which threads get their leader's filter (CRIU's TSYNC): none, when either image is missing or unreadable.
+        try:
+            leaders = thread_leaders(self.verified.small[fmt.CHECKPOINT_DIR + '/pstree.img'])
+            tsync = tsync_filters(self.verified.small[fmt.CHECKPOINT_DIR + '/seccomp.img'])
+        except (KeyError, ImageError):
+            leaders, tsync = {}, set()
+        self.host_access = host_access(record, carried) + checkpoint_access(threads, record, leaders, tsync)
         missing = refused(self.host_access, self.params['allow'])
         if missing:
             raise ModuleError(refusal_msg(self.path, self.host_access, self.params['allow']), reason='host_access',
