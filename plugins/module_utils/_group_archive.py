@@ -36,6 +36,7 @@ import tempfile
 
 from ansible_collections.cryo.docker.plugins.module_utils import _archive as fmt
 from ansible_collections.cryo.docker.plugins.module_utils import _checkpoint as store
+from ansible_collections.cryo.docker.plugins.module_utils import _criuconf
 from ansible_collections.cryo.docker.plugins.module_utils._common import Manager, ModuleError, check_name
 from ansible_collections.cryo.docker.plugins.module_utils._engine import connect, connection
 from ansible_collections.cryo.docker.plugins.module_utils._export import ExportManager
@@ -242,8 +243,8 @@ class GroupExportManager(Manager):
         self.batch = CheckpointBatch(module, CheckpointParameters(
             project=params['project'], containers=params['containers'], group=True, checkpoint=params['checkpoint'],
             checkpoint_dir=params['checkpoint_dir'], leave_running=params['leave_running'],
-            allow_unrestorable=params['allow_unrestorable'], method=params['method'], **connection(params)),
-            self.engine)
+            allow_unrestorable=params['allow_unrestorable'], method=params['method'],
+            **dict(connection(params), **_criuconf.given(params))), self.engine)
         self.members = [task.container_name for task in self.batch.tasks]
         self.existing = read_identity(self.path) if os.path.lexists(self.path) else None
         self.take = False
@@ -386,8 +387,8 @@ class GroupImportManager(Manager):
         self.batch = RestoreBatch(self.module, RestoreParameters(
             containers=[manager.plan_.name for manager in self.imports], group=True,
             checkpoint=self.identity['checkpoint'], verify=params['verify'], fallback=params['fallback'],
-            keep_checkpoint=params['keep_checkpoint'], method=params['restore_method'], **connection(params)),
-            self.engine)
+            keep_checkpoint=params['keep_checkpoint'], method=params['restore_method'],
+            **dict(connection(params), **_criuconf.given(params))), self.engine)
         self.batch.plan()
         if self.batch.changed:
             self.batch.act()
