@@ -18,6 +18,12 @@ checkpoint and at the restore (recorded in the checkpoint).
 Also: one member that CRIU cannot dump (an io_uring) refuses the group with every member running on; one member
 that cannot be restored leaves every member stopped with its checkpoint, and the same task brings the group back
 once the cause is gone. The freeze windows (the group's, and each member's checkpointed one by one) are printed.
+
+Ten group restores in a row show the race a single restore only sometimes meets (about one restore in eight on the
+test bed, December 2026): redis, restored first, sends to the worker's address while the worker's new network
+namespace has it but not yet its restored socket; that kernel answers with a reset, the worker's nc ends and its
+restart policy starts it afresh. Dropping TCP between the members' addresses on the host for the length of the
+group restore (as CRIU locks one container's network) kept the connection through 20 restores of 20.
 """
 
 import os
@@ -188,9 +194,10 @@ class Project:
         self.client.remove_network(self.network)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture
 def project(engine):
-    """redis, the worker (one TCP connection to redis) and nginx, running; removed afterwards."""
+    """redis, the worker (one TCP connection to redis) and nginx, running; removed afterwards (each test its own:
+    a worker started afresh would spoil the next test's list)."""
     for app in ('redis', 'nginx', 'uring'):
         print(build_apps.build(engine, app))
     shop = Project(engine)
@@ -299,6 +306,7 @@ def test_the_project_resumes_as_one_and_a_failed_member_stops_the_group(project,
     group = taken['group']
     assert group['members'] == shop.members() and group['leave_running'] is False, group
     assert [entry['method'] for entry in taken['results']] == [method] * 3
+    assert all(entry['criu_options'] == TCP for entry in taken['results']), taken['results']
     assert 0 < group['frozen_seconds'] < 10, group
     assert not any(shop.running().values()) and shop.policies() == {'no'}, 'held: the engine restarts nothing'
     assert all(name in checkpoints(shop.client, member) for member in shop.members())
@@ -319,6 +327,10 @@ def test_the_project_resumes_as_one_and_a_failed_member_stops_the_group(project,
     restored = ok(call_module('docker_restore', dict(project=shop.name, checkpoint=name)))
     assert restored['changed'] is True and restored['group']['members'] == shop.members()
     assert [entry['verified'] for entry in restored['results']] == [True, True, True], restored['results']
+    assert all(entry['criu_options_from'] == dict(tcp_established='checkpoint') for entry in restored['results']), \
+        'the restore takes tcp_established from the checkpoints'
+    assert not os.path.exists('/etc/criu/runc.conf.cryo-host'), 'runc.conf is the host\'s again'
+
     assert all(shop.running().values()) and shop.addresses() == addresses
     assert shop.policies() == {'unless-stopped'}
     assert all(shop.client.inspect_container(member)['RestartCount'] == 0 for member in shop.members())
@@ -332,3 +344,22 @@ def test_the_project_resumes_as_one_and_a_failed_member_stops_the_group(project,
           % (shop.name, method, group['frozen_seconds'], durations, after['connection']['id'],
              before['connection']['age'], after['connection']['age'], len(before['numbers']), len(after['numbers']),
              before['accepts'], after['accepts']))
+
+
+def test_the_connection_survives_group_restore_after_group_restore(project):
+    """The same group checkpointed (retaken: force) and restored ten times in a row: every time the worker's
+    connection is the same one, the list has no gap and nothing restarted. Each restore brings the members back one
+    after the other: one restored first must not reach another's address before that one's socket is back (its new
+    network namespace would answer with a reset)."""
+    shop = project
+    cycles = []
+    for cycle in range(10):
+        before = snapshot(shop)
+        ok(call_module('docker_checkpoint', dict(project=shop.name, checkpoint='cycle', force=True, **TCP)))
+        restored = ok(call_module('docker_restore', dict(project=shop.name, checkpoint='cycle')))
+        assert [entry['verified'] for entry in restored['results']] == [True, True, True], (cycle, restored['results'])
+        after = assert_carried_on(shop, before, 0)
+        assert all(shop.client.inspect_container(member)['RestartCount'] == 0 for member in shop.members()), cycle
+        cycles.append(len(after['numbers']))
+    print('10 group restores, one connection (id %s) throughout; the list grew %s'
+          % (after['connection']['id'], ' -> '.join(str(length) for length in cycles)))
