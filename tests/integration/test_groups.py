@@ -194,13 +194,12 @@ class Project:
         self.client.remove_network(self.network)
 
 
-@pytest.fixture
-def project(engine):
-    """redis, the worker (one TCP connection to redis) and nginx, running; removed afterwards (each test its own:
-    a worker started afresh would spoil the next test's list)."""
-    for app in ('redis', 'nginx', 'uring'):
-        print(build_apps.build(engine, app))
-    shop = Project(engine)
+def running_project(client, apps=('redis', 'nginx', 'uring')):
+    """A Project with redis, the worker (one TCP connection to redis) and nginx running, for a fixture to yield from;
+    removed afterwards. apps: the application images it makes sure of (build_apps)."""
+    for app in apps:
+        print(build_apps.build(client, app))
+    shop = Project(client)
     try:
         shop.create('redis', REDIS['tag'], REDIS['cmd'])
         wait_redis(shop.ip('redis'))
@@ -214,6 +213,13 @@ def project(engine):
         yield shop
     finally:
         shop.remove()
+
+
+@pytest.fixture
+def project(engine):
+    """The project on the main engine (each test its own: a worker started afresh would spoil the next test's
+    list)."""
+    yield from running_project(engine)
 
 
 def snapshot(shop):
