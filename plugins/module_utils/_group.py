@@ -36,6 +36,15 @@ def name_of(info):
     return (info.get('Name') or info.get('Id') or '').lstrip('/')
 
 
+def project_of(container_labels):
+    """The Compose project a container belongs to by its labels; None for a container of no project and for a
+    `docker compose run` one-off (which is no member of its project)."""
+    container_labels = container_labels or {}
+    if str(container_labels.get(ONEOFF_LABEL, 'False')).lower() == 'true':
+        return None
+    return container_labels.get(PROJECT_LABEL) or None
+
+
 def members(engine, project):
     """The inspects of the Compose project's containers (its `docker compose run` one-offs left out), or a
     ModuleError when it has none."""
@@ -44,7 +53,7 @@ def members(engine, project):
         if (summary.get('Labels') or {}).get(PROJECT_LABEL) != project:
             continue
         info = engine.find(summary['Id'])
-        if info is None or labels(info).get(ONEOFF_LABEL, 'False').lower() == 'true':
+        if info is None or project_of(labels(info)) != project:
             continue
         found.append(info)
     if not found:
@@ -83,7 +92,7 @@ def dependencies(infos):
             wanted |= by_service.get(service, set())
         joined = network_container(info)
         if joined:
-            wanted.add(by_key.get(joined) or next((key for key in by_key if key.startswith(joined)), joined))
+            wanted.add(by_key.get(joined) or next((by_key[key] for key in by_key if key.startswith(joined)), joined))
         needs[name] = {other for other in wanted if other in by_key.values() and other != name}
     return needs
 

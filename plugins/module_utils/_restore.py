@@ -88,6 +88,7 @@ class RestoreTask(Task):
 
     what = 'Restore of container'
     operation = 'a restore'
+    operation_past = 'restored'
 
     def __init__(self, batch, name):
         super().__init__(batch, name)
@@ -561,7 +562,7 @@ class RestoreBatch(Batch):
             task.container_name: store.read_metadata(task.source).get('group') for task in self.tasks})
 
     def act_group(self, todo):
-        restored = []
+        restored, paused = [], []
         for task in todo:
             try:
                 task.act()
@@ -579,13 +580,38 @@ class RestoreBatch(Batch):
                     failed_members=[task.container_name],
                     stopped_again=[done.container_name for done in restored], **exc.details)
             restored.append(task)
-        for task in restored:
-            if task.action == 'restore':
-                task.conclude()
+            if task is not todo[-1] and task.action == 'restore':
+                # Frozen until the last member is back: its packets to a member whose address is up before CRIU has
+                # restored that member's sockets would be answered with a reset, and the connection lost.
+                self.engine.pause(task.container_id)
+                paused.append(task)
+        for task in paused:
+            try:
+                self.engine.unpause(task.container_id)
+            except ModuleError as exc:
+                self.module.warn('Member %s of the group could not be thawed after the group was restored: %s. '
+                                 'Unpause it (docker unpause).' % (task.container_name, exc.msg))
+        self.conclude_all(restored)
         failed = [task for task in todo if task.error is not None]
         if failed:
             self.module.warn('The group %s came back in part (allow_partial): %s could not be restored.'
                              % (self.group_name(), ', '.join(task.container_name for task in failed)))
+
+    def conclude_all(self, restored):
+        """Every restored member's policy back (and checkpoint removed if asked), even when one cannot be."""
+        problems = []
+        for task in restored:
+            if task.action != 'restore':
+                continue
+            try:
+                task.conclude()
+            except ModuleError as exc:
+                problems.append('%s (%s)' % (task.container_name, exc.msg))
+        if problems:
+            raise ModuleError('The group %s was restored, but a member could not be finished - its restart policy put '
+                              'back, or its checkpoint removed: %s. It may have ended right after its restore: look '
+                              'at it (docker inspect, docker logs), then run the restore again.'
+                              % (self.group_name(), '; '.join(problems)))
 
     def stop_group(self, tasks):
         """Members that run after another member failed are killed (their restart policy is still held)."""

@@ -91,6 +91,7 @@ class CheckpointTask(Task):
 
     what = 'Checkpoint of container'
     operation = 'a checkpoint'
+    operation_past = 'checkpointed'
 
     def __init__(self, batch, name):
         super().__init__(batch, name)
@@ -458,10 +459,10 @@ class CheckpointTask(Task):
                     '%s%s is not a checkpoint, is not listed, and goes at the next take.'
                     % (gone.rstrip('.'), self.checkpoint, self.checkpoint, TEMPORARY_SUFFIX, RUNTIME_TEMP_PREFIX,
                        self.checkpoint))
+        elif running and self.frozen_by_group:  # paused by its group, which thaws it
+            msg += ' The container is still running; nothing was lost.'
         elif problem:  # it began restarting (or was paused, or removed) while the checkpoint was taken
             msg += ' ' + problem
-        elif running and self.frozen_by_group:
-            msg += ' The container is still running; nothing was lost.'
         elif running and msg_thawed:
             msg += msg_thawed
         elif running:
@@ -653,15 +654,23 @@ class CheckpointBatch(Batch):
                 task.discard()
             stuck = freeze.thaw()
             self.frozen = freeze.window()
+            stopped = [task.container_name for task in todo if task.container_id not in stuck
+                       and not self.runs(task.container_id)]
+            if stuck:
+                after = ('The members were thawed, except %s (%s): unpause them (docker unpause).'
+                         % (', '.join(stuck), '; '.join(stuck.values())))
+            elif stopped:
+                after = ('The members were thawed, but %s %s not running any more (the failed dump ended it): start '
+                         'it again (docker start); what the others\' dumps wrote was removed.'
+                         % (', '.join(stopped), 'is' if len(stopped) == 1 else 'are'))
+            else:
+                after = 'Every member was thawed and runs on where it was; what the others\' dumps wrote was removed.'
             raise ModuleError(
                 'Checkpoint %s of the group %s was not taken: %s %s' % (
                     self.params['checkpoint'], self.group_name(),
-                    ' '.join('[%s] %s' % (name, error.msg) for name, error in errors.items()),
-                    'Every member was thawed and runs on where it was; what the others\' dumps wrote was removed.'
-                    if not stuck else
-                    'The members were thawed, except %s (%s): unpause them (docker unpause).'
-                    % (', '.join(stuck), '; '.join(stuck.values()))),
-                failed_members=sorted(errors), frozen_seconds=self.frozen, containers_running=not stuck)
+                    ' '.join('[%s] %s' % (name, error.msg) for name, error in errors.items()), after),
+                failed_members=sorted(errors), frozen_seconds=self.frozen,
+                containers_running=not stuck and not stopped, containers_stopped=stopped)
         if self.params['leave_running']:
             stuck = freeze.thaw()
             if stuck:
@@ -673,6 +682,12 @@ class CheckpointBatch(Batch):
         entry = record(new_id(), self.project, [task.container_name for task in self.tasks], self.frozen)
         for task in todo:
             task.finish(entry)
+
+    def runs(self, container_id):
+        try:
+            return bool(self.engine.inspect(container_id)['State'].get('Running'))
+        except ModuleError:
+            return False
 
     def take_frozen(self, todo):
         """Every member dumped while the group is frozen (left running: frozen still, CRIU puts the freezer back as it

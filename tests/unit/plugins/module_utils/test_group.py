@@ -77,8 +77,6 @@ def test_a_network_holder_comes_before_the_container_in_its_namespace():
     assert _group.network_container(dict(HostConfig={})) is None
 
 
-@pytest.mark.xfail(strict=True, reason='_group.dependencies maps a short id to the full id (a key of by_key), not to '
-                   'the member name: next((by_key[key] for key in by_key if key.startswith(joined)), joined)')
 def test_a_network_holder_named_by_a_short_id_comes_first():
     holder = member('shop-holder-1', 'zz-holder')
     by_short_id = member('shop-tail-1', 'tail', network='container:' + cid('shop-holder-1')[:12])
@@ -282,3 +280,11 @@ def test_thaw_unpauses_only_the_paused_and_says_which_could_not_be():
     engine.paused.discard('c')  # CRIU's dump of c left it thawed
     assert freeze.thaw() == {'b': 'unpause of b failed'}
     assert ('unpause', 'c') not in engine.calls and ('unpause', 'a') in engine.calls
+
+
+def test_project_of_a_container_by_its_labels():
+    from ansible_collections.cryo.docker.plugins.module_utils._group import project_of
+    assert project_of({'com.docker.compose.project': 'shop'}) == 'shop'
+    assert project_of({'com.docker.compose.project': 'shop', 'com.docker.compose.oneoff': 'True'}) is None
+    assert project_of({'com.docker.compose.project': 'shop', 'com.docker.compose.oneoff': 'False'}) == 'shop'
+    assert project_of({}) is None and project_of(None) is None

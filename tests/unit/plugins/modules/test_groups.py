@@ -430,9 +430,6 @@ def test_a_member_running_afresh_refuses_the_group(engine, taken, capsys):
     assert all(engine.pid_layout(container) == LAYOUT for container in members(taken))
 
 
-@pytest.mark.xfail(strict=True, reason='CheckpointTask.failed: `elif problem:` (container_state_problem: paused) comes '
-                   'before `elif running and self.frozen_by_group:`, so the member the group froze is said to be paused '
-                   'by docker pause, to unpause by hand')
 def test_the_failed_member_is_not_told_to_unpause_what_the_group_thaws(engine, shop, capsys):
     engine.failing = {'shop-worker-1': 'criu'}
     msg = failed_clearly(checkpoint(capsys), 'Checkpoint cp of the group Compose project shop was not taken: ')
@@ -440,8 +437,6 @@ def test_the_failed_member_is_not_told_to_unpause_what_the_group_thaws(engine, s
     assert ' The container is still running; nothing was lost.' in msg
 
 
-@pytest.mark.xfail(strict=True, reason='CheckpointBatch.act_group says "Every member was thawed and runs on" with '
-                   'containers_running=True without looking: a member the failed dump killed is not running')
 def test_a_member_the_failed_dump_killed_is_not_said_to_run_on(engine, shop, capsys):
     engine.failing = {'shop-worker-1': 'criu'}
     engine.checkpoint_kills = True
