@@ -124,7 +124,8 @@ options:
     description:
       - Work on O(containers) as one group - an application, checkpointed as one point in time.
       - A checkpoint freezes every member (the engine's freezer, as C(docker pause)) before the first is
-        dumped; none runs again until all are dumped - then all are thawed together (O(leave_running=true))
+        dumped; none runs again until all are dumped - then all are thawed together
+        (O(cryo.docker.docker_checkpoint#module:leave_running=true))
         or killed while still frozen (the default - they stop at the checkpoint), so that nothing a member
         does after the dump is lost. One member that cannot be checkpointed refuses the group - every member
         is thawed and runs on, and what the others' dumps wrote is removed. RV(group) says how long the

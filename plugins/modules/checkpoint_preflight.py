@@ -256,6 +256,14 @@ containers:
           it again before restoring the containers in it.
       type: bool
       sample: false
+    project:
+      description:
+        - The Compose project it belongs to (its label C(com.docker.compose.project)); null for a container of
+          no project and for a C(docker compose run) one-off.
+        - The P(cryo.docker.maintenance#role) role checkpoints the containers of one project as one group
+          (M(cryo.docker.docker_checkpoint) with O(cryo.docker.docker_checkpoint#module:group=true)).
+      type: str
+      sample: shop
     host_access:
       description:
         - What its configuration asks for that reaches into the host, each with C(allow) (the name of
@@ -510,6 +518,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._engine import (
     EngineError,
     docker_argument_spec,
 )
+from ansible_collections.cryo.docker.plugins.module_utils._group import project_of
 from ansible_collections.cryo.docker.plugins.module_utils._host import (
     Host,
     find_program,
@@ -656,7 +665,7 @@ class Preflight(Manager):
                 self.containers.append(dict(name=name, id=None, eligible=False, restart_policy=None,
                                             reasons=[c['detail'] for c in checks if c['status'] == 'fail'],
                                             network_mode=None, network_holder=None, networks=[], holder=False,
-                                            host_access=[]))
+                                            host_access=[], project=None))
                 continue
             labels = (inspect.get('Config') or {}).get('Labels') or {}
             if not labels_match(labels, self.params['include_labels'], self.params['exclude_labels']):
@@ -672,7 +681,7 @@ class Preflight(Manager):
                 restart_policy=(inspect.get('HostConfig') or {}).get('RestartPolicy'), network_mode=network,
                 network_holder=self.holder_of(engine, network),
                 networks=sorted(((inspect.get('NetworkSettings') or {}).get('Networks') or {})),
-                holder=labels.get(HOLDER_LABEL) == 'true',
+                holder=labels.get(HOLDER_LABEL) == 'true', project=project_of(labels),
                 host_access=host_access(record_container(inspect, None, None))))
             counted.extend(c for c in running if c['id'] == inspect['Id'])
         for network in self.params['restore_networks']:

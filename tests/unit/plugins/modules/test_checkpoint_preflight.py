@@ -371,6 +371,16 @@ def test_labels_include_and_exclude(host, engine, capsys):
     assert not any(check['name'].startswith(('container web', 'container db-skip')) for check in result['checks'])
 
 
+def test_each_container_says_its_compose_project(host, engine, capsys):
+    """The maintenance role checkpoints a project's containers as one group: it learns the project here."""
+    engine.add('shop-redis-1', labels={'com.docker.compose.project': 'shop'})
+    engine.add('shop-run-1', labels={'com.docker.compose.project': 'shop', 'com.docker.compose.oneoff': 'True'})
+    engine.add('plain')
+    result = run(capsys, containers=['shop-redis-1', 'shop-run-1', 'plain', 'gone'])
+    assert {c['name']: c['project'] for c in result['containers']} == {
+        'shop-redis-1': 'shop', 'shop-run-1': None, 'plain': None, 'gone': None}
+
+
 def test_select_running_adds_the_running_containers(host, engine, capsys):
     engine.add('api')
     engine.add('idle', running=False)
