@@ -360,7 +360,7 @@ class GroupImportManager(Manager):
             for entry in self.identity['members']:
                 manager = ImportManager(self.module, dict(
                     self.params, path=entry['archive'], signature_file=entry['signature'], container=None,
-                    restore=False, checksum=None))
+                    restore=False, restored_with_group=True, checksum=None))
                 manager.plan()
                 if manager.plan_.name != entry['name']:
                     raise refused(self.path, 'member %s carries the archive of container %s.'

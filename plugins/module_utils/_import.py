@@ -259,7 +259,9 @@ class ImportManager(Manager):
         """Whether the container gets a runtime of its own to restore through an image path (restore_method auto
         where the engine allows it, image_path or fail); warm needs it."""
         method = self.params['restore_method']
-        if not self.params['restore'] or (method == 'engine' and not self.params['warm']):
+        # A group's member is restored afterwards, with the group (_group_archive): it may take the image path too.
+        restored = self.params['restore'] or self.params.get('restored_with_group')
+        if not restored or (method == 'engine' and not self.params['warm']):
             return
         try:
             self.runtimes = Runtimes.find(self.engine, self.params['docker_host'])
