@@ -42,8 +42,8 @@ def test_without_the_sync_the_threads_are_unconfined(images):
     """The same threads when the leader's filter is not synced (a seccomp.img without the flag) or unknown."""
     threads, leaders, _tsync = images
     for found in (checkpoint_access(threads, RECORD, leaders, set()), checkpoint_access(threads, RECORD)):
-        assert sorted(item['item'].split()[1] for item in found) == ['core-10.img', 'core-7.img', 'core-8.img',
-                                                                      'core-9.img']
+        unconfined = sorted(item['item'].split()[1] for item in found)
+        assert unconfined == ['core-10.img', 'core-7.img', 'core-8.img', 'core-9.img']
         assert {item['allow'] for item in found} == {'security_options'}
 
 
