@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 
-from ansible_collections.cryo.docker.plugins.module_utils._common import ModuleError
+from ansible_collections.cryo.docker.plugins.module_utils._common import C_LOCALE, ModuleError
 
 # The labels Compose v2 writes on every container it creates.
 PROJECT_LABEL = 'com.docker.compose.project'
@@ -189,3 +189,53 @@ class Freeze:
         if self.started is None:
             return None
         return round((self.ended or time.monotonic()) - self.started, 3)
+
+
+class NetworkLock:
+    """A restored member's network locked until the whole group is back, as CRIU locks a namespace while it restores
+    it: its TCP out (loopback aside) dropped by a rule in its own network namespace. The engine brings a member's
+    address up before CRIU puts its sockets back, and a segment that reaches it in between is answered with a reset:
+    the kernel of a member restored earlier retransmits, answers and probes even while its processes are frozen, so
+    freezing them is not enough. Dropped, the segments are sent again once the lock is gone.
+
+    Needs nsenter and iptables on the engine's host (CRIU's own network lock for tcp-established runs iptables too);
+    where they are missing, or a rule cannot be added, the module says so and the restore goes on unlocked."""
+
+    RULE = ['OUTPUT', '-p', 'tcp', '!', '-o', 'lo', '-m', 'comment', '--comment', 'cryo.docker group restore',
+            '-j', 'DROP']
+
+    def __init__(self, module):
+        self.module = module
+        self.nsenter = module.get_bin_path('nsenter')
+        self.iptables = module.get_bin_path('iptables', opt_dirs=['/usr/sbin', '/sbin'])
+        self.locked = {}  # network namespace -> the pid it is entered through
+        self.problems = []
+
+    def run(self, pid, action):
+        rc, out, err = self.module.run_command(
+            [self.nsenter, '--net=/proc/%d/ns/net' % pid, self.iptables, '-w', action] + self.RULE,
+            environ_update=C_LOCALE)
+        return rc, ' '.join((err or out or '').split())[:200]
+
+    def lock(self, name, pid):
+        if not (self.nsenter and self.iptables):
+            self.problems.append('nsenter or iptables is not installed')
+            return
+        try:
+            namespace = os.readlink('/proc/%d/ns/net' % pid)
+        except OSError as exc:
+            self.problems.append('%s: %s' % (name, exc))
+            return
+        if namespace in self.locked:
+            return
+        rc, why = self.run(pid, '-I')
+        if rc == 0:
+            self.locked[namespace] = pid
+        else:
+            self.problems.append('%s: iptables exited %s: %s' % (name, rc, why))
+
+    def unlock(self):
+        for pid in self.locked.values():
+            while self.run(pid, '-D')[0] == 0:
+                pass
+        self.locked = {}

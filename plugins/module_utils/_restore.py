@@ -34,7 +34,7 @@ from ansible_collections.cryo.docker.plugins.module_utils._engine import (
     stale_content_digest,
     transient_reason,
 )
-from ansible_collections.cryo.docker.plugins.module_utils._group import check_one_group
+from ansible_collections.cryo.docker.plugins.module_utils._group import NetworkLock, check_one_group
 from ansible_collections.cryo.docker.plugins.module_utils._host import (
     ENGINE_NAMESPACE,
     SERVICE_PATH,
@@ -562,7 +562,24 @@ class RestoreBatch(Batch):
             task.container_name: store.read_metadata(task.source).get('group') for task in self.tasks})
 
     def act_group(self, todo):
-        restored, paused = [], []
+        # Connections between members (tcp_established) need every restored member's network locked until the last
+        # is back (_group.NetworkLock).
+        lock = NetworkLock(self.module) if any(task.options.get('tcp_established') for task in todo) and \
+            unix_socket_path(self.params['docker_host']) is not None else None
+        try:
+            self.restore_in_order(todo, lock)
+        finally:
+            if lock is not None:
+                lock.unlock()
+                if lock.problems:
+                    self.module.warn('The network of the group\'s restored members could not be locked until the '
+                                     'last was back (%s): a connection between members can be reset when a member '
+                                     'reaches another before its sockets are restored.' % '; '.join(lock.problems))
+        self.thaw_and_conclude(todo)
+
+    def restore_in_order(self, todo, lock):
+        self.paused = []
+        restored = self.restored = []
         for task in todo:
             try:
                 task.act()
@@ -581,17 +598,21 @@ class RestoreBatch(Batch):
                     stopped_again=[done.container_name for done in restored], **exc.details)
             restored.append(task)
             if task is not todo[-1] and task.action == 'restore':
-                # Frozen until the last member is back: its packets to a member whose address is up before CRIU has
-                # restored that member's sockets would be answered with a reset, and the connection lost.
+                # Locked and frozen until the last member is back: a segment to a member whose address is up before
+                # CRIU has restored that member's sockets would be answered with a reset, and the connection lost.
+                if lock is not None:
+                    lock.lock(task.container_name, self.engine.inspect(task.container_id)['State'].get('Pid') or 0)
                 self.engine.pause(task.container_id)
-                paused.append(task)
-        for task in paused:
+                self.paused.append(task)
+
+    def thaw_and_conclude(self, todo):
+        for task in self.paused:
             try:
                 self.engine.unpause(task.container_id)
             except ModuleError as exc:
                 self.module.warn('Member %s of the group could not be thawed after the group was restored: %s. '
                                  'Unpause it (docker unpause).' % (task.container_name, exc.msg))
-        self.conclude_all(restored)
+        self.conclude_all(self.restored)
         failed = [task for task in todo if task.error is not None]
         if failed:
             self.module.warn('The group %s came back in part (allow_partial): %s could not be restored.'

@@ -6,6 +6,7 @@ The labels are those Compose v2 writes (com.docker.compose.project, .service, .c
 """
 
 import hashlib
+import os
 
 import pytest
 
@@ -288,3 +289,51 @@ def test_project_of_a_container_by_its_labels():
     assert project_of({'com.docker.compose.project': 'shop', 'com.docker.compose.oneoff': 'True'}) is None
     assert project_of({'com.docker.compose.project': 'shop', 'com.docker.compose.oneoff': 'False'}) == 'shop'
     assert project_of({}) is None and project_of(None) is None
+
+
+class LockModule:
+    """module.run_command and get_bin_path for NetworkLock: iptables answers as it would, rules kept per namespace."""
+
+    def __init__(self, missing=(), fail_insert=False):
+        self.calls, self.rules, self.missing, self.fail_insert = [], {}, missing, fail_insert
+
+    def get_bin_path(self, name, opt_dirs=None):
+        return None if name in self.missing else '/usr/sbin/' + name
+
+    def run_command(self, argv, environ_update=None):
+        self.calls.append(argv)
+        namespace, action = argv[1], argv[4]
+        assert argv[2:4] == ['/usr/sbin/iptables', '-w'] and argv[5:] == _group.NetworkLock.RULE
+        if action == '-I':
+            if self.fail_insert:
+                return 2, '', "iptables v1.8.9 (nf_tables): Couldn't load match `comment'"
+            self.rules[namespace] = self.rules.get(namespace, 0) + 1
+            return 0, '', ''
+        if self.rules.get(namespace):
+            self.rules[namespace] -= 1
+            return 0, '', ''
+        return 1, '', 'iptables: Bad rule (does a matching rule exist in that chain?).'
+
+
+def test_network_lock_locks_each_namespace_once_and_unlocks_it():
+    module = LockModule()
+    lock = _group.NetworkLock(module)
+    pid = os.getpid()
+    lock.lock('shop-redis-1', pid)
+    lock.lock('shop-web-1', pid)  # the same network namespace (a member joined to another's): one rule
+    assert module.rules == {'--net=/proc/%d/ns/net' % pid: 1} and lock.problems == []
+    lock.unlock()
+    assert module.rules == {'--net=/proc/%d/ns/net' % pid: 0} and lock.locked == {}
+
+
+def test_network_lock_says_why_it_could_not_lock():
+    missing = _group.NetworkLock(LockModule(missing=('iptables',)))
+    missing.lock('shop-redis-1', os.getpid())
+    assert missing.problems == ['nsenter or iptables is not installed'] and missing.locked == {}
+    refused = _group.NetworkLock(LockModule(fail_insert=True))
+    refused.lock('shop-redis-1', os.getpid())
+    assert refused.problems == ["shop-redis-1: iptables exited 2: iptables v1.8.9 (nf_tables): Couldn't load match "
+                                "`comment'"] and refused.locked == {}
+    gone = _group.NetworkLock(LockModule())
+    gone.lock('shop-worker-1', 2 ** 22 + 7)  # no such process
+    assert gone.problems[0].startswith('shop-worker-1: ') and gone.locked == {}
