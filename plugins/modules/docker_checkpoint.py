@@ -347,7 +347,7 @@ results:
     - With O(containers) or a group - one entry per container, in the order given (a group's - its order), with the keys a run with
       O(container) returns (RV(checkpoint), RV(duration), RV(method), RV(stats), ...) and C(container) (the name as
       given); a container that failed has C(failed), C(msg) and the failure keys (RV(criu_errors), ...).
-  returned: with O(containers)
+  returned: with O(containers), O(project) or O(group)
   type: list
   elements: dict
   sample:

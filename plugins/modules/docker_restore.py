@@ -327,7 +327,7 @@ results:
     - With O(containers) or a group - one entry per container, in the order given (a group's - its order), with the keys a run with
       O(container) returns (RV(restored), RV(verified), RV(container), RV(duration), ...); a container that
       failed has C(failed), C(msg), the failure keys and C(container.name).
-  returned: with O(containers)
+  returned: with O(containers), O(project) or O(group)
   type: list
   elements: dict
   sample:

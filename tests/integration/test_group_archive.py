@@ -24,10 +24,8 @@ import uuid
 import docker
 import pytest
 
-import build_apps
 from helpers import FleetBed, call_module, ok
-from test_groups import NGINX, REDIS, TCP, WORKER, Project, accepts, assert_carried_on, snapshot, wait_http, \
-    wait_pushed, wait_redis
+from test_groups import TCP, assert_carried_on, running_project, snapshot
 
 KIND = '26.1'
 
@@ -41,25 +39,7 @@ def target():
 @pytest.fixture
 def shop(engine):
     """The project on the main engine: redis, the worker on one connection to it, nginx; removed afterwards."""
-    for app in ('redis', 'nginx'):
-        print(build_apps.build(engine, app))
-    made = Project(engine)
-    try:
-        made.create('redis', REDIS['tag'], REDIS['cmd'])
-        wait_redis(made.ip('redis'))
-        made.create('worker', 'cryo-test/busybox:1', ['/bin/sh', '-c', WORKER], depends='redis:service_started:false')
-        made.create('web', NGINX['tag'], NGINX['cmd'], depends='redis:service_started:false',
-                    ports={8080: ('127.0.0.1', made.web_port)})
-        wait_http(made.web_port)
-        for _request in range(10):
-            accepts(made.web_port)
-        wait_pushed(made.ip('redis'), 5)
-        yield made
-    finally:
-        try:
-            made.remove()
-        except docker.errors.NotFound:  # the test removed it, as a move leaves another host
-            pass
+    yield from running_project(engine, apps=('redis', 'nginx'))
 
 
 class Target:
