@@ -196,9 +196,11 @@ class NetworkLock:
     it: its TCP out (loopback aside) dropped by a rule in its own network namespace. The engine brings a member's
     address up before CRIU puts its sockets back, and a segment that reaches it in between is answered with a reset:
     the kernel of a member restored earlier retransmits, answers and probes even while its processes are frozen, so
-    freezing them is not enough. Dropped, the segments are sent again once the lock is gone.
+    freezing them is not enough. Dropped, the segments are sent again once the lock is gone. What it sent before the
+    lock to an address that was not up yet waits in its neighbour table until that address answers - which it does
+    once the engine brings the next member up - so that table is flushed once the lock is on.
 
-    Needs nsenter and iptables on the engine's host (CRIU's own network lock for tcp-established runs iptables too);
+    Needs nsenter, iptables and ip on the engine's host (CRIU's own network lock for tcp-established runs iptables too);
     where they are missing, or a rule cannot be added, the module says so and the restore goes on unlocked."""
 
     RULE = ['OUTPUT', '-p', 'tcp', '!', '-o', 'lo', '-m', 'comment', '--comment', 'cryo.docker group restore',
@@ -208,6 +210,7 @@ class NetworkLock:
         self.module = module
         self.nsenter = module.get_bin_path('nsenter')
         self.iptables = module.get_bin_path('iptables', opt_dirs=['/usr/sbin', '/sbin'])
+        self.ip = module.get_bin_path('ip', opt_dirs=['/usr/sbin', '/sbin', '/usr/bin', '/bin'])
         self.locked = {}  # network namespace -> the pid it is entered through
         self.problems = []
 
@@ -218,8 +221,8 @@ class NetworkLock:
         return rc, ' '.join((err or out or '').split())[:200]
 
     def lock(self, name, pid):
-        if not (self.nsenter and self.iptables):
-            self.problems.append('nsenter or iptables is not installed')
+        if not (self.nsenter and self.iptables and self.ip):
+            self.problems.append('nsenter, iptables or ip is not installed')
             return
         try:
             namespace = os.readlink('/proc/%d/ns/net' % pid)
@@ -229,10 +232,16 @@ class NetworkLock:
         if namespace in self.locked:
             return
         rc, why = self.run(pid, '-I')
-        if rc == 0:
-            self.locked[namespace] = pid
-        else:
+        if rc != 0:
             self.problems.append('%s: iptables exited %s: %s' % (name, rc, why))
+            return
+        self.locked[namespace] = pid
+        # What it sent before the lock to an address that is not up yet waits in its neighbour table for the address
+        # to answer (the next member's, once the engine brings it up): dropped too.
+        rc, out, err = self.module.run_command([self.nsenter, '--net=/proc/%d/ns/net' % pid, self.ip, 'neigh', 'flush',
+                                                'all'], environ_update=C_LOCALE)
+        if rc != 0:
+            self.problems.append('%s: ip neigh flush exited %s: %s' % (name, rc, ' '.join((err or out or '').split())[:200]))
 
     def unlock(self):
         for pid in self.locked.values():

@@ -302,6 +302,10 @@ class LockModule:
 
     def run_command(self, argv, environ_update=None):
         self.calls.append(argv)
+        if argv[2] == '/usr/sbin/ip':
+            assert argv[3:] == ['neigh', 'flush', 'all']
+            self.flushed = getattr(self, 'flushed', 0) + 1
+            return 0, '', ''
         namespace, action = argv[1], argv[4]
         assert argv[2:4] == ['/usr/sbin/iptables', '-w'] and argv[5:] == _group.NetworkLock.RULE
         if action == '-I':
@@ -321,7 +325,7 @@ def test_network_lock_locks_each_namespace_once_and_unlocks_it():
     pid = os.getpid()
     lock.lock('shop-redis-1', pid)
     lock.lock('shop-web-1', pid)  # the same network namespace (a member joined to another's): one rule
-    assert module.rules == {'--net=/proc/%d/ns/net' % pid: 1} and lock.problems == []
+    assert module.rules == {'--net=/proc/%d/ns/net' % pid: 1} and lock.problems == [] and module.flushed == 1
     lock.unlock()
     assert module.rules == {'--net=/proc/%d/ns/net' % pid: 0} and lock.locked == {}
 
@@ -329,7 +333,7 @@ def test_network_lock_locks_each_namespace_once_and_unlocks_it():
 def test_network_lock_says_why_it_could_not_lock():
     missing = _group.NetworkLock(LockModule(missing=('iptables',)))
     missing.lock('shop-redis-1', os.getpid())
-    assert missing.problems == ['nsenter or iptables is not installed'] and missing.locked == {}
+    assert missing.problems == ['nsenter, iptables or ip is not installed'] and missing.locked == {}
     refused = _group.NetworkLock(LockModule(fail_insert=True))
     refused.lock('shop-redis-1', os.getpid())
     assert refused.problems == ["shop-redis-1: iptables exited 2: iptables v1.8.9 (nf_tables): Couldn't load match "
