@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import struct
+import threading
 
 import pytest
 
@@ -38,6 +39,8 @@ MM_IMAGE = os.path.join(FIXTURES, 'counter-mm-1.img')
 PROC_STAT = os.path.join(FIXTURES, 'counter-proc-stat.txt')
 LAYOUT = (140731690213136, 625864704)
 DOCKER_HOST = 'unix:///run/fake-docker.sock'
+
+RESTORES = threading.Lock()
 
 # Calls that change the engine's state (the rest only read it).
 CHANGES = ('create_checkpoint', 'delete_checkpoint', 'start_from_checkpoint', 'start', 'stop', 'set_restart_policy',
@@ -510,10 +513,12 @@ class FakeEngine(Engine):
         if not store.looks_like_checkpoint(path):
             raise self._answer(500, 'checkpoint %s does not exist for container /%s' % (checkpoint, found.name),
                                container, checkpoint)
-        self.restores += 1
+        with RESTORES:  # a batch restores in threads: each copy a number of its own
+            self.restores += 1
+            number = self.restores
         self.see_conf()
         if self.containerd_copies:
-            shutil.copytree(path, os.path.join(self.tmpdir, 'ctrd-checkpoint%d' % (81000 + self.restores)))
+            shutil.copytree(path, os.path.join(self.tmpdir, 'ctrd-checkpoint%d' % (81000 + number)))
         if self.restore_failing.get(found.name, self.restore_error) == 'criu':
             # The failed restore deletes its own log; the one runc.conf names stays.
             log = os.path.join(self.exec_root, 'containerd', 'daemon', 'io.containerd.runtime.v2.task', 'moby',
