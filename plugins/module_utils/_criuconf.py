@@ -41,6 +41,7 @@ import os
 import threading
 import time
 
+from ansible_collections.cryo.docker.plugins.module_utils._archive import fsync_dir
 from ansible_collections.cryo.docker.plugins.module_utils._common import ModuleError
 from ansible_collections.cryo.docker.plugins.module_utils._criu import RUNC_CONF, conf_entry
 
@@ -155,14 +156,6 @@ def read_bytes(path):
         if exc.errno == errno.ENOENT:
             return None
         raise
-
-
-def fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_atomic(path, data, mode=0o644, uid=None, gid=None):
